@@ -1,0 +1,5 @@
+//! The `fedmesh` binary: parses arguments and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    fedmesh::run()
+}

@@ -1,0 +1,1 @@
+//! The Calico label-selector language (see `docs/architecture.md`).
