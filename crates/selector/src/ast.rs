@@ -157,7 +157,11 @@ fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
 
 impl Expr {
     /// Calico's `Evaluate`: absent labels make `!=` and `not in` true and
-    /// every other comparison false.
+    /// every other comparison false; `&&` and `||` short-circuit.
+    ///
+    /// Leaves are evaluated inline (at the top level and inside the `&&`/`||`
+    /// loops); only `!`, `&&` and `||` nodes cost a call.
+    #[inline(always)]
     pub(crate) fn eval<V: LabelView + ?Sized>(&self, labels: &V) -> bool {
         match self {
             Expr::All | Expr::Global => true,
@@ -175,9 +179,18 @@ impl Expr {
                 .is_some_and(|v| v.bytes().ends_with(lit.as_bytes())),
             Expr::In(key, set) => labels.value_of(key).is_some_and(|v| v.in_set(set)),
             Expr::NotIn(key, set) => labels.value_of(key).is_none_or(|v| !v.in_set(set)),
+            Expr::Not(_) | Expr::And(_) | Expr::Or(_) => self.eval_composite(labels),
+        }
+    }
+
+    /// The recursion point, kept out of line so that `eval` can be inlined.
+    #[inline(never)]
+    fn eval_composite<V: LabelView + ?Sized>(&self, labels: &V) -> bool {
+        match self {
             Expr::Not(inner) => !inner.eval(labels),
             Expr::And(operands) => operands.iter().all(|op| op.eval(labels)),
             Expr::Or(operands) => operands.iter().any(|op| op.eval(labels)),
+            leaf => leaf.eval(labels),
         }
     }
 }

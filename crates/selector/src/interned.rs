@@ -125,13 +125,36 @@ pub(crate) fn lock_table() -> MutexGuard<'static, Table> {
 /// ```
 #[derive(Clone, Default)]
 pub struct InternedLabels {
-    /// Key addresses, ascending; `entries` is in the same order.
-    key_addrs: Box<[usize]>,
+    /// Sorted by key address.
     entries: Box<[(Atom, Atom)]>,
+    /// Open-addressing index from key address to position in `entries`,
+    /// built only for sets too large for a linear scan. Its length is a power
+    /// of two at least twice the number of labels, so probes stay short and
+    /// always reach an empty slot.
+    index: Box<[Slot]>,
+    /// `usize::BITS - log2(index.len())`: the shift of the Fibonacci hash.
+    shift: u32,
 }
 
-/// Key counts up to which a linear scan beats a binary search.
-const LINEAR_SCAN_MAX: usize = 12;
+/// A slot of the key index; `addr == 0` marks it empty (no allocation lives
+/// at address 0).
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    addr: usize,
+    entry: usize,
+}
+
+/// Label counts up to which a linear scan of the keys beats hashing.
+const LINEAR_SCAN_MAX: usize = 8;
+
+/// The slot where the probe for `addr` starts, in a table of
+/// `2^(usize::BITS - shift)` slots. Fibonacci hashing moves the address's
+/// low bits, which allocation alignment leaves mostly zero, into the high
+/// bits it keeps.
+#[inline]
+fn home_slot(addr: usize, shift: u32) -> usize {
+    addr.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize) >> shift
+}
 
 impl InternedLabels {
     /// Interns every key and value (taking the interner's lock once).
@@ -195,31 +218,59 @@ impl InternedLabels {
     #[inline]
     pub(crate) fn value_of(&self, key: &Atom) -> Option<&Atom> {
         let addr = key.addr();
-        let keys = &*self.key_addrs;
-        let index = if keys.len() <= LINEAR_SCAN_MAX {
-            keys.iter().position(|&k| k == addr)?
-        } else {
-            branchless_search(keys, addr)?
-        };
-        self.entries.get(index).map(|(_, v)| v)
-    }
-}
-
-/// Binary search without data-dependent branches (the comparison becomes a
-/// conditional move), which keeps lookups in 20-100 keys at a few ns.
-#[inline]
-fn branchless_search(keys: &[usize], needle: usize) -> Option<usize> {
-    let mut base = 0usize;
-    let mut size = keys.len();
-    while size > 1 {
-        let half = size / 2;
-        let mid = base + half;
-        if keys.get(mid).is_some_and(|&k| k <= needle) {
-            base = mid;
+        if self.index.is_empty() {
+            return self
+                .entries
+                .iter()
+                .find(|(k, _)| k.addr() == addr)
+                .map(|(_, v)| v);
         }
-        size -= half;
+        let mask = self.index.len() - 1;
+        let mut at = home_slot(addr, self.shift);
+        loop {
+            let slot = self.index.get(at)?;
+            if slot.addr == addr {
+                return self.entries.get(slot.entry).map(|(_, v)| v);
+            }
+            if slot.addr == 0 {
+                return None;
+            }
+            at = (at + 1) & mask;
+        }
     }
-    (keys.get(base) == Some(&needle)).then_some(base)
+
+    fn from_unique(entries: Box<[(Atom, Atom)]>) -> InternedLabels {
+        if entries.len() <= LINEAR_SCAN_MAX {
+            return InternedLabels {
+                entries,
+                index: Box::default(),
+                shift: 0,
+            };
+        }
+        // At least 4 slots, so the shift stays below the word size.
+        let size = (entries.len() * 2).next_power_of_two().max(4);
+        let mask = size - 1;
+        let shift = usize::BITS - size.trailing_zeros();
+        let mut index = vec![Slot::default(); size];
+        for (entry, (key, _)) in entries.iter().enumerate() {
+            let mut at = home_slot(key.addr(), shift);
+            // The table is at most half full, so a free slot exists.
+            while index.get(at).is_some_and(|slot| slot.addr != 0) {
+                at = (at + 1) & mask;
+            }
+            if let Some(slot) = index.get_mut(at) {
+                *slot = Slot {
+                    addr: key.addr(),
+                    entry,
+                };
+            }
+        }
+        InternedLabels {
+            entries,
+            index: index.into_boxed_slice(),
+            shift,
+        }
+    }
 }
 
 impl fmt::Debug for InternedLabels {
@@ -305,11 +356,7 @@ impl InternedLabelsBuilder {
                 _ => unique.push(entry),
             }
         }
-        let key_addrs = unique.iter().map(|(k, _)| k.addr()).collect();
-        InternedLabels {
-            key_addrs,
-            entries: unique.into_boxed_slice(),
-        }
+        InternedLabels::from_unique(unique.into_boxed_slice())
     }
 }
 
