@@ -39,7 +39,7 @@ mod restrictions;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 
 pub use error::{Keyword, MAX_LABEL_LEN, MAX_NESTING, ParseError, ParseErrorKind};
 pub use interned::{InternedLabels, InternedLabelsBuilder};
@@ -62,7 +62,6 @@ struct Inner {
     /// The exact canonical bytes, kept only when they are not valid UTF-8.
     raw_canonical: Option<Box<[u8]>>,
     unique_id: Box<str>,
-    restrictions: OnceLock<LabelRestrictions>,
 }
 
 static ALL: LazyLock<Selector> = LazyLock::new(|| Selector::from_expr(Expr::All));
@@ -103,7 +102,6 @@ impl Selector {
             canonical,
             raw_canonical,
             unique_id,
-            restrictions: OnceLock::new(),
         }))
     }
 
@@ -139,11 +137,13 @@ impl Selector {
     }
 
     /// Which labels and values any match requires (Calico's
-    /// `LabelRestrictions()`); computed on first use, then cached.
-    pub fn label_restrictions(&self) -> &LabelRestrictions {
-        self.0
-            .restrictions
-            .get_or_init(|| LabelRestrictions::of(&self.0.expr))
+    /// `LabelRestrictions()`).
+    ///
+    /// Computed on each call, as in Calico: most selectors never need it, and
+    /// caching it inside the selector would make `Selector` interior-mutable
+    /// (clippy's `mutable_key_type` would then object to `HashSet<Selector>`).
+    pub fn label_restrictions(&self) -> LabelRestrictions {
+        LabelRestrictions::of(&self.0.expr)
     }
 }
 

@@ -56,8 +56,10 @@ fn eval(selector: &str, pairs: &[(&str, &str)]) -> bool {
     plain
 }
 
-/// Each row is (selector, labels, expected).
-fn check_eval(rows: &[(&str, &[(&str, &str)], bool)]) {
+/// A row of an evaluation table: (selector, labels, expected).
+type EvalRow<'a> = (&'a str, &'a [(&'a str, &'a str)], bool);
+
+fn check_eval(rows: &[EvalRow<'_>]) {
     for (selector, pairs, want) in rows {
         assert_eq!(eval(selector, pairs), *want, "{selector:?} on {pairs:?}");
     }
@@ -666,7 +668,7 @@ fn nesting_is_bounded_instead_of_overflowing_the_stack() {
         ")".repeat(depth)
     );
     let sel = Selector::parse(&nested).unwrap();
-    assert!(sel.matches(&labels(&[("a", "1")])) == (depth % 2 == 0));
+    assert!(sel.matches(&labels(&[("a", "1")])) == (depth.is_multiple_of(2)));
     assert!(Selector::parse(sel.canonical()).is_ok());
     drop(sel);
     let over = format!("{}has(a){}", "(".repeat(depth + 1), ")".repeat(depth + 1));
@@ -708,7 +710,10 @@ mod restrictions {
             .collect()
     }
 
-    fn check(rows: &[(&str, &[(&str, LabelRestriction)], bool)]) {
+    /// (selector, restrictions, impossible).
+    type Row<'a> = (&'a str, &'a [(&'a str, LabelRestriction)], bool);
+
+    fn check(rows: &[Row<'_>]) {
         for (selector, want, impossible) in rows {
             let want: Vec<(String, LabelRestriction)> = want
                 .iter()
@@ -812,7 +817,8 @@ mod restrictions {
     #[test]
     fn non_utf8_values_cannot_be_allowed() {
         let sel = Selector::parse_bytes(b"a in {'\xff', 'x'}").unwrap();
-        let got = sel.label_restrictions().get("a").unwrap();
+        let restrictions = sel.label_restrictions();
+        let got = restrictions.get("a").unwrap();
         assert_eq!(got, &r(true, false, Some(&["x"])));
     }
 }
