@@ -93,6 +93,14 @@ fn labels_omitted_or_empty_mean_no_labels() {
 }
 
 #[test]
+fn labels_and_selectors_may_start_with_a_hyphen() {
+    // `-a` is a valid Calico label; it must not be taken for an option.
+    let output = eval(&["-a == \"x\"", "--labels", "-a=x"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("canonical: -a == \"x\"\n"));
+}
+
+#[test]
 fn an_invalid_selector_exits_2_with_the_offset_and_a_caret() {
     let output = eval(&["app == \"web\" && tier", "--labels", "app=web"]);
     assert_eq!(output.status.code(), Some(2));
@@ -381,7 +389,9 @@ fn check_streaming_answer(i: usize, answer: &Value) {
 
 #[test]
 fn jsonl_streams_in_constant_memory() {
-    const WARM_UP: usize = 1_000;
+    // Small enough that questions and answers both fit in the pipes' buffers while
+    // this thread writes them all before reading any answer.
+    const WARM_UP: usize = 200;
     const TOTAL: usize = 200_000;
     let mut child = JsonlChild::spawn(Duration::from_secs(25));
 

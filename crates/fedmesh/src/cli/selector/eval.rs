@@ -27,7 +27,12 @@ pub(crate) struct EvalArgs {
     selector: Option<String>,
 
     /// Labels to match against: comma-separated key=value pairs. Omitted or '' means no labels.
-    #[arg(long, value_name = "K=V,...", conflicts_with = "jsonl")]
+    #[arg(
+        long,
+        value_name = "K=V,...",
+        conflicts_with = "jsonl",
+        allow_hyphen_values = true
+    )]
     labels: Option<LabelList>,
 
     /// Read JSON lines {"selector": "...", "labels": {"k": "v"}} from stdin and write one
