@@ -235,72 +235,122 @@ struct Estimate {
     point_estimate: f64,
 }
 
-/// Criterion's median for one benchmark in ns, if this run measured it.
-fn median_ns(home: &Path, id: &[&str], started: SystemTime) -> Option<f64> {
+#[derive(Deserialize)]
+struct Samples {
+    iters: Vec<f64>,
+    times: Vec<f64>,
+}
+
+/// What this run measured for one benchmark, in ns per iteration.
+struct Measured {
+    /// Criterion's median: the figure compared with the target.
+    median: f64,
+    /// The fastest sample: on a busy machine, the one least disturbed by other
+    /// processes, which shows how much of the median is contention.
+    best: f64,
+}
+
+/// Reads one of criterion's result files for `id`, if this run wrote it.
+fn read_fresh<T: serde::de::DeserializeOwned>(
+    home: &Path,
+    id: &[&str],
+    file: &str,
+    started: SystemTime,
+) -> Option<T> {
     let mut path = home.to_path_buf();
     path.extend(id);
-    path.extend(["new", "estimates.json"]);
+    path.extend(["new", file]);
     let fresh = std::fs::metadata(&path).ok()?.modified().ok()? >= started;
-    let estimates: Estimates = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
-    fresh.then_some(estimates.median.point_estimate)
+    let value = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    fresh.then_some(value)
 }
 
-fn figure(ns: Option<f64>) -> String {
-    ns.map_or_else(|| "not run".to_owned(), |ns| format!("{ns:.1}"))
+fn measured(home: &Path, id: &[&str], started: SystemTime) -> Option<Measured> {
+    let estimates: Estimates = read_fresh(home, id, "estimates.json", started)?;
+    let samples: Samples = read_fresh(home, id, "sample.json", started)?;
+    let best = samples
+        .times
+        .iter()
+        .zip(&samples.iters)
+        .map(|(time, iters)| time / iters)
+        .fold(f64::INFINITY, f64::min);
+    Some(Measured {
+        median: estimates.median.point_estimate,
+        best,
+    })
 }
 
-fn verdict(ours: Option<f64>, target: f64) -> &'static str {
-    match ours {
-        Some(ns) if ns <= target => "yes",
-        Some(_) => "**NO**",
-        None => "?",
+/// The table cells for one measurement against Calico's figure and our target:
+/// median, best sample, median / Calico, target met.
+fn cells(result: Option<&Measured>, calico: f64, target: f64) -> String {
+    match result {
+        Some(m) => format!(
+            "{:.1} | {:.1} | {:.2} | {}",
+            m.median,
+            m.best,
+            m.median / calico,
+            if m.median <= target { "yes" } else { "**NO**" }
+        ),
+        None => "not run | - | - | ?".to_owned(),
     }
 }
 
-fn print_tables(prepared: &[Prepared<'_>], started: SystemTime) {
+/// The 1-minute load average: on a 2-core machine anything near or above 1 means
+/// another process competed for the cores and the medians are inflated.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+fn print_tables(prepared: &[Prepared<'_>], started: SystemTime, load_at_start: &str) {
     let Some(home) = criterion_home() else {
         println!("criterion's output directory is unknown; no table");
         return;
     };
     println!();
-    println!("Parse (incl. canonical string and UniqueID); target: at most Calico's parse_ns / 2");
+    println!(
+        "1-minute load average: {load_at_start} at the start, {} at the end.",
+        load_average()
+    );
     println!();
     println!(
-        "| case | ours (ns) | Calico parse_ns | target (ns) | ours / Calico | target met | allocs / parse |"
+        "Parse (incl. canonical string and UniqueID); target: median at most Calico's parse_ns / 2"
     );
-    println!("|---|---:|---:|---:|---:|:---:|---:|");
+    println!();
+    println!(
+        "| case | ours, median (ns) | ours, best sample (ns) | median / Calico | target met | Calico parse_ns | target (ns) | allocs / parse |"
+    );
+    println!("|---|---:|---:|---:|:---:|---:|---:|---:|");
     for p in prepared {
         let calico = p.case.calico_go119_baseline.parse_ns;
-        let ours = median_ns(&home, &["parse", &p.case.name], started);
+        let result = measured(&home, &["parse", &p.case.name], started);
         println!(
-            "| {} | {} | {calico:.1} | {:.1} | {} | {} | {} |",
+            "| {} | {} | {calico:.1} | {:.1} | {} |",
             p.case.name,
-            figure(ours),
+            cells(result.as_ref(), calico, calico / 2.0),
             calico / 2.0,
-            ours.map_or_else(|| "-".to_owned(), |ns| format!("{:.2}", ns / calico)),
-            verdict(ours, calico / 2.0),
             p.allocations_per_parse,
         );
     }
     println!();
     println!(
-        "Evaluation on interned labels; target: at most Calico's eval_handles_ns, 0 allocations"
+        "Evaluation on interned labels; target: median at most Calico's eval_handles_ns, 0 allocations"
     );
     println!();
     println!(
-        "| case | labels | ours (ns) | Calico eval_handles_ns | ours / Calico | target met | allocs / eval |"
+        "| case | labels | ours, median (ns) | ours, best sample (ns) | median / Calico | target met | Calico eval_handles_ns | allocs / eval |"
     );
-    println!("|---|---|---:|---:|---:|:---:|---:|");
+    println!("|---|---|---:|---:|---:|:---:|---:|---:|");
     for p in prepared {
         for name in LABEL_MAPS {
             let calico = p.case.calico_go119_baseline.eval_handles_ns[name];
-            let ours = median_ns(&home, &["eval", &p.case.name, name], started);
+            let result = measured(&home, &["eval", &p.case.name, name], started);
             println!(
-                "| {} | {name} | {} | {calico:.1} | {} | {} | {} |",
+                "| {} | {name} | {} | {calico:.1} | {} |",
                 p.case.name,
-                figure(ours),
-                ours.map_or_else(|| "-".to_owned(), |ns| format!("{:.2}", ns / calico)),
-                verdict(ours, calico),
+                cells(result.as_ref(), calico, calico),
                 p.allocations_per_eval[name],
             );
         }
@@ -309,6 +359,7 @@ fn print_tables(prepared: &[Prepared<'_>], started: SystemTime) {
 
 fn main() {
     let started = SystemTime::now();
+    let load_at_start = load_average();
     let cases = load_cases();
     let maps: Vec<(&'static str, &LabelMap, InternedLabels)> = LABEL_MAPS
         .iter()
@@ -337,6 +388,6 @@ fn main() {
             .iter()
             .any(|a| a == "--test" || a == "--list" || a == "--profile-time");
     if measuring {
-        print_tables(&prepared, started);
+        print_tables(&prepared, started, &load_at_start);
     }
 }
