@@ -1,7 +1,15 @@
 //! The Calico label-selector language, exactly as Calico implements it: the
-//! same accepted inputs, match results, canonical strings and UniqueIDs.
-//! `/work/shared/specs/calico-selector.md` (mirrored in `docs/selector.md`) is
-//! the specification.
+//! same accepted inputs, match results, canonical strings and UniqueIDs
+//! (Calico's `libcalico-go/lib/selector` is the reference).
+//!
+//! - [`Selector::parse`] / [`Selector::parse_bytes`]: Calico's byte-oriented,
+//!   context-sensitive lexer and its recursive-descent parser.
+//! - [`Selector::canonical`] and [`Selector::unique_id`]: Calico's `String()`
+//!   and `UniqueID()`, computed once at parse time.
+//! - [`Selector::matches`] on any [`Labels`] source, and
+//!   [`Selector::matches_interned`] on [`InternedLabels`]: no allocation, no
+//!   lock, pointer comparisons for `==` and `in`.
+//! - [`Selector::label_restrictions`]: what any match requires, for indexes.
 //!
 //! ```
 //! use fedmesh_selector::{InternedLabels, Selector};
