@@ -1,8 +1,10 @@
 //! `fedmesh selector eval` as a user runs it: the built binary, its exit status, its
 //! output, and the --jsonl stream.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{
+    Child, ChildStderr, ChildStdin, ChildStdout, Command, ExitStatus, Output, Stdio,
+};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -270,6 +272,7 @@ struct JsonlChild {
     pid: u32,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
+    stderr: ChildStderr,
     watchdog: JoinHandle<Option<ExitStatus>>,
 }
 
@@ -279,10 +282,11 @@ impl JsonlChild {
             .args(["selector", "eval", "--jsonl"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         let pid = child.id();
         let watchdog = thread::spawn(move || watch(child, limit));
@@ -290,6 +294,7 @@ impl JsonlChild {
             pid,
             stdin: Some(stdin),
             stdout,
+            stderr,
             watchdog,
         }
     }
@@ -351,6 +356,39 @@ fn jsonl_answers_each_line_as_soon_as_it_arrives() {
         assert_eq!(child.read_answer()["matches"], value == "web");
     }
     assert_eq!(child.finish().and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn jsonl_stops_quietly_when_the_reader_goes_away() {
+    let mut child = JsonlChild::spawn(Duration::from_secs(20));
+    writeln!(child.stdin(), "{}", json!({"selector": "all()"})).unwrap();
+    child.stdin().flush().unwrap();
+    assert_eq!(child.read_answer()["valid"], true);
+    // Close the read end, as `| head -1` would, then keep asking.
+    let JsonlChild {
+        pid,
+        stdin,
+        stdout,
+        mut stderr,
+        watchdog,
+    } = child;
+    drop(stdout);
+    let mut stdin = stdin.unwrap();
+    for _ in 0..10_000 {
+        if writeln!(stdin, "{}", json!({"selector": "all()"})).is_err() {
+            break; // fedmesh has exited: its stdin is closed too.
+        }
+    }
+    drop(stdin);
+    let status = watchdog.join().unwrap();
+    let mut message = String::new();
+    stderr.read_to_string(&mut message).unwrap();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "pid {pid}: {message}"
+    );
+    assert!(message.is_empty(), "{message}");
 }
 
 /// The i-th line of the streaming test: distinct selectors so that order is checked,

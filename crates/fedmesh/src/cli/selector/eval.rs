@@ -64,8 +64,13 @@ impl EvalArgs {
         if self.jsonl {
             let input = BufReader::with_capacity(STREAM_BUFFER, io::stdin().lock());
             let output = BufWriter::with_capacity(STREAM_BUFFER, io::stdout().lock());
-            jsonl::answer_stream(input, output).context("selector eval --jsonl")?;
-            return Ok(ExitCode::SUCCESS);
+            return match jsonl::answer_stream(input, output) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                // The reader went away (`... | head`): nobody is left to answer, which
+                // is how a pipeline ends early, not a failure worth a message.
+                Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+                Err(err) => Err(err).context("selector eval --jsonl"),
+            };
         }
         // clap enforces that the selector is present without --jsonl.
         let source = self
