@@ -12,6 +12,7 @@
 
 pub mod federation;
 pub mod names;
+pub mod remote;
 pub mod service;
 pub mod slice;
 
