@@ -134,33 +134,47 @@ impl FederationIndex {
         changes
     }
 
-    /// Replaces everything known about `origin` with a complete listing of it,
-    /// as after a (re)list: objects not in the listing are deleted.
+    /// Replaces the Services known in `origin` with a complete listing of them,
+    /// as after a (re)list: Services not in the listing are deleted.
+    pub fn reset_services(&mut self, origin: &Origin, services: Vec<ServiceView>) -> Changes {
+        let live: HashSet<ServiceKey> = services.iter().map(|s| s.key.clone()).collect();
+        let mut changes = Changes::default();
+        for key in self.service_keys_of(origin) {
+            if !live.contains(&key) {
+                changes.merge(self.delete_service(&key));
+            }
+        }
+        for view in services {
+            changes.merge(self.apply_service(view));
+        }
+        changes
+    }
+
+    /// Replaces the EndpointSlices known in `origin` with a complete listing of
+    /// them, as after a (re)list: slices not in the listing are deleted.
+    pub fn reset_slices(&mut self, origin: &Origin, slices: Vec<SourceSlice>) -> Changes {
+        let live: HashSet<SliceKey> = slices.iter().map(|s| s.key.clone()).collect();
+        let mut changes = Changes::default();
+        for key in self.slice_keys_of(origin) {
+            if !live.contains(&key) {
+                changes.merge(self.delete_slice(&key));
+            }
+        }
+        for slice in slices {
+            changes.merge(self.apply_slice(slice));
+        }
+        changes
+    }
+
+    /// Replaces everything known about `origin` with a complete listing of it.
     pub fn reset_cluster(
         &mut self,
         origin: &Origin,
         services: Vec<ServiceView>,
         slices: Vec<SourceSlice>,
     ) -> Changes {
-        let live_services: HashSet<ServiceKey> = services.iter().map(|s| s.key.clone()).collect();
-        let live_slices: HashSet<SliceKey> = slices.iter().map(|s| s.key.clone()).collect();
-        let (stale_services, stale_slices) = self.keys_of(origin);
-        let mut changes = Changes::default();
-        for key in stale_slices.iter().filter(|k| !live_slices.contains(*k)) {
-            changes.merge(self.delete_slice(key));
-        }
-        for key in stale_services
-            .iter()
-            .filter(|k| !live_services.contains(*k))
-        {
-            changes.merge(self.delete_service(key));
-        }
-        for view in services {
-            changes.merge(self.apply_service(view));
-        }
-        for slice in slices {
-            changes.merge(self.apply_slice(slice));
-        }
+        let mut changes = self.reset_slices(origin, slices);
+        changes.merge(self.reset_services(origin, services));
         changes
     }
 
@@ -213,19 +227,20 @@ impl FederationIndex {
         }
     }
 
-    fn keys_of(&self, origin: &Origin) -> (Vec<ServiceKey>, Vec<SliceKey>) {
-        let mut services = Vec::new();
-        let mut slices = Vec::new();
-        for ns in self.namespaces.values() {
-            services.extend(ns.services.keys().filter(|k| k.origin == *origin).cloned());
-            slices.extend(
-                ns.slice_owner
-                    .keys()
-                    .filter(|k| k.origin == *origin)
-                    .cloned(),
-            );
-        }
-        (services, slices)
+    fn service_keys_of(&self, origin: &Origin) -> Vec<ServiceKey> {
+        self.namespaces
+            .values()
+            .flat_map(|ns| ns.services.keys().filter(|k| k.origin == *origin))
+            .cloned()
+            .collect()
+    }
+
+    fn slice_keys_of(&self, origin: &Origin) -> Vec<SliceKey> {
+        self.namespaces
+            .values()
+            .flat_map(|ns| ns.slice_owner.keys().filter(|k| k.origin == *origin))
+            .cloned()
+            .collect()
     }
 }
 
