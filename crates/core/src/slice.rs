@@ -59,8 +59,10 @@ pub enum SliceError {
 }
 
 impl SourceSlice {
-    /// Reads `slice` found in `origin`.
-    pub fn new(origin: Origin, slice: &EndpointSlice) -> Result<Self, SliceError> {
+    /// Reads `slice` found in `origin`, taking its endpoints (watchers hand
+    /// over owned objects; a mesh holds a million endpoints, and copying them
+    /// would double the cost of building the index).
+    pub fn new(origin: Origin, slice: EndpointSlice) -> Result<Self, SliceError> {
         let meta = &slice.metadata;
         let name = meta.name.as_deref().ok_or(SliceError::MissingName)?;
         let namespace = meta
@@ -75,7 +77,7 @@ impl SourceSlice {
         Ok(Self {
             key: SliceKey::new(origin, namespace, name),
             service: service.as_str().into(),
-            address_type: slice.address_type.clone(),
+            address_type: slice.address_type,
             ports: slice
                 .ports
                 .iter()
@@ -89,7 +91,7 @@ impl SourceSlice {
                     })
                 })
                 .collect(),
-            endpoints: slice.endpoints.clone(),
+            endpoints: slice.endpoints,
         })
     }
 }

@@ -158,7 +158,7 @@ impl Slc {
     }
 
     fn source(&self, origin: &Origin) -> SourceSlice {
-        SourceSlice::new(origin.clone(), &self.0).unwrap()
+        SourceSlice::new(origin.clone(), self.0.clone()).unwrap()
     }
 
     fn key(&self, origin: &Origin) -> SliceKey {
