@@ -1,1 +1,13 @@
-//! An embedded Kubernetes-compatible API server (see `docs/architecture.md`).
+//! An embedded Kubernetes-compatible API server (see `docs/architecture.md` and
+//! `docs/apiserver.md`).
+//!
+//! ```text
+//!   server (listeners, TLS, shutdown)
+//!     └─ http (routes, requests -> verbs, Status errors, watch streams)
+//!          ├─ registry (what a resource is, discovery documents)
+//!          └─ objects (verb semantics) ── storage (revisioned KV)
+//!   controllers (namespaces, endpoints, GC) ── objects
+//! ```
+
+pub mod objects;
+pub mod registry;
