@@ -9,5 +9,12 @@
 //!   controllers (namespaces, endpoints, GC) ── objects
 //! ```
 
+pub mod controllers;
+pub mod http;
 pub mod objects;
 pub mod registry;
+pub mod server;
+
+pub use server::{ApiServer, ApiServerBuilder, RunningServer};
+#[cfg(feature = "testing")]
+pub mod testing;
