@@ -55,7 +55,7 @@ impl WindowTracker {
     /// history may be compacted to.
     pub fn target(&mut self, now: Instant, current: Revision) -> Revision {
         match self.window {
-            CompactionWindow::Revisions(keep) => current.saturating_sub(keep.max(0)),
+            CompactionWindow::Revisions(keep) => current.saturating_sub(keep.max(0)).max(0),
             CompactionWindow::Duration(keep) => {
                 self.samples.push_back((now, current));
                 let mut expired = None;
