@@ -80,6 +80,22 @@ pub enum Error {
         #[source]
         source: Arc<rusqlite::Error>,
     },
+    /// Another store holds the database (another API server on the same data
+    /// directory, or a store of this process that has not finished closing).
+    #[error("the store at {path} is locked by another process or store")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The lock file could not be opened or locked.
+    #[error("locking the store with {path} failed")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// A SQLite statement failed; a failed write batch was rolled back and none
     /// of its writes is acknowledged.
     #[error("storage failed while {step}")]

@@ -46,6 +46,7 @@ mod writer;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -76,6 +77,10 @@ pub struct StoreOptions {
     pub read_connections: usize,
     /// What `Store::spawn_compactor` keeps, and how often it runs.
     pub compaction: CompactionPolicy,
+    /// How long `open_sqlite` waits for another store to release the database
+    /// (a previous store of this process still closing, or another process)
+    /// before failing with `Error::Locked`.
+    pub lock_wait: Duration,
     /// Revisions per compaction step: a long compaction is cut into steps so that
     /// writes queued meanwhile are not held up for long.
     pub compaction_step: i64,
@@ -91,6 +96,7 @@ impl Default for StoreOptions {
             read_connections: 4,
             compaction: CompactionPolicy::default(),
             compaction_step: 10_000,
+            lock_wait: Duration::from_secs(5),
         }
     }
 }
@@ -137,7 +143,8 @@ impl Store {
     /// Opens the SQLite store at `path`, creating it if needed (WAL mode, an
     /// fsync on every commit). Revisions continue above the last one stored.
     pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Store> {
-        let (writer, reader, recovered) = sqlite::open(path, options.read_connections)?;
+        let (writer, reader, recovered) =
+            sqlite::open(path, options.read_connections, options.lock_wait)?;
         Store::start(Box::new(writer), Arc::new(reader), recovered, options).map_err(|e| {
             Error::Corrupt {
                 detail: format!("cannot spawn the store's writer thread: {e}"),

@@ -18,9 +18,10 @@
 //! (a small pool) and read a snapshot inside a read transaction, so they never
 //! block the writer and the writer never blocks them.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
@@ -60,6 +61,7 @@ const STATEMENT_CACHE: usize = 64;
 pub(crate) fn open(
     path: &Path,
     read_connections: usize,
+    lock_wait: Duration,
 ) -> Result<(SqliteWriter, SqliteReader, Recovered)> {
     let fail = |step: &'static str| {
         move |source| Error::Open {
@@ -68,6 +70,7 @@ pub(crate) fn open(
             source: Arc::new(source),
         }
     };
+    let lock = lock(path, lock_wait)?;
     let mut conn = Connection::open(path).map_err(fail("opening the database file"))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(fail("setting the busy timeout"))?;
@@ -123,13 +126,48 @@ pub(crate) fn open(
     let first = reader.connect()?;
     reader.release(first);
     Ok((
-        SqliteWriter { conn },
+        SqliteWriter { conn, _lock: lock },
         reader,
         Recovered {
             revision,
             compacted,
         },
     ))
+}
+
+/// Takes the exclusive lock on `<path>.lock`: two writers on one database would
+/// hand out the same revisions.
+fn lock(path: &Path, wait: Duration) -> Result<File> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock_path = PathBuf::from(lock_path);
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| Error::Lock {
+            path: lock_path.clone(),
+            source: Arc::new(source),
+        })?;
+    let deadline = Instant::now() + wait;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked { path: lock_path });
+            }
+            Err(TryLockError::Error(source)) => {
+                return Err(Error::Lock {
+                    path: lock_path,
+                    source: Arc::new(source),
+                });
+            }
+        }
+    }
 }
 
 fn meta(conn: &Connection) -> Result<(Revision, Revision)> {
@@ -152,6 +190,8 @@ fn meta(conn: &Connection) -> Result<(Revision, Revision)> {
 
 pub(crate) struct SqliteWriter {
     conn: Connection,
+    /// Held while the writer lives; the OS releases it if the process dies.
+    _lock: File,
 }
 
 /// The live row of a key.
