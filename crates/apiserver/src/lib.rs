@@ -14,6 +14,7 @@ pub mod http;
 pub mod objects;
 pub mod registry;
 pub mod server;
+pub mod store;
 
 pub use server::{ApiServer, ApiServerBuilder, RunningServer};
 #[cfg(feature = "testing")]

@@ -33,7 +33,7 @@ async fn watch_prefix(objects: Objects, prefix: String, wake: Arc<Notify>) {
         };
         // A change may have happened between the last pass and this watch.
         wake.notify_one();
-        while rx.recv().await.is_some() {
+        while let Some(Ok(_)) = rx.next().await {
             wake.notify_one();
         }
     }

@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::{ApiError, ListOptions, Objects, VersionMatch, storage_failed};
+use super::{ApiError, ListOptions, Objects, StorageError, VersionMatch, storage_failed};
 use crate::registry::ResourceInfo;
 
 /// What a continue token carries: the list's revision and the last key served.
@@ -53,18 +53,16 @@ pub(super) async fn list(
         }
     }
     let current = store.current_revision().await.map_err(storage_failed)?;
+    let mut at = token.as_ref().map(|t| t.rv);
     if let Some(rv) = opts
         .resource_version
         .as_deref()
         .filter(|v| !v.is_empty() && *v != "0")
+        && token.is_none()
     {
         let want = super::parse_rv(rv)?;
         match opts.version_match {
-            Some(VersionMatch::Exact) if want != current => {
-                return Err(ApiError::Expired(format!(
-                    "too old resource version: {want} ({current})"
-                )));
-            }
+            Some(VersionMatch::Exact) => at = Some(want),
             _ if want > current => {
                 return Err(ApiError::Timeout(format!(
                     "Too large resource version: {want}, current: {current}"
@@ -74,22 +72,27 @@ pub(super) async fn list(
         }
     }
     let start = token.as_ref().map(|t| t.start.as_str());
-    let (items, read_at) = store.list(&prefix, start).await.map_err(storage_failed)?;
     let filtering = !opts.labels.is_empty() || !opts.fields.is_empty();
+    let limit = (opts.limit > 0 && !filtering).then_some(opts.limit);
+    let page = match store.page(&prefix, start, limit, at).await {
+        Ok(p) => p,
+        Err(StorageError::Compacted {
+            requested,
+            compacted,
+        }) => {
+            return Err(ApiError::Expired(if token.is_some() {
+                EXPIRED_TOKEN.into()
+            } else {
+                format!("too old resource version: {requested} ({compacted})")
+            }));
+        }
+        Err(e) => return Err(storage_failed(e)),
+    };
     let pinned = opts.fields.pinned_name();
     let mut out = Vec::new();
     let mut last_key = None;
-    let mut more = false;
-    let mut remaining = 0usize;
-    for (key, stored) in items {
-        if opts.limit > 0 && out.len() >= opts.limit {
-            more = true;
-            if filtering {
-                break;
-            }
-            remaining += 1;
-            continue;
-        }
+    let mut more = page.more;
+    for (key, stored) in page.items {
         if let Some(n) = pinned
             && !key.ends_with(&format!("/{n}"))
         {
@@ -99,10 +102,14 @@ pub(super) async fn list(
         if !opts.labels.matches(&obj) || !opts.fields.matches(&obj) {
             continue;
         }
+        if filtering && opts.limit > 0 && out.len() >= opts.limit {
+            more = true;
+            break;
+        }
         last_key = Some(key);
         out.push(obj);
     }
-    let list_rv = token.as_ref().map(|t| t.rv).unwrap_or(read_at);
+    let list_rv = at.unwrap_or(page.revision);
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
     if more && let Some(k) = last_key {
         metadata["continue"] = json!(encode_token(&ContinueToken {
@@ -110,7 +117,7 @@ pub(super) async fn list(
             start: k
         }));
         if !filtering {
-            metadata["remainingItemCount"] = json!(remaining);
+            metadata["remainingItemCount"] = json!(page.remaining);
         }
     }
     Ok(json!({

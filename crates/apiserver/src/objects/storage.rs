@@ -1,14 +1,12 @@
-//! The object layer's view of the revisioned store: JSON objects in, JSON objects
-//! out, revisions as `i64`. Everything the server does to storage goes through here.
-//!
-//! Interim: until the `store` module lands this holds a minimal in-memory log of its
-//! own with the same operations; it is replaced by a thin adapter over `crate::store`.
+//! The object layer's view of the revisioned store (`crate::store`): JSON objects
+//! in and out instead of bytes, and the few errors the verbs tell apart.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
+use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::{broadcast, mpsc};
+
+use crate::store::{self, Event, KeyValue, ListRequest, Store, StoreOptions};
 
 /// An object as stored, with the revision of its last write.
 #[derive(Debug, Clone)]
@@ -73,7 +71,7 @@ pub enum StorageError {
     /// The key does not exist.
     #[error("key not found")]
     NotFound,
-    /// A watch asked for revisions that were compacted away.
+    /// A read or watch asked for revisions that were compacted away.
     #[error("required revision {requested} has been compacted (oldest {compacted})")]
     Compacted {
         /// The revision asked for.
@@ -81,105 +79,159 @@ pub enum StorageError {
         /// The oldest revision still available.
         compacted: i64,
     },
+    /// A read asked for a revision not written yet.
+    #[error("revision {requested} is newer than the current revision {current}")]
+    Future {
+        /// The revision asked for.
+        requested: i64,
+        /// The current revision.
+        current: i64,
+    },
+    /// A watcher fell too far behind and was ended.
+    #[error("watch fell behind")]
+    Overflow,
     /// The backend failed.
     #[error("storage backend failed: {0}")]
     Backend(String),
 }
 
-#[derive(Debug, Default)]
-struct Mem {
-    revision: i64,
-    data: BTreeMap<String, Stored>,
-    history: Vec<Arc<Change>>,
+impl From<store::Error> for StorageError {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::AlreadyExists { .. } => StorageError::AlreadyExists,
+            store::Error::NotFound { .. } => StorageError::NotFound,
+            store::Error::Conflict { .. } => StorageError::Conflict,
+            store::Error::Compacted {
+                requested,
+                compacted,
+            } => StorageError::Compacted {
+                requested,
+                compacted,
+            },
+            store::Error::FutureRevision { requested, current } => {
+                StorageError::Future { requested, current }
+            }
+            store::Error::WatchOverflow { .. } => StorageError::Overflow,
+            other => StorageError::Backend(other.to_string()),
+        }
+    }
+}
+
+fn decode(kv: &KeyValue) -> Result<Value, StorageError> {
+    serde_json::from_slice(&kv.value)
+        .map_err(|e| StorageError::Backend(format!("stored value of {} is not JSON: {e}", kv.key)))
+}
+
+fn encode(value: &Value) -> Bytes {
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// One page of a list.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// Keys and objects, in key order.
+    pub items: Vec<(String, Stored)>,
+    /// The revision the page was read at.
+    pub revision: i64,
+    /// Whether more keys follow.
+    pub more: bool,
+    /// How many keys follow.
+    pub remaining: u64,
 }
 
 /// Handle on the store; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
-    mem: Arc<Mutex<Mem>>,
-    changes: broadcast::Sender<Arc<Change>>,
+    store: Store,
 }
-
-/// Capacity of the fan-out of changes to watches; a watch that falls this far
-/// behind is ended and the client re-watches.
-const FANOUT: usize = 4096;
 
 impl ObjectStore {
     /// An empty in-memory store.
     pub fn in_memory() -> Self {
         ObjectStore {
-            mem: Arc::new(Mutex::new(Mem::default())),
-            changes: broadcast::channel(FANOUT).0,
+            store: Store::in_memory(StoreOptions::default()),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Mem> {
-        self.mem.lock().unwrap_or_else(|e| e.into_inner())
+    /// The SQLite store at `path` (created if needed).
+    pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Self, StorageError> {
+        Ok(ObjectStore {
+            store: Store::open_sqlite(path, options)?,
+        })
+    }
+
+    /// The underlying store.
+    pub fn raw(&self) -> &Store {
+        &self.store
     }
 
     /// The latest revision.
     pub async fn current_revision(&self) -> Result<i64, StorageError> {
-        Ok(self.lock().revision)
+        Ok(self.store.current_revision())
     }
 
-    /// The oldest revision a watch can start after.
+    /// The oldest revision reads and watches can start at.
     pub async fn compacted_revision(&self) -> Result<i64, StorageError> {
-        Ok(0)
+        Ok(self.store.compacted_revision())
     }
 
     /// One key.
     pub async fn get(&self, key: &str) -> Result<Option<Stored>, StorageError> {
-        Ok(self.lock().data.get(key).cloned())
+        match self.store.get(key).await? {
+            None => Ok(None),
+            Some(kv) => Ok(Some(Stored {
+                value: decode(&kv)?,
+                mod_revision: kv.mod_revision,
+            })),
+        }
     }
 
-    /// Every key under `prefix` in key order, after `start_after` if given, and the
-    /// revision the list was read at.
+    /// Every key under `prefix`, after `start_after` if given, and the revision
+    /// the list was read at.
     pub async fn list(
         &self,
         prefix: &str,
         start_after: Option<&str>,
     ) -> Result<(Vec<(String, Stored)>, i64), StorageError> {
-        let mem = self.lock();
-        let items = mem
-            .data
-            .range(prefix.to_owned()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .filter(|(k, _)| start_after.is_none_or(|s| k.as_str() > s))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Ok((items, mem.revision))
+        let page = self.page(prefix, start_after, None, None).await?;
+        Ok((page.items, page.revision))
     }
 
-    fn commit(&self, mem: &mut Mem, change: Change) {
-        let change = Arc::new(change);
-        mem.history.push(change.clone());
-        // No receiver is fine: nobody watches.
-        let _ = self.changes.send(change);
-    }
-
-    /// Creates a key; fails if it exists.
-    pub async fn create(&self, key: &str, value: &Value) -> Result<i64, StorageError> {
-        let mut mem = self.lock();
-        if mem.data.contains_key(key) {
-            return Err(StorageError::AlreadyExists);
+    /// One page under `prefix`: after `start_after`, at most `limit` keys, as of
+    /// revision `at` (current when `None`).
+    pub async fn page(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        at: Option<i64>,
+    ) -> Result<Page, StorageError> {
+        let mut req = ListRequest::prefix(prefix);
+        req.start_after = start_after.map(str::to_owned);
+        req.limit = limit;
+        req.at = at;
+        let resp = self.store.list(req).await?;
+        let mut items = Vec::with_capacity(resp.items.len());
+        for kv in &resp.items {
+            items.push((
+                kv.key.clone(),
+                Stored {
+                    value: decode(kv)?,
+                    mod_revision: kv.mod_revision,
+                },
+            ));
         }
-        mem.revision += 1;
-        let revision = mem.revision;
-        mem.data.insert(
-            key.to_owned(),
-            Stored {
-                value: value.clone(),
-                mod_revision: revision,
-            },
-        );
-        let change = Change::Put {
-            key: key.to_owned(),
-            value: value.clone(),
-            prev: None,
-            revision,
-        };
-        self.commit(&mut mem, change);
-        Ok(revision)
+        Ok(Page {
+            items,
+            revision: resp.revision,
+            more: resp.more,
+            remaining: resp.remaining,
+        })
+    }
+
+    /// Creates a key; fails if it exists. Returns the write's revision.
+    pub async fn create(&self, key: &str, value: &Value) -> Result<i64, StorageError> {
+        Ok(self.store.create(key, encode(value)).await?.mod_revision)
     }
 
     /// Replaces a key whose last write was at `expected`.
@@ -189,93 +241,65 @@ impl ObjectStore {
         value: &Value,
         expected: i64,
     ) -> Result<i64, StorageError> {
-        let mut mem = self.lock();
-        let prev = match mem.data.get(key) {
-            None => return Err(StorageError::NotFound),
-            Some(s) if s.mod_revision != expected => return Err(StorageError::Conflict),
-            Some(s) => s.value.clone(),
-        };
-        mem.revision += 1;
-        let revision = mem.revision;
-        mem.data.insert(
-            key.to_owned(),
-            Stored {
-                value: value.clone(),
-                mod_revision: revision,
-            },
-        );
-        let change = Change::Put {
-            key: key.to_owned(),
-            value: value.clone(),
-            prev: Some(prev),
-            revision,
-        };
-        self.commit(&mut mem, change);
-        Ok(revision)
+        Ok(self
+            .store
+            .update(key, encode(value), expected)
+            .await?
+            .mod_revision)
     }
 
     /// Deletes a key whose last write was at `expected`.
     pub async fn delete(&self, key: &str, expected: i64) -> Result<i64, StorageError> {
-        let mut mem = self.lock();
-        match mem.data.get(key) {
-            None => return Err(StorageError::NotFound),
-            Some(s) if s.mod_revision != expected => return Err(StorageError::Conflict),
-            Some(_) => {}
-        }
-        let prev = mem.data.remove(key).map(|s| s.value).unwrap_or(Value::Null);
-        mem.revision += 1;
-        let revision = mem.revision;
-        let change = Change::Delete {
-            key: key.to_owned(),
-            prev,
-            revision,
-        };
-        self.commit(&mut mem, change);
-        Ok(revision)
+        Ok(self.store.delete(key, Some(expected)).await?.mod_revision)
     }
 
-    /// Changes under `prefix` after revision `after`, in order. The receiver ends
-    /// when the watch cannot keep up.
-    pub async fn watch(
-        &self,
-        prefix: &str,
-        after: i64,
-    ) -> Result<mpsc::Receiver<Arc<Change>>, StorageError> {
-        let (tx, rx) = mpsc::channel(256);
-        let (backlog, mut live) = {
-            let mem = self.lock();
-            let backlog: Vec<Arc<Change>> = mem
-                .history
-                .iter()
-                .filter(|c| c.revision() > after && c.key().starts_with(prefix))
-                .cloned()
-                .collect();
-            (backlog, self.changes.subscribe())
-        };
-        let prefix = prefix.to_owned();
-        tokio::spawn(async move {
-            let mut last = after;
-            for c in backlog {
-                last = c.revision();
-                if tx.send(c).await.is_err() {
-                    return;
-                }
+    /// Changes under `prefix` after revision `after`, in order.
+    pub async fn watch(&self, prefix: &str, after: i64) -> Result<Changes, StorageError> {
+        Ok(Changes {
+            watch: self.store.watch(prefix, after)?,
+        })
+    }
+}
+
+/// A stream of changes under a prefix.
+#[derive(Debug)]
+pub struct Changes {
+    watch: store::Watch,
+}
+
+impl Changes {
+    /// The next change; `None` when the store shuts down. Cancel-safe.
+    pub async fn next(&mut self) -> Option<Result<Change, StorageError>> {
+        loop {
+            let event = match self.watch.next().await? {
+                Ok(e) => e,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let change = match event {
+                Event::Put { kv, prev } => (|| {
+                    Ok::<_, StorageError>(Change::Put {
+                        value: decode(&kv)?,
+                        prev: prev.as_ref().map(decode).transpose()?,
+                        revision: kv.mod_revision,
+                        key: kv.key,
+                    })
+                })(),
+                Event::Delete { kv } => decode(&kv).map(|prev| Change::Delete {
+                    prev,
+                    revision: kv.mod_revision,
+                    key: kv.key,
+                }),
+            };
+            match change {
+                Ok(c) => return Some(Ok(c)),
+                Err(e) => tracing::warn!(error = %e, "skipping an undecodable stored value"),
             }
-            loop {
-                match live.recv().await {
-                    Ok(c) => {
-                        if c.revision() <= last || !c.key().starts_with(&prefix) {
-                            continue;
-                        }
-                        last = c.revision();
-                        if tx.send(c).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(_) => return,
-                }
-            }
-        });
-        Ok(rx)
+        }
+    }
+
+    /// A revision up to which every change has been delivered, when nothing is
+    /// pending: what a bookmark may carry.
+    pub fn progress(&self) -> Option<i64> {
+        self.watch.progress()
     }
 }

@@ -143,14 +143,22 @@ pub(super) async fn watch(
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(bookmark_every);
         ticker.tick().await;
-        let mut last = after;
         loop {
             tokio::select! {
                 () = &mut deadline => return,
                 () = tx.closed() => return,
-                change = changes.recv() => {
-                    let Some(change) = change else { return };
-                    last = change.revision();
+                change = changes.next() => {
+                    let change = match change {
+                        None => return,
+                        Some(Ok(c)) => c,
+                        Some(Err(StorageError::Compacted { requested, compacted })) => {
+                            let _ = tx.send(too_old(requested, compacted)).await;
+                            return;
+                        }
+                        // Overflow or a failed read: end the watch; the client
+                        // re-watches from its last resourceVersion.
+                        Some(Err(_)) => return,
+                    };
                     if let Some(e) = filter.translate(&change)
                         && tx.send(e).await.is_err()
                     {
@@ -158,7 +166,9 @@ pub(super) async fn watch(
                     }
                 }
                 _ = ticker.tick(), if bookmarks => {
-                    if tx.send(bookmark(&filter.r, last, false)).await.is_err() {
+                    if let Some(rv) = changes.progress()
+                        && tx.send(bookmark(&filter.r, rv, false)).await.is_err()
+                    {
                         return;
                     }
                 }

@@ -35,6 +35,15 @@ pub enum StartError {
     /// Plaintext was asked for on a non-loopback address.
     #[error("plaintext is only served on loopback addresses, not on {0}")]
     PlaintextNotLoopback(SocketAddr),
+    /// Opening the data directory's store failed.
+    #[error("cannot open the store in {dir}: {source}")]
+    OpenStore {
+        /// The data directory.
+        dir: PathBuf,
+        /// What failed.
+        #[source]
+        source: crate::objects::StorageError,
+    },
     /// Loading stored state (CRDs, bootstrap objects) failed.
     #[error("cannot load stored state: {0}")]
     Load(String),
@@ -54,6 +63,7 @@ pub enum StartError {
 pub struct ApiServerBuilder {
     listen: SocketAddr,
     store: Option<ObjectStore>,
+    data_dir: Option<PathBuf>,
     kubeconfig_out: Option<PathBuf>,
     context: String,
     http: HttpConfig,
@@ -70,6 +80,7 @@ impl ApiServer {
         ApiServerBuilder {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             store: None,
+            data_dir: None,
             kubeconfig_out: None,
             context: "fedmesh".into(),
             http: HttpConfig::default(),
@@ -88,6 +99,12 @@ impl ApiServerBuilder {
     /// The store to serve (default: a new in-memory store).
     pub fn store(mut self, store: ObjectStore) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Keep state in a SQLite file in this directory (default: in memory).
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
         self
     }
 
@@ -136,7 +153,12 @@ impl ApiServerBuilder {
             addr: self.listen,
             source,
         })?;
-        let store = self.store.unwrap_or_else(ObjectStore::in_memory);
+        let store = match (self.store, &self.data_dir) {
+            (Some(s), _) => s,
+            (None, Some(dir)) => open_data_dir(dir)?,
+            (None, None) => ObjectStore::in_memory(),
+        };
+        let compactor = store.raw().spawn_compactor();
         let objects = Objects::new(store.clone(), Registry::with_builtins());
         objects
             .load_crds()
@@ -180,6 +202,7 @@ impl ApiServerBuilder {
             shutdown: shutdown_tx,
             task,
             controllers,
+            compactor,
             objects,
             store,
             faults: self.faults,
@@ -195,6 +218,7 @@ pub struct RunningServer {
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     controllers: JoinHandle<()>,
+    compactor: JoinHandle<()>,
     objects: Objects,
     store: ObjectStore,
     faults: Faults,
@@ -243,13 +267,29 @@ impl RunningServer {
             task.abort();
         }
         self.controllers.abort();
+        self.compactor.abort();
     }
 
     /// Stops at once, as a crash would: connections are dropped mid-request.
     pub fn kill(self) {
         self.task.abort();
         self.controllers.abort();
+        self.compactor.abort();
     }
+}
+
+/// File name of the SQLite store inside a data directory.
+pub const DB_FILE: &str = "fedmesh-apiserver.db";
+
+fn open_data_dir(dir: &std::path::Path) -> Result<ObjectStore, StartError> {
+    let fail = |source| StartError::OpenStore {
+        dir: dir.to_owned(),
+        source,
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(crate::objects::StorageError::Backend(e.to_string())))?;
+    ObjectStore::open_sqlite(&dir.join(DB_FILE), crate::store::StoreOptions::default())
+        .map_err(fail)
 }
 
 /// Resolves once `shutdown` turns true (or its sender is gone).
