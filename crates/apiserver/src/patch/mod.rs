@@ -15,16 +15,25 @@
 //! Errors carry the HTTP status kube-apiserver answers with ([`Reason`]); the HTTP layer
 //! turns them into `Status` objects.
 
+mod apply;
+mod fieldset;
 mod info;
 mod json;
+mod managed;
 mod strategic;
+mod typed;
 
+#[cfg(test)]
+mod apply_tests;
 #[cfg(test)]
 mod strategic_tests;
 #[cfg(test)]
 mod testdata;
 
+pub use apply::{ApplyError, Conflict, Manager, server_side_apply, track_update};
+pub use fieldset::{FieldSet, FieldSetError, Path, PathElement};
 pub use info::{ListType, MapType, MergeInfo, PatchStrategy, SchemaNode};
+pub use managed::{ManagedFieldsEntry, ManagedFieldsError, Operation};
 pub use strategic::StrategicError;
 
 use serde_json::Value;
