@@ -1,1 +1,4 @@
 //! An embedded Kubernetes-compatible API server (see `docs/architecture.md`).
+
+pub mod schema;
+pub mod validation;
