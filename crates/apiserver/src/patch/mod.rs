@@ -20,6 +20,7 @@ mod fieldset;
 mod info;
 mod json;
 mod managed;
+mod schema_info;
 mod strategic;
 mod typed;
 

@@ -54,6 +54,7 @@ pub(crate) fn item_element(
                 let value = fields
                     .get(key)
                     .or_else(|| item_info.and_then(|i| i.property(key)).and_then(|p| p.default_value()))
+                    .or_else(|| known_key_default(key))
                     .ok_or_else(|| {
                         format!(
                             "associative list with keys has an element that omits key field {key:?} \
@@ -67,6 +68,15 @@ pub(crate) fn item_element(
         }
         _ => Ok(PathElement::Value(item.to_string())),
     }
+}
+
+/// Kubernetes publishes `default: TCP` for the `protocol` key of every built-in
+/// list-map keyed by it (container, service and endpoint ports); schemas generated
+/// without defaults still get it, or applying a port without a protocol would fail.
+fn known_key_default(key: &str) -> Option<&'static Value> {
+    static TCP: std::sync::LazyLock<Value> =
+        std::sync::LazyLock::new(|| Value::String("TCP".to_owned()));
+    (key == "protocol").then(|| &*TCP)
 }
 
 /// Items of a walked list by element; the first of duplicates wins.
