@@ -22,6 +22,13 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// fields when first applied to.
 const BEFORE_FIRST_APPLY: &str = "before-first-apply";
 
+/// At most this many `Update` entries are kept; older ones merge into
+/// [`ANCIENT_CHANGES`] (kube-apiserver's `DefaultMaxUpdateManagers`).
+const MAX_UPDATE_MANAGERS: usize = 10;
+
+/// The manager older updaters are merged into, one entry per `apiVersion`.
+const ANCIENT_CHANGES: &str = "ancient-changes";
+
 /// Who writes, and how the endpoint scopes ownership.
 #[derive(Debug, Clone, Copy)]
 pub struct Manager<'a> {
@@ -250,10 +257,53 @@ pub fn track_update(
         .map(without_managed_fields)
         .unwrap_or_else(|| Value::Object(Map::new()));
     let mut out = without_managed_fields(new);
-    if let Ok(entries) = record_update(&old_clean, &out, entries, manager, info) {
+    if let Ok(mut entries) = record_update(&old_clean, &out, entries, manager, info) {
+        cap_update_managers(&mut entries);
         managed::encode(&mut out, entries);
     }
     out
+}
+
+/// Merges the oldest `Update` entries into `ancient-changes` entries until at most
+/// [`MAX_UPDATE_MANAGERS`] remain, so that many one-off writers cannot grow an object
+/// without bound.
+fn cap_update_managers(entries: &mut Vec<ManagedFieldsEntry>) {
+    let updaters = |entries: &[ManagedFieldsEntry]| {
+        entries
+            .iter()
+            .filter(|e| e.operation == Operation::Update)
+            .count()
+    };
+    while updaters(entries) > MAX_UPDATE_MANAGERS {
+        let Some(oldest) = entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.operation == Operation::Update && e.manager != ANCIENT_CHANGES)
+            .min_by(|(_, a), (_, b)| a.time.cmp(&b.time))
+            .map(|(i, _)| i)
+        else {
+            return;
+        };
+        let merged = entries.remove(oldest);
+        let bucket = ManagedFieldsEntry {
+            manager: ANCIENT_CHANGES.to_owned(),
+            subresource: None,
+            fields: FieldSet::new(),
+            time: None,
+            ..merged.clone()
+        };
+        match entries.iter_mut().find(|e| e.same_manager(&bucket)) {
+            Some(existing) => {
+                existing.fields = existing.fields.union(&merged.fields);
+                existing.time = merged.time;
+            }
+            None => entries.push(ManagedFieldsEntry {
+                fields: merged.fields,
+                time: merged.time,
+                ..bucket
+            }),
+        }
+    }
 }
 
 fn record_update(

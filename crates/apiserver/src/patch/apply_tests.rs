@@ -718,3 +718,33 @@ fn unreadable_objects_lose_managed_fields_instead_of_failing() {
     assert!(object["metadata"].get("managedFields").is_none());
     assert_eq!(object["spec"], bad["spec"]);
 }
+
+#[test]
+fn old_updaters_merge_into_ancient_changes() {
+    let info = testdata::deployment();
+    let times: Vec<String> = (0..12)
+        .map(|i| format!("2026-01-01T00:00:{i:02}Z"))
+        .collect();
+    let names: Vec<String> = (0..12).map(|i| format!("writer-{i:02}")).collect();
+    let mut live = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "labels": {}}});
+    for i in 0..12 {
+        let mut next = live.clone();
+        next["metadata"]["labels"][format!("l{i}")] = json!("x");
+        let m = Manager {
+            name: &names[i],
+            now: &times[i],
+            ..mgr("unused", T1)
+        };
+        live = track_update(Some(&live), &next, &m, Some(&info));
+    }
+    let entries = live["metadata"]["managedFields"].as_array().unwrap();
+    assert_eq!(entries.len(), 10);
+    let ancient = entry(&live, "ancient-changes", "Update").unwrap();
+    assert_eq!(ancient["time"], "2026-01-01T00:00:02Z");
+    assert_eq!(
+        ancient["fieldsV1"],
+        json!({"f:metadata": {"f:labels": {"f:l0": {}, "f:l1": {}, "f:l2": {}}}})
+    );
+    assert!(entry(&live, "writer-00", "Update").is_none());
+    assert!(entry(&live, "writer-03", "Update").is_some());
+}
