@@ -12,9 +12,12 @@
 pub mod controllers;
 pub mod http;
 pub mod objects;
+pub mod patch;
 pub mod registry;
+pub mod schema;
 pub mod server;
 pub mod store;
+pub mod validation;
 
 pub use server::{ApiServer, ApiServerBuilder, RunningServer};
 #[cfg(feature = "testing")]
