@@ -61,8 +61,19 @@ pub(super) fn serve(
         Target::ResourceList(g, v) => {
             docs::api_resource_list(registry, &g, &v).map_or(Err(ApiError::NoRoute), ok)
         }
-        Target::OpenApiV2 | Target::OpenApiV3(_) | Target::Unknown | Target::Resource(_) => {
-            Err(ApiError::NoRoute)
+        Target::OpenApiV2 => ok(crate::schema::openapi_v2(&registry.crd_schemas())),
+        Target::OpenApiV3(None) => ok(state.openapi.get(registry).root()),
+        Target::OpenApiV3(Some(gv)) => {
+            let docs = state.openapi.get(registry);
+            let doc = docs.document(&gv).ok_or(ApiError::NoRoute)?;
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header(http::header::ETAG, format!("\"{}\"", doc.hash))
+                .header(http::header::CACHE_CONTROL, "public, immutable")
+                .body(axum::body::Body::from(doc.json.clone()))
+                .unwrap_or_default())
         }
+        Target::Unknown | Target::Resource(_) => Err(ApiError::NoRoute),
     }
 }

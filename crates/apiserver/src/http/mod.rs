@@ -46,6 +46,33 @@ pub struct HttpState {
     pub config: Arc<HttpConfig>,
     /// Turns true when the server stops; watches end then.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// OpenAPI documents, rebuilt when the served resources change.
+    pub openapi: OpenApiCache,
+}
+
+/// The OpenAPI v3 documents of one registry generation.
+#[derive(Debug, Clone, Default)]
+pub struct OpenApiCache {
+    built: Arc<std::sync::Mutex<Option<Built>>>,
+}
+
+/// Documents and the registry generation they were built for.
+type Built = (u64, Arc<crate::schema::OpenApiV3>);
+
+impl OpenApiCache {
+    /// The documents for the registry as it is now.
+    pub fn get(&self, registry: &crate::registry::Registry) -> Arc<crate::schema::OpenApiV3> {
+        let generation = registry.generation();
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        match &*built {
+            Some((g, docs)) if *g == generation => docs.clone(),
+            _ => {
+                let docs = Arc::new(crate::schema::OpenApiV3::build(&registry.crd_schemas()));
+                *built = Some((generation, docs.clone()));
+                docs
+            }
+        }
+    }
 }
 
 /// The router serving the whole API.

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::path::ResourcePath;
 use super::request::{Query, decode_object};
 use super::{HttpState, response};
-use crate::objects::{ApiError, PatchKind, Written};
+use crate::objects::{ApiError, PatchType, Written};
 use crate::registry::{ResourceInfo, Subresource};
 
 /// The verb a request asks for.
@@ -119,6 +119,22 @@ pub(super) async fn serve(
     let ns = rp.namespace.as_deref();
     let name = rp.name.as_deref().unwrap_or("");
     let objects = &state.objects;
+    // kube names a write's field manager after the client program when none is given.
+    let agent_manager = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.chars().take(128).collect::<String>());
+    let write_options = |query: &Query, apply: bool| {
+        query.write_options().map(|mut o| {
+            if o.field_manager.is_none() && !apply {
+                o.field_manager = agent_manager.clone();
+            }
+            o
+        })
+    };
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -141,13 +157,13 @@ pub(super) async fn serve(
             Ok(response::watch(events, state.shutdown.clone()))
         }
         (Verb::Create, None) => {
-            let opts = query.write_options()?;
+            let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
             let obj = decode_object(content_type.as_deref(), &body)?;
             Ok(written(objects.create(&r, ns, obj, &opts).await?))
         }
         (Verb::Update, None | Some(Subresource::Status | Subresource::Finalize)) => {
-            let opts = query.write_options()?;
+            let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
             let obj = decode_object(content_type.as_deref(), &body)?;
             Ok(written(
@@ -155,25 +171,23 @@ pub(super) async fn serve(
             ))
         }
         (Verb::Patch, None | Some(Subresource::Status)) => {
-            let kind = PatchKind::from_content_type(content_type.as_deref().unwrap_or(""))
-                .ok_or_else(|| {
-                    ApiError::UnsupportedMediaType(format!(
-                        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {})",
-                        content_type.as_deref().unwrap_or("")
-                    ))
-                })?;
-            let mut opts = query.write_options()?;
-            if kind == PatchKind::Apply && opts.field_manager.is_none() {
+            let kind = PatchType::from_content_type(
+                content_type.as_deref().unwrap_or(""),
+                r.crd.is_none(),
+            )
+            .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+            let mut opts = write_options(&query, kind == PatchType::Apply)?;
+            if kind == PatchType::Apply && opts.field_manager.is_none() {
                 return Err(ApiError::BadRequest(
                     "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
                 ));
             }
-            if kind != PatchKind::Apply && opts.force {
+            if kind != PatchType::Apply && opts.force {
                 return Err(ApiError::BadRequest(
                     "force: Forbidden: may not be specified for non-apply patch".into(),
                 ));
             }
-            opts.force = opts.force && kind == PatchKind::Apply;
+            opts.force = opts.force && kind == PatchType::Apply;
             let body = read_body(state, req).await?;
             Ok(written(
                 objects.patch(&r, ns, name, kind, &body, &opts, sub).await?,

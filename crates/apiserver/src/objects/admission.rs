@@ -1,48 +1,123 @@
 //! What the server checks and fills in on every write, per resource, and what it
 //! does after a write (serving a CRD's resources, removing a deleted CRD's objects).
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
-use super::{ApiError, Cause, Objects, Subject, WriteOptions, meta};
+use super::{ApiError, Cause, FieldValidation, Objects, Subject, WriteOptions, meta};
 use crate::registry::ResourceInfo;
+use crate::schema::{BuiltinKind, FieldError, Schema};
+use crate::validation;
 
 fn is(r: &ResourceInfo, group: &str, plural: &str) -> bool {
     r.group == group && r.plural == plural
 }
 
-/// Validates and defaults `obj` (`old` is the stored object on update). Returns
-/// warnings for the client.
+/// The built-in kind a resource serves, if it is one the validation module knows.
+pub(super) fn builtin_kind(r: &ResourceInfo) -> Option<BuiltinKind> {
+    if r.crd.is_some() {
+        return None;
+    }
+    BuiltinKind::from_gvk(&r.group, &r.version, &r.kind)
+}
+
+/// The structural schema of a resource's objects: the CRD version's, or the
+/// built-in kind's. Also the merge information of patches.
+pub(super) fn schema_of(r: &ResourceInfo) -> Option<Arc<Schema>> {
+    match &r.crd {
+        Some(crd) => crd.structural.clone(),
+        None => builtin_kind(r).map(BuiltinKind::schema),
+    }
+}
+
+fn field_errors(r: &ResourceInfo, name: &str, errs: &[FieldError]) -> ApiError {
+    ApiError::Invalid {
+        subject: Subject::of(r, name),
+        causes: errs.iter().map(Cause::from_field_error).collect(),
+    }
+}
+
+/// Validates and defaults `obj` (`old` is the stored object on update): unknown
+/// fields per `fieldValidation`, defaults, then the kind's or the CRD schema's
+/// validation. Returns warnings for the client.
 pub(super) fn admit(
     objects: &Objects,
     r: &ResourceInfo,
     obj: &mut Value,
     old: Option<&Value>,
-    _opts: &WriteOptions,
+    opts: &WriteOptions,
 ) -> Result<Vec<String>, ApiError> {
     let name = meta::meta_str(obj, "name").unwrap_or("").to_owned();
-    let invalid = |causes: Vec<Cause>| ApiError::Invalid {
-        subject: Subject::of(r, &name),
-        causes,
-    };
-    if old.is_none() {
-        let rule = meta::NameRule::for_resource(&r.group, &r.plural);
-        let causes = meta::name_causes(&name, rule, "metadata.name");
-        if !causes.is_empty() {
-            return Err(invalid(causes));
+    let mut warnings = Vec::new();
+    if let Some(schema) = schema_of(r) {
+        let unknown = crate::schema::prune(obj, &schema);
+        let described: Vec<String> = unknown
+            .iter()
+            .map(|u| format!("unknown field \"{u}\""))
+            .collect();
+        match opts.field_validation {
+            FieldValidation::Strict if !described.is_empty() => {
+                return Err(ApiError::BadRequest(format!(
+                    "strict decoding error: {}",
+                    described.join(", ")
+                )));
+            }
+            FieldValidation::Warn => warnings.extend(described),
+            _ => {}
         }
+    }
+    match (builtin_kind(r), &r.crd) {
+        (Some(kind), _) => {
+            if let Some(old) = old {
+                validation::prepare_update(kind, obj, old);
+            }
+            validation::default(kind, obj);
+            let errs = validation::validate(kind, obj, old);
+            if !errs.is_empty() {
+                return Err(field_errors(r, &name, &errs));
+            }
+        }
+        (None, Some(crd)) => {
+            let permissive;
+            let schema = match &crd.structural {
+                Some(s) => {
+                    crate::schema::default(obj, s);
+                    s.as_ref()
+                }
+                None => {
+                    permissive = Schema::default();
+                    &permissive
+                }
+            };
+            let errs = validation::validate_custom_resource(obj, old, schema, r.namespaced);
+            if !errs.is_empty() {
+                return Err(field_errors(r, &name, &errs));
+            }
+        }
+        (None, None) if old.is_none() => {
+            let rule = meta::NameRule::for_resource(&r.group, &r.plural);
+            let causes = meta::name_causes(&name, rule, "metadata.name");
+            if !causes.is_empty() {
+                return Err(ApiError::Invalid {
+                    subject: Subject::of(r, &name),
+                    causes,
+                });
+            }
+        }
+        (None, None) => {}
     }
     if is(r, "", "namespaces") {
         if old.is_none() {
-            obj["spec"]["finalizers"]
-                .as_array()
-                .is_none()
-                .then(|| obj["spec"] = json!({"finalizers": ["kubernetes"]}));
             obj["status"] = json!({"phase": "Active"});
         }
     } else if is(r, "apiextensions.k8s.io", "customresourcedefinitions") {
-        admit_crd(objects, obj, old).map_err(|c| invalid(vec![c]))?;
+        admit_crd(objects, obj, old).map_err(|c| ApiError::Invalid {
+            subject: Subject::of(r, &name),
+            causes: vec![c],
+        })?;
     }
-    Ok(Vec::new())
+    Ok(warnings)
 }
 
 fn admit_crd(objects: &Objects, obj: &mut Value, old: Option<&Value>) -> Result<(), Cause> {

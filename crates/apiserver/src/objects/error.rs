@@ -4,24 +4,24 @@ use serde_json::{Value, json};
 
 use crate::registry::ResourceInfo;
 
-/// One field problem of an `Invalid` error.
+/// One field problem of an `Invalid` (or apply `Conflict`) error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cause {
-    /// `FieldValueInvalid`, `FieldValueRequired`, `FieldValueNotSupported`, ...
+    /// `FieldValueInvalid`, `FieldValueRequired`, `FieldManagerConflict`, ...
     pub reason: String,
-    /// The full message (`spec.ports[0].port: Invalid value: 0: must be ...`).
+    /// The message without the field (`Invalid value: 0: must be ...`).
     pub message: String,
     /// The field path.
     pub field: String,
 }
 
 impl Cause {
-    /// `field: Required value` style cause.
+    /// `Required value` cause.
     pub fn required(field: &str, detail: &str) -> Self {
         let message = if detail.is_empty() {
-            format!("{field}: Required value")
+            "Required value".to_owned()
         } else {
-            format!("{field}: Required value: {detail}")
+            format!("Required value: {detail}")
         };
         Cause {
             reason: "FieldValueRequired".into(),
@@ -30,21 +30,39 @@ impl Cause {
         }
     }
 
-    /// `field: Invalid value: <value>: detail` style cause.
+    /// `Invalid value: <value>: detail` cause.
     pub fn invalid(field: &str, value: &Value, detail: &str) -> Self {
         Cause {
             reason: "FieldValueInvalid".into(),
-            message: format!("{field}: Invalid value: {value}: {detail}"),
+            message: format!("Invalid value: {value}: {detail}"),
             field: field.into(),
         }
     }
 
-    /// `field: Forbidden: detail`.
+    /// `Forbidden: detail` cause.
     pub fn forbidden(field: &str, detail: &str) -> Self {
         Cause {
             reason: "FieldValueForbidden".into(),
-            message: format!("{field}: Forbidden: {detail}"),
+            message: format!("Forbidden: {detail}"),
             field: field.into(),
+        }
+    }
+
+    /// The cause of a schema or validation field error.
+    pub fn from_field_error(e: &crate::schema::FieldError) -> Self {
+        Cause {
+            reason: e.kind.cause_type().into(),
+            message: e.body(),
+            field: e.field.as_str().to_owned(),
+        }
+    }
+
+    /// `field: message`, as the top-level message lists causes.
+    fn full(&self) -> String {
+        if self.field.is_empty() {
+            self.message.clone()
+        } else {
+            format!("{}: {}", self.field, self.message)
         }
     }
 }
@@ -70,6 +88,15 @@ impl Subject {
             plural: resource.plural.clone(),
             kind: resource.kind.clone(),
             name: name.to_owned(),
+        }
+    }
+
+    /// `Service`, or `EndpointSlice.discovery.k8s.io` for grouped kinds.
+    fn qualified_kind(&self) -> String {
+        if self.group.is_empty() {
+            self.kind.clone()
+        } else {
+            format!("{}.{}", self.kind, self.group)
         }
     }
 
@@ -104,7 +131,7 @@ pub enum ApiError {
         detail: String,
     },
     /// 422 Invalid with field causes.
-    #[error("{} {:?} is invalid: {}", .subject.kind, .subject.name, join_causes(.causes))]
+    #[error("{} {:?} is invalid: {}", .subject.qualified_kind(), .subject.name, join_causes(.causes))]
     Invalid {
         /// The object.
         subject: Subject,
@@ -144,17 +171,32 @@ pub enum ApiError {
     /// 504 Timeout.
     #[error("{0}")]
     Timeout(String),
+    /// A status a lower layer decided on (patch and apply errors).
+    #[error("{}", .0.message)]
+    Other(Box<OtherStatus>),
+}
+
+/// A `Status` decided outside this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherStatus {
+    /// HTTP code.
+    pub code: u16,
+    /// `reason` (may be empty).
+    pub reason: &'static str,
+    /// `message`.
+    pub message: String,
+    /// The object concerned.
+    pub subject: Subject,
+    /// `details.causes`.
+    pub causes: Vec<Cause>,
 }
 
 fn join_causes(causes: &[Cause]) -> String {
     match causes {
-        [one] => one.message.clone(),
+        [one] => one.full(),
         many => format!(
             "[{}]",
-            many.iter()
-                .map(|c| c.message.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            many.iter().map(Cause::full).collect::<Vec<_>>().join(", ")
         ),
     }
 }
@@ -189,6 +231,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => 429,
             ApiError::Internal(_) => 500,
             ApiError::Timeout(_) => 504,
+            ApiError::Other(o) => o.code,
         }
     }
 
@@ -210,6 +253,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "TooManyRequests",
             ApiError::Internal(_) => "InternalError",
             ApiError::Timeout(_) => "Timeout",
+            ApiError::Other(o) => o.reason,
         }
     }
 
@@ -234,6 +278,19 @@ impl ApiError {
                     .iter()
                     .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
                     .collect();
+                Some(d)
+            }
+            ApiError::Other(o) if !o.subject.plural.is_empty() || !o.causes.is_empty() => {
+                let mut d = details(&o.subject, &o.subject.plural);
+                if !o.causes.is_empty() {
+                    d["causes"] = o
+                        .causes
+                        .iter()
+                        .map(
+                            |c| json!({"reason": c.reason, "message": c.message, "field": c.field}),
+                        )
+                        .collect();
+                }
                 Some(d)
             }
             _ => None,

@@ -13,7 +13,6 @@ pub mod error;
 mod list;
 pub mod meta;
 pub mod options;
-pub mod patching;
 pub mod selector;
 pub mod storage;
 pub mod watch;
@@ -22,15 +21,17 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+pub use crate::patch::PatchType;
 pub use error::{ApiError, Cause, Subject};
 pub use options::{
     DeleteOptions, FieldValidation, ListOptions, Propagation, VersionMatch, WatchOptions,
     WriteOptions,
 };
-pub use patching::PatchKind;
 pub use storage::{ObjectStore, StorageError, Stored};
 
+use crate::patch::{self, Manager, MergeInfo};
 use crate::registry::{Registry, ResourceInfo, Subresource};
+use crate::schema::Schema;
 
 /// How many times an unconditional write re-reads and retries after losing a race.
 const WRITE_RETRIES: usize = 16;
@@ -222,8 +223,19 @@ impl Objects {
         &self,
         r: &ResourceInfo,
         ns: Option<&str>,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<Written, ApiError> {
+        self.create_inner(r, ns, body, opts, Tracking::Update).await
+    }
+
+    async fn create_inner(
+        &self,
+        r: &ResourceInfo,
+        ns: Option<&str>,
         mut body: Value,
         opts: &WriteOptions,
+        tracking: Tracking,
     ) -> Result<Written, ApiError> {
         Self::check_body(r, ns, &body)?;
         if r.namespaced && ns.is_none() {
@@ -259,6 +271,9 @@ impl Objects {
                 m.insert("name".into(), json!(name));
             }
             let warnings = admission::admit(self, r, &mut obj, None, opts)?;
+            if tracking == Tracking::Update {
+                obj = track(r, None, &obj, opts, None);
+            }
             strip_type_meta(&mut obj);
             if opts.dry_run {
                 return Ok(Written {
@@ -309,8 +324,17 @@ impl Objects {
             Some(rv) if !rv.is_empty() => Some(parse_rv(rv)?),
             _ => None,
         };
-        self.write_loop(r, ns, name, opts, sub, precondition, |_| Ok(body.clone()))
-            .await
+        self.write_loop(
+            r,
+            ns,
+            name,
+            opts,
+            sub,
+            precondition,
+            Tracking::Update,
+            |_| Ok(body.clone()),
+        )
+        .await
     }
 
     /// patch, of the object or of a subresource. Server-side apply creates the
@@ -321,13 +345,27 @@ impl Objects {
         r: &ResourceInfo,
         ns: Option<&str>,
         name: &str,
-        kind: PatchKind,
+        kind: PatchType,
         body: &[u8],
         opts: &WriteOptions,
         sub: Option<Subresource>,
     ) -> Result<Written, ApiError> {
-        let patch = patching::decode_patch(kind, body)?;
-        if kind == PatchKind::Apply {
+        let schema = admission::schema_of(r);
+        // `&dyn MergeInfo` is not Sync, so it is made where it is used rather than
+        // held across awaits.
+        let info = || schema.as_deref().map(|s| s as &dyn MergeInfo);
+        let subject = || Subject::of(r, name);
+        if kind == PatchType::Apply {
+            let api_version = r.api_version();
+            let now = meta::now();
+            let ignored = ignored_fields(r, sub);
+            let manager = Manager {
+                name: opts.field_manager.as_deref().unwrap_or_default(),
+                api_version: &api_version,
+                subresource: sub.map(Subresource::name),
+                now: &now,
+                ignored_fields: &ignored,
+            };
             let exists = self
                 .store
                 .get(&r.key(ns, name))
@@ -335,32 +373,36 @@ impl Objects {
                 .map_err(storage_failed)?
                 .is_some();
             if !exists && sub.is_none() {
-                let mut obj = patch.clone();
+                let mut obj = patch::server_side_apply(None, body, &manager, opts.force, info())
+                    .map_err(|e| apply_failed(e, subject()))?;
                 if let Some(m) = meta::meta_mut(&mut obj) {
                     m.entry("name").or_insert_with(|| json!(name));
                 }
-                return self.create(r, ns, obj, opts).await;
-            }
-        }
-        let written = self
-            .write_loop(r, ns, name, opts, sub, None, |current| {
-                let patched =
-                    patching::apply_patch(current, kind, &patch).map_err(|e| match e {
-                        ApiError::Invalid { causes, .. } => ApiError::Invalid {
-                            subject: Subject::of(r, name),
-                            causes,
-                        },
-                        other => other,
-                    })?;
-                let before = meta::meta_str(current, "resourceVersion");
-                let after = meta::meta_str(&patched, "resourceVersion");
-                if after.is_some() && after != before {
-                    return Err(ApiError::modified(Subject::of(r, name)));
+                if meta::meta_str(&obj, "name") != Some(name) {
+                    return Err(ApiError::BadRequest(
+                        "the name of the object does not match the name on the URL".into(),
+                    ));
                 }
-                Ok(patched)
-            })
-            .await?;
-        Ok(written)
+                return self.create_inner(r, ns, obj, opts, Tracking::Done).await;
+            }
+            return self
+                .write_loop(r, ns, name, opts, sub, None, Tracking::Done, |current| {
+                    patch::server_side_apply(Some(current), body, &manager, opts.force, info())
+                        .map_err(|e| apply_failed(e, subject()))
+                })
+                .await;
+        }
+        self.write_loop(r, ns, name, opts, sub, None, Tracking::Update, |current| {
+            let patched = patch::apply_patch(kind, current, body, info())
+                .map_err(|e| patch_failed(e, subject()))?;
+            let before = meta::meta_str(current, "resourceVersion");
+            let after = meta::meta_str(&patched, "resourceVersion");
+            if after.is_some() && after != before {
+                return Err(ApiError::modified(subject()));
+            }
+            Ok(patched)
+        })
+        .await
     }
 
     /// Reads, computes the new object with `make` from the presented current
@@ -375,6 +417,7 @@ impl Objects {
         opts: &WriteOptions,
         sub: Option<Subresource>,
         precondition: Option<i64>,
+        tracking: Tracking,
         make: impl Fn(&Value) -> Result<Value, ApiError>,
     ) -> Result<Written, ApiError> {
         for _ in 0..WRITE_RETRIES {
@@ -385,7 +428,7 @@ impl Objects {
             let presented = Self::present(r, current.value.clone(), current.mod_revision);
             let requested = make(&presented)?;
             match self
-                .write_update(r, ns, name, &current, requested, opts, sub)
+                .write_update(r, ns, name, &current, requested, opts, sub, tracking)
                 .await
             {
                 Err(WriteFailure::Lost) if precondition.is_none() => continue,
@@ -408,6 +451,7 @@ impl Objects {
         requested: Value,
         opts: &WriteOptions,
         sub: Option<Subresource>,
+        tracking: Tracking,
     ) -> Result<Written, WriteFailure> {
         let old = &current.value;
         let mut new = match sub {
@@ -466,12 +510,16 @@ impl Objects {
         let warnings =
             admission::admit(self, r, &mut new, Some(old), opts).map_err(WriteFailure::Api)?;
         strip_type_meta(&mut new);
-        if new == *old {
+        if without_managed_fields(&new) == without_managed_fields(old) {
             return Ok(Written {
-                object: Self::present(r, new, current.mod_revision),
+                object: Self::present(r, old.clone(), current.mod_revision),
                 warnings,
                 created: false,
             });
+        }
+        if tracking == Tracking::Update {
+            new = track(r, Some(old), &new, opts, sub);
+            strip_type_meta(&mut new);
         }
         if opts.dry_run {
             return Ok(Written {
@@ -643,6 +691,105 @@ impl Objects {
     ) -> Result<watch::WatchStream, ApiError> {
         watch::watch(self, r, ns, opts, bookmark_every).await
     }
+}
+
+/// Whether a write still needs its managedFields entry recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracking {
+    /// Record an `Update` by the write's field manager.
+    Update,
+    /// Server-side apply already did.
+    Done,
+}
+
+/// Fields an endpoint resets and never records ownership of.
+fn ignored_fields(r: &ResourceInfo, sub: Option<Subresource>) -> Vec<patch::Path> {
+    match sub {
+        Some(Subresource::Status) => vec![
+            patch::Path::fields(&["spec"]),
+            patch::Path::fields(&["metadata"]),
+        ],
+        None if r.has_subresource(Subresource::Status) => vec![patch::Path::fields(&["status"])],
+        _ => Vec::new(),
+    }
+}
+
+fn with_type_meta(r: &ResourceInfo, v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.as_object_mut() {
+        m.insert("apiVersion".into(), json!(r.api_version()));
+        m.insert("kind".into(), json!(r.kind));
+    }
+    v
+}
+
+/// `new` with its managedFields updated for a non-apply write.
+fn track(
+    r: &ResourceInfo,
+    old: Option<&Value>,
+    new: &Value,
+    opts: &WriteOptions,
+    sub: Option<Subresource>,
+) -> Value {
+    let schema: Option<std::sync::Arc<Schema>> = admission::schema_of(r);
+    let info = schema.as_deref().map(|s| s as &dyn MergeInfo);
+    let api_version = r.api_version();
+    let now = meta::now();
+    let ignored = ignored_fields(r, sub);
+    let manager = Manager {
+        name: opts.field_manager.as_deref().unwrap_or(DEFAULT_MANAGER),
+        api_version: &api_version,
+        subresource: sub.map(Subresource::name),
+        now: &now,
+        ignored_fields: &ignored,
+    };
+    let old = old.map(|o| with_type_meta(r, o));
+    patch::track_update(old.as_ref(), &with_type_meta(r, new), &manager, info)
+}
+
+/// The field manager of writes that name none (and of the server's own writes).
+pub const DEFAULT_MANAGER: &str = "fedmesh-apiserver";
+
+fn without_managed_fields(v: &Value) -> Value {
+    let mut v = v.clone();
+    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("managedFields");
+    }
+    v
+}
+
+fn patch_failed(e: patch::PatchError, subject: Subject) -> ApiError {
+    let reason = e.reason();
+    if reason == patch::Reason::UnsupportedMediaType {
+        return ApiError::UnsupportedMediaType(e.to_string());
+    }
+    ApiError::Other(Box::new(error::OtherStatus {
+        code: reason.code(),
+        reason: reason.as_str(),
+        message: e.to_string(),
+        subject,
+        causes: Vec::new(),
+    }))
+}
+
+fn apply_failed(e: patch::ApplyError, subject: Subject) -> ApiError {
+    let reason = e.reason();
+    let causes = e
+        .conflicts()
+        .iter()
+        .map(|c| Cause {
+            reason: "FieldManagerConflict".into(),
+            message: c.cause_message(),
+            field: c.cause_field(),
+        })
+        .collect();
+    ApiError::Other(Box::new(error::OtherStatus {
+        code: reason.code(),
+        reason: reason.as_str(),
+        message: e.to_string(),
+        subject,
+        causes,
+    }))
 }
 
 /// Why one write attempt failed.

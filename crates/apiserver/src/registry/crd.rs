@@ -32,6 +32,8 @@ pub struct CrdVersion {
     pub crd_name: String,
     /// `openAPIV3Schema` of this version, if any.
     pub schema: Option<Value>,
+    /// The same, as a structural schema (when it parses).
+    pub structural: Option<std::sync::Arc<crate::schema::Schema>>,
     /// `additionalPrinterColumns` of this version.
     pub printer_columns: Vec<Value>,
     /// The storage version's name.
@@ -99,7 +101,7 @@ pub(super) fn resources_of(crd: &Value) -> Result<(String, Vec<ResourceInfo>), C
         .unwrap_or_default()
         .to_owned();
     let mut out = Vec::new();
-    for v in versions {
+    for (i, v) in versions.iter().enumerate() {
         if v["served"].as_bool() != Some(true) {
             continue;
         }
@@ -137,6 +139,14 @@ pub(super) fn resources_of(crd: &Value) -> Result<(String, Vec<ResourceInfo>), C
             crd: Some(CrdVersion {
                 crd_name: name.clone(),
                 schema: v["schema"].get("openAPIV3Schema").cloned(),
+                structural: v["schema"].get("openAPIV3Schema").and_then(|s| {
+                    let path = crate::schema::FieldPath::new(&format!(
+                        "spec.versions[{i}].schema.openAPIV3Schema"
+                    ));
+                    crate::schema::parse_crd_schema(s, &path)
+                        .ok()
+                        .map(std::sync::Arc::new)
+                }),
                 printer_columns: v["additionalPrinterColumns"]
                     .as_array()
                     .cloned()

@@ -190,6 +190,8 @@ struct Tables {
     resources: BTreeMap<Gvr, Arc<ResourceInfo>>,
     /// CRD name -> the keys it contributed.
     crds: BTreeMap<String, Vec<Gvr>>,
+    /// Bumped on every change, so derived documents know when to rebuild.
+    generation: u64,
 }
 
 /// The served resources, shared by the HTTP layer, the object layer and the
@@ -316,6 +318,7 @@ impl Registry {
             out.push(info);
         }
         tables.crds.insert(name, keys);
+        tables.generation += 1;
         Ok(out)
     }
 
@@ -326,7 +329,34 @@ impl Registry {
             for key in old {
                 tables.resources.remove(&key);
             }
+            tables.generation += 1;
         }
+    }
+
+    /// Changes whenever the set of served resources changes.
+    pub fn generation(&self) -> u64 {
+        self.read().generation
+    }
+
+    /// The structural schemas of every served CRD version, for OpenAPI.
+    pub fn crd_schemas(&self) -> Vec<crate::schema::CrdVersionSchema> {
+        self.read()
+            .resources
+            .values()
+            .filter_map(|r| {
+                let crd = r.crd.as_ref()?;
+                Some(crate::schema::CrdVersionSchema {
+                    group: r.group.clone(),
+                    version: r.version.clone(),
+                    kind: r.kind.clone(),
+                    list_kind: r.list_kind.clone(),
+                    plural: r.plural.clone(),
+                    namespaced: r.namespaced,
+                    status_subresource: r.has_subresource(Subresource::Status),
+                    schema: crd.structural.clone()?,
+                })
+            })
+            .collect()
     }
 
     /// Whether another CRD or a built-in already serves `group/plural`.

@@ -174,6 +174,7 @@ impl ApiServerBuilder {
             objects: objects.clone(),
             config: Arc::new(http),
             shutdown: shutdown_rx.clone(),
+            openapi: Default::default(),
         };
         let router = crate::http::router(state).layer(axum::middleware::from_fn_with_state(
             self.faults.clone(),
