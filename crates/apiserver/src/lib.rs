@@ -1,1 +1,3 @@
 //! An embedded Kubernetes-compatible API server (see `docs/architecture.md`).
+pub mod cluster;
+pub mod table;

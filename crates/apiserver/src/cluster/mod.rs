@@ -1,0 +1,23 @@
+//! What kube-controller-manager would do, as pure synchronous logic: the
+//! spine's controller tasks feed it objects and write what it returns.
+//!
+//! - [`endpoints`] and [`endpointslice`]: Endpoints and EndpointSlices of
+//!   Services with a selector, from their pods (and nodes, for zones).
+//! - [`gc`]: garbage collection of dependents through ownerReferences
+//!   (background, foreground, orphan), as a state machine.
+//! - [`namespace`]: namespace lifecycle decisions (admission and deletion).
+//! - [`alloc`]: clusterIP and nodePort allocators.
+
+pub mod alloc;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod gc;
+pub mod namespace;
+pub mod pods;
+pub mod repack;
+pub mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use write::{ObjectKey, Write};
