@@ -107,7 +107,6 @@ fn go_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => i.to_string(),
-            (None, Some(f)) if n.is_u64() => format_go_float(f),
             (None, Some(f)) => format_go_float(f),
             _ => n.to_string(),
         },
@@ -142,12 +141,15 @@ fn typed_cell(type_: &str, v: &Value, now: Timestamp) -> Value {
         ("integer", Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => json!(i),
             // Go converts with int64(f): truncation, saturating here.
-            #[allow(clippy::cast_possible_truncation)]
             (None, Some(f)) => json!(f.trunc() as i64),
             _ => Value::Null,
         },
         ("number", Value::Number(n)) => match (n.as_i64(), n.as_f64()) {
             (Some(i), _) => json!(i),
+            // Go's encoder writes integral floats without a fraction.
+            (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => {
+                json!(f as i64)
+            }
             (None, Some(f)) => json!(f),
             _ => Value::Null,
         },
