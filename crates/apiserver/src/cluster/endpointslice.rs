@@ -21,6 +21,7 @@ use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::endpoints::{ANNOTATION_LAST_CHANGE_TRIGGER_TIME, LABEL_HEADLESS};
+use super::gohash;
 use super::pods::{self, IpFamily};
 use super::write::{ObjectKey, Write};
 
@@ -102,15 +103,9 @@ fn endpoint_key(e: &Endpoint) -> EndpointKey {
     )
 }
 
+/// Kubernetes sorts a slice's ports by the hash of each port.
 fn sort_ports(ports: &mut [EndpointPort]) {
-    ports.sort_by(|a, b| {
-        (&a.name, a.port, &a.protocol, &a.app_protocol).cmp(&(
-            &b.name,
-            b.port,
-            &b.protocol,
-            &b.app_protocol,
-        ))
-    });
+    ports.sort_by_cached_key(|p| gohash::hash_key(&gohash::spew_slice_port(p)));
 }
 
 fn ports_key(ports: Option<&Vec<EndpointPort>>) -> PortsKey {

@@ -12,6 +12,7 @@ pub mod alloc;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
+pub mod gohash;
 pub mod namespace;
 pub mod pods;
 pub mod repack;

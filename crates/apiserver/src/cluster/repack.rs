@@ -3,16 +3,16 @@
 //!
 //! Addresses are identified by IP and target UID; an address that is not
 //! ready on one port of a group stays not ready ("not ready trumps
-//! ready"). Addresses are sorted by IP bytes then target UID, exactly as
-//! Kubernetes sorts them. Kubernetes orders ports and subsets by an MD5 of
-//! Go's debug printing of the structs; we order ports by (port, name,
-//! protocol, appProtocol) and subsets by their sorted address list, which
-//! is as deterministic but not the same permutation.
+//! ready"). Addresses are sorted by IP bytes then target UID; ports and
+//! then subsets by the MD5 of their go-spew rendering, exactly as
+//! Kubernetes sorts them (see [`super::gohash`]).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EndpointAddress, EndpointPort, EndpointSubset};
+
+use super::gohash::{hash_key, spew_endpoint_port, spew_endpoint_subset};
 
 type AddrKey = (String, Option<String>);
 type PortKey = (i32, Option<String>, Option<String>, Option<String>);
@@ -107,7 +107,7 @@ pub fn repack_subsets(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
             }
             ready.sort_by(compare_addresses);
             not_ready.sort_by(compare_addresses);
-            ports.sort_by_key(port_key);
+            ports.sort_by_cached_key(|p| hash_key(&spew_endpoint_port(p)));
             EndpointSubset {
                 addresses: (!ready.is_empty()).then_some(ready),
                 not_ready_addresses: (!not_ready.is_empty()).then_some(not_ready),
@@ -115,15 +115,6 @@ pub fn repack_subsets(subsets: Vec<EndpointSubset>) -> Vec<EndpointSubset> {
             }
         })
         .collect();
-    out.sort_by_key(subset_order);
+    out.sort_by_cached_key(|s| hash_key(&spew_endpoint_subset(s)));
     out
-}
-
-fn subset_order(s: &EndpointSubset) -> (Vec<AddrKey>, Vec<AddrKey>, Vec<PortKey>) {
-    let keys = |v: &Option<Vec<EndpointAddress>>| v.iter().flatten().map(addr_key).collect();
-    (
-        keys(&s.addresses),
-        keys(&s.not_ready_addresses),
-        s.ports.iter().flatten().map(port_key).collect(),
-    )
 }

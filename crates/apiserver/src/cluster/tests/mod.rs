@@ -3,6 +3,7 @@
 mod alloc;
 mod endpoints;
 mod gc;
+mod gohash;
 mod namespace;
 mod slices;
 
