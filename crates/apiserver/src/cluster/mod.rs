@@ -2,7 +2,10 @@
 //! spine's controller tasks feed it objects and write what it returns.
 //!
 //! - [`endpoints`] and [`endpointslice`]: Endpoints and EndpointSlices of
-//!   Services with a selector, from their pods (and nodes, for zones).
+//!   Services with a selector, from their pods (and nodes, for zones);
+//!   [`mirroring`]: EndpointSlices mirrored from user-written Endpoints of
+//!   Services without a selector; [`kubernetes_service`]: the `default/kubernetes`
+//!   Service, Endpoints and EndpointSlice kube-apiserver maintains.
 //! - [`gc`]: garbage collection of dependents through ownerReferences
 //!   (background, foreground, orphan), as a state machine.
 //! - [`namespace`]: namespace lifecycle decisions (admission and deletion).
@@ -13,6 +16,8 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
 pub mod gohash;
+pub mod kubernetes_service;
+pub mod mirroring;
 pub mod namespace;
 pub mod pods;
 pub mod repack;

@@ -4,6 +4,7 @@ mod alloc;
 mod endpoints;
 mod gc;
 mod gohash;
+mod mirroring;
 mod namespace;
 mod slices;
 
