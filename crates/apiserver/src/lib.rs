@@ -9,6 +9,7 @@
 //!   controllers (namespaces, endpoints, GC) ── objects
 //! ```
 
+pub mod cluster;
 pub mod controllers;
 pub mod http;
 pub mod objects;
@@ -17,6 +18,7 @@ pub mod registry;
 pub mod schema;
 pub mod server;
 pub mod store;
+pub mod table;
 pub mod validation;
 
 pub use server::{ApiServer, ApiServerBuilder, RunningServer};
