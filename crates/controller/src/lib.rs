@@ -91,16 +91,13 @@ pub async fn run(
         ));
         let metrics = metrics.clone();
         tasks.spawn(async move {
-            let mut listed = sources::Listed::default();
-            while let Some(p) = progress.recv().await {
-                match p {
-                    sources::SourceProgress::Services(n) => listed.services = Some(n),
-                    sources::SourceProgress::Endpoints(n) => listed.endpoints = Some(n),
-                    sources::SourceProgress::Failed(message) => {
-                        tracing::warn!(%message, "watching the local cluster failed; retrying");
-                    }
+            let mut tracker = sources::SyncTracker::default();
+            while let Some(report) = progress.recv().await {
+                tracker.observe(&report);
+                if let watch::Progress::Failed(message) = &report.progress {
+                    tracing::warn!(%message, "watching the local cluster failed; retrying");
                 }
-                if listed.complete().is_some() {
+                if tracker.in_sync().is_some() {
                     metrics.set_ready();
                 }
             }

@@ -24,7 +24,8 @@ use tokio::task::JoinHandle;
 use crate::config::ControllerConfig;
 use crate::engine::IndexEvent;
 use crate::metrics::Metrics;
-use crate::sources::{self, Listed, SourceProgress};
+use crate::sources::{self, SyncTracker};
+use crate::watch::Progress;
 
 /// The RemoteClusterConfiguration resource (Calico's, cluster-scoped).
 pub fn api_resource() -> ApiResource {
@@ -274,7 +275,7 @@ async fn sync(
     let _abort = AbortOnDrop(watches);
     let secret_changed = wait_for_secret_change(shared, spec, Some(secret_data));
     tokio::pin!(secret_changed);
-    let mut listed = Listed::default();
+    let mut tracker = SyncTracker::default();
     let mut leading = shared.leading.clone();
     loop {
         let deadline = reporter.withdraw_deadline();
@@ -283,18 +284,24 @@ async fn sync(
                 tracing::info!(remote = %spec.name, "access secret changed; reconnecting");
                 return;
             }
-            Some(p) = progress.recv() => match p {
-                SourceProgress::Services(n) => listed.services = Some(n),
-                SourceProgress::Endpoints(n) => listed.endpoints = Some(n),
-                SourceProgress::Failed(message) => {
+            Some(report) = progress.recv() => {
+                tracker.observe(&report);
+                if let Progress::Failed(message) = report.progress {
                     reporter.report(SyncEvent::Failed { reason: "Unreachable".into(), message }).await;
                 }
-            },
-            () = sleep_until(deadline) => reporter.withdraw().await,
+            }
+            () = sleep_until(deadline) => {
+                reporter.withdraw().await;
+                if reporter.withdrawn {
+                    // The index forgot this remote; only fresh watches (which
+                    // relist) bring it back, so start over.
+                    return;
+                }
+            }
             Ok(()) = leading.changed() => reporter.rewrite().await,
         }
         // Report a sync once both kinds are listed and no newer progress waits.
-        if let Some((services, endpoints)) = listed.complete()
+        if let Some((services, endpoints)) = tracker.in_sync()
             && progress.is_empty()
             && reporter.status.as_ref().is_none_or(|s| {
                 (s.state, s.services, s.endpoints) != (SyncState::InSync, services, endpoints)
@@ -451,4 +458,15 @@ async fn write_status(local: &kube::Client, name: &str, status: &RemoteStatus) -
             false
         }
     }
+}
+
+/// The RemoteClusterConfiguration CustomResourceDefinition fedmesh serves
+/// (`deploy/crds/remoteclusterconfigurations.yaml`).
+pub fn crd() -> Result<
+    k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+    serde_saphyr::Error,
+> {
+    serde_saphyr::from_str(include_str!(
+        "../../../deploy/crds/remoteclusterconfigurations.yaml"
+    ))
 }

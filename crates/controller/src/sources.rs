@@ -11,31 +11,57 @@ use tokio::sync::mpsc;
 use crate::engine::IndexEvent;
 use crate::watch::{self, Progress, Update};
 
-/// Which of a cluster's objects have been listed, and how many.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Listed {
-    /// Services listed, once they have been.
-    pub services: Option<usize>,
-    /// Endpoints (across EndpointSlices) listed, once they have been.
-    pub endpoints: Option<usize>,
+/// The two kinds watched in every cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Services.
+    Services,
+    /// EndpointSlices.
+    Slices,
 }
 
-impl Listed {
-    /// Both kinds are listed.
-    pub fn complete(&self) -> Option<(usize, usize)> {
+/// Something one of a cluster's two watches reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceProgress {
+    /// Which watch.
+    pub kind: SourceKind,
+    /// What happened.
+    pub progress: Progress,
+}
+
+/// How a cluster's watches stand: listed (with counts) and healthy.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncTracker {
+    services: Option<usize>,
+    endpoints: Option<usize>,
+    services_failing: bool,
+    slices_failing: bool,
+}
+
+impl SyncTracker {
+    /// Takes in one report.
+    pub fn observe(&mut self, report: &SourceProgress) {
+        let (count, failing) = match report.kind {
+            SourceKind::Services => (&mut self.services, &mut self.services_failing),
+            SourceKind::Slices => (&mut self.endpoints, &mut self.slices_failing),
+        };
+        match &report.progress {
+            Progress::Listed(n) => {
+                *count = Some(*n);
+                *failing = false;
+            }
+            Progress::Failed(_) => *failing = true,
+            Progress::Recovered => *failing = false,
+        }
+    }
+
+    /// Services and endpoints synced, when both watches have listed and neither is failing.
+    pub fn in_sync(&self) -> Option<(usize, usize)> {
+        if self.services_failing || self.slices_failing {
+            return None;
+        }
         Some((self.services?, self.endpoints?))
     }
-}
-
-/// Something the two watches of a cluster report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceProgress {
-    /// Services were listed.
-    Services(usize),
-    /// EndpointSlices were listed, holding this many endpoints.
-    Endpoints(usize),
-    /// A watch failed.
-    Failed(String),
 }
 
 /// Watches every Service and EndpointSlice of the cluster behind `client` (as
@@ -56,10 +82,10 @@ pub async fn watch_cluster(
             events.clone(),
             move |update| service_event(&origin, update),
             |_| 1,
-            move |p| {
-                let _ = progress.send(match p {
-                    Progress::Listed(n) => SourceProgress::Services(n),
-                    Progress::Failed(m) => SourceProgress::Failed(m),
+            move |progress_| {
+                let _ = progress.send(SourceProgress {
+                    kind: SourceKind::Services,
+                    progress: progress_,
                 });
             },
         )
@@ -70,10 +96,10 @@ pub async fn watch_cluster(
         events,
         move |update| slice_event(&origin, update),
         |slice| slice.endpoints.len(),
-        move |p| {
-            let _ = progress.send(match p {
-                Progress::Listed(n) => SourceProgress::Endpoints(n),
-                Progress::Failed(m) => SourceProgress::Failed(m),
+        move |progress_| {
+            let _ = progress.send(SourceProgress {
+                kind: SourceKind::Slices,
+                progress: progress_,
             });
         },
     );

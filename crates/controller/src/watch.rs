@@ -30,6 +30,8 @@ pub enum Progress {
     Listed(usize),
     /// The watch failed; it retries with backoff.
     Failed(String),
+    /// The watch works again after failing.
+    Recovered,
 }
 
 /// Watches `api` until the index is gone, turning updates into index events
@@ -47,7 +49,12 @@ pub async fn pump<K>(
 {
     let mut stream = watcher(api, config).default_backoff().boxed();
     let mut listing: Vec<K> = Vec::new();
+    let mut failing = false;
     while let Some(item) = stream.next().await {
+        if item.is_ok() && failing {
+            failing = false;
+            progress(Progress::Recovered);
+        }
         let update = match item {
             Ok(watcher::Event::Init) => {
                 listing.clear();
@@ -64,6 +71,7 @@ pub async fn pump<K>(
             Ok(watcher::Event::Apply(object)) => Update::Apply(object),
             Ok(watcher::Event::Delete(object)) => Update::Delete(object),
             Err(error) => {
+                failing = true;
                 progress(Progress::Failed(error_message(&error)));
                 continue;
             }
