@@ -161,10 +161,10 @@ impl ApiServerBuilder {
         let compactor = store.raw().spawn_compactor();
         let objects = Objects::new(store.clone(), Registry::with_builtins());
         objects
-            .load_crds()
+            .load_state()
             .await
             .map_err(|e| StartError::Load(e.to_string()))?;
-        crate::controllers::bootstrap(&objects)
+        crate::controllers::bootstrap(&objects, addr)
             .await
             .map_err(|e| StartError::Load(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
