@@ -1,0 +1,6 @@
+//! The security layer: TLS material, kubeconfigs, authentication, RBAC authorization,
+//! impersonation and access reviews, as synchronous logic the HTTP layer calls.
+
+pub mod certs;
+mod files;
+pub mod user;
