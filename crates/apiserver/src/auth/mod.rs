@@ -3,4 +3,5 @@
 
 pub mod certs;
 mod files;
+pub mod kubeconfig;
 pub mod user;
