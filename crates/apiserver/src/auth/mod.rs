@@ -5,5 +5,6 @@ pub mod authn;
 pub mod certs;
 mod files;
 pub mod kubeconfig;
+pub mod rbac;
 pub mod sa_token;
 pub mod user;
