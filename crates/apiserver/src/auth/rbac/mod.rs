@@ -396,8 +396,13 @@ impl RbacIndex {
             Some(source) => Decision::Allow {
                 reason: format!("RBAC: allowed by {source}"),
             },
+            // Worded as kube-apiserver's RBAC authorizer words evaluation errors.
             None => Decision::Deny {
-                reason: errors.join(", "),
+                reason: match errors.as_slice() {
+                    [] => String::new(),
+                    [one] => format!("RBAC: {one}"),
+                    many => format!("RBAC: [{}]", many.join(", ")),
+                },
             },
         }
     }

@@ -242,7 +242,7 @@ fn namespaced_role_applies_only_in_its_namespace() {
     let decision = index.authorize(&jo, &get("b", "settings"));
     assert_eq!(
         decision.reason(),
-        "role.rbac.authorization.k8s.io \"cm-reader\" not found"
+        "RBAC: role.rbac.authorization.k8s.io \"cm-reader\" not found"
     );
 }
 
