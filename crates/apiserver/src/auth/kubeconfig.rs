@@ -265,7 +265,10 @@ fn parse_existing(path: &Path, bytes: &[u8]) -> Result<Map<String, Value>, Kubec
 }
 
 fn to_yaml(doc: &Value) -> Result<String, KubeconfigError> {
-    serde_saphyr::to_string(doc).map_err(|err| KubeconfigError::Render(err.to_string()))
+    // Plain scalars only: the long base64 CA stays on one line, as kubectl writes it.
+    let options = serde_saphyr::ser_options! { prefer_block_scalars: false };
+    serde_saphyr::to_string_with_options(doc, options)
+        .map_err(|err| KubeconfigError::Render(err.to_string()))
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), KubeconfigError> {
@@ -340,6 +343,10 @@ mod tests {
         assert_eq!(config.root_cert.as_ref().map(Vec::len), Some(1));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("current-context: local"), "{text}");
+        assert!(
+            text.contains("    certificate-authority-data: LS0t"),
+            "{text}"
+        );
     }
 
     #[test]
