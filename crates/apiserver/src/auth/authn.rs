@@ -111,12 +111,6 @@ pub fn load_or_create_admin_token(dir: &Path) -> Result<BearerToken, AuthnSetupE
 /// Why a request's credentials were rejected; the client sees 401 Unauthorized either way.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthnError {
-    /// The `Authorization` header is not `Bearer <token>`.
-    #[error("unsupported Authorization header: expected a bearer token")]
-    UnsupportedScheme,
-    /// `Bearer` with nothing after it.
-    #[error("empty bearer token")]
-    EmptyToken,
     /// Not a known static token, and not a JWT.
     #[error("unknown bearer token")]
     UnknownToken,
@@ -183,8 +177,11 @@ impl Authenticator {
         &self.service_accounts
     }
 
-    /// Authenticates a request from its `Authorization` header value (`None` when absent):
-    /// no header is the anonymous user, a bad one is an error (401).
+    /// Authenticates a request from its `Authorization` header value (`None` when absent).
+    ///
+    /// As in kube-apiserver, a request without a bearer token (no header, another scheme,
+    /// or `Bearer` with nothing after it) is anonymous, while a bearer token that does not
+    /// authenticate is an error (401).
     pub fn authenticate(
         &self,
         authorization: Option<&str>,
@@ -196,12 +193,9 @@ impl Authenticator {
         };
         let header = header.trim();
         let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthnError::UnsupportedScheme);
-        }
         let token = token.trim();
-        if token.is_empty() {
-            return Err(AuthnError::EmptyToken);
+        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+            return Ok(UserInfo::anonymous());
         }
         self.authenticate_token(token, lookup, now)
     }
@@ -264,22 +258,20 @@ mod tests {
     }
 
     #[test]
-    fn bad_headers_and_unknown_tokens_are_rejected() {
+    fn bad_tokens_are_rejected_and_non_bearer_headers_are_anonymous() {
         let (authn, _) = authenticator();
         let objects = FakeObjects::default();
-        let cases = [
-            ("Basic dXNlcjpwYXNz", AuthnError::UnsupportedScheme),
-            ("Bearer", AuthnError::EmptyToken),
-            ("Bearer    ", AuthnError::EmptyToken),
-            ("Bearer nope", AuthnError::UnknownToken),
-        ];
-        for (header, expected) in cases {
+        for header in ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", ""] {
             assert_eq!(
                 authn.authenticate(Some(header), &objects, now()),
-                Err(expected),
-                "{header}"
+                Ok(UserInfo::anonymous()),
+                "{header:?}"
             );
         }
+        assert_eq!(
+            authn.authenticate(Some("Bearer nope"), &objects, now()),
+            Err(AuthnError::UnknownToken)
+        );
         assert!(matches!(
             authn.authenticate(Some("Bearer a.b.c"), &objects, now()),
             Err(AuthnError::ServiceAccount(_))

@@ -771,6 +771,103 @@ fn verify_legacy(
     Ok(UserInfo::service_account(&account, uid))
 }
 
+/// The `type` of Secrets that hold a legacy service account token.
+pub const TOKEN_SECRET_TYPE: &str = "kubernetes.io/service-account-token";
+/// Annotation naming the ServiceAccount of a token Secret.
+pub const SA_NAME_ANNOTATION: &str = "kubernetes.io/service-account.name";
+/// Annotation with the uid of the ServiceAccount of a token Secret.
+pub const SA_UID_ANNOTATION: &str = "kubernetes.io/service-account.uid";
+
+/// What kube-controller-manager's token controller would do with a Secret.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TokenSecretAction {
+    /// Not a token Secret, or already complete.
+    Unchanged,
+    /// Store this updated Secret (token, `ca.crt`, `namespace` and the uid annotation filled).
+    Update(Value),
+    /// The ServiceAccount is gone or was recreated: delete the Secret.
+    Delete,
+}
+
+impl ServiceAccountTokens {
+    /// Reconciles a Secret as the legacy token controller does: fills in the token of a
+    /// `kubernetes.io/service-account-token` Secret, and reports Secrets whose
+    /// ServiceAccount no longer exists.
+    pub fn reconcile_token_secret(
+        &self,
+        secret: &Value,
+        lookup: &dyn ObjectLookup,
+        ca_pem: &str,
+    ) -> Result<TokenSecretAction, TokenRequestError> {
+        if secret.get("type").and_then(Value::as_str) != Some(TOKEN_SECRET_TYPE) {
+            return Ok(TokenSecretAction::Unchanged);
+        }
+        let meta = secret.get("metadata");
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_owned();
+        let namespace = text(meta.and_then(|m| m.get("namespace")));
+        let secret_name = text(meta.and_then(|m| m.get("name")));
+        let annotations = meta.and_then(|m| m.get("annotations"));
+        let sa_name = text(annotations.and_then(|a| a.get(SA_NAME_ANNOTATION)));
+        let annotated_uid = text(annotations.and_then(|a| a.get(SA_UID_ANNOTATION)));
+        if namespace.is_empty() || secret_name.is_empty() || sa_name.is_empty() {
+            return Ok(TokenSecretAction::Unchanged);
+        }
+        let Some(uid) = lookup.uid(ObjectKind::ServiceAccount, &namespace, &sa_name) else {
+            return Ok(TokenSecretAction::Delete);
+        };
+        if !annotated_uid.is_empty() && annotated_uid != uid {
+            return Ok(TokenSecretAction::Delete);
+        }
+        let data = secret.get("data");
+        let has = |key: &str| {
+            data.and_then(|d| d.get(key))
+                .and_then(Value::as_str)
+                .is_some_and(|v| !v.is_empty())
+        };
+        if has("token") && has("ca.crt") && has("namespace") && !annotated_uid.is_empty() {
+            return Ok(TokenSecretAction::Unchanged);
+        }
+        let mut updated = secret.clone();
+        let filled = if has("token") {
+            None
+        } else {
+            let account = ServiceAccountRef {
+                account: ServiceAccountName::new(&namespace, &sa_name),
+                uid: uid.clone(),
+            };
+            Some(self.mint_legacy(&account, &secret_name)?)
+        };
+        let defaults =
+            legacy_secret_data(filled.as_deref().unwrap_or_default(), ca_pem, &namespace);
+        let Some(object) = updated.as_object_mut() else {
+            return Ok(TokenSecretAction::Unchanged);
+        };
+        let data = object.entry("data").or_insert_with(|| json!({}));
+        if !data.is_object() {
+            *data = json!({});
+        }
+        if let Some(data) = data.as_object_mut() {
+            for (key, value) in defaults {
+                let missing = data
+                    .get(&key)
+                    .and_then(Value::as_str)
+                    .is_none_or(str::is_empty);
+                if missing {
+                    data.insert(key, Value::String(value));
+                }
+            }
+        }
+        if let Some(annotations) = object
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
+            .and_then(Value::as_object_mut)
+        {
+            annotations.insert(SA_UID_ANNOTATION.to_owned(), Value::String(uid));
+        }
+        Ok(TokenSecretAction::Update(updated))
+    }
+}
+
 /// The `data` of a `kubernetes.io/service-account-token` Secret (base64 values, as stored).
 pub fn legacy_secret_data(token: &str, ca_pem: &str, namespace: &str) -> BTreeMap<String, String> {
     use base64::engine::general_purpose::STANDARD;
@@ -1101,6 +1198,67 @@ pub(crate) mod tests {
 
         let data = legacy_secret_data(&token, "CA", "apps");
         assert_eq!(data["namespace"], "YXBwcw==");
+    }
+
+    #[test]
+    fn token_secrets_are_filled_and_orphans_deleted() {
+        let tokens = ServiceAccountTokens::in_memory().unwrap();
+        let mut objects =
+            FakeObjects::default().with(ObjectKind::ServiceAccount, "apps", "bot", "sa-uid-1");
+        let secret = json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": TOKEN_SECRET_TYPE,
+            "metadata": {"name": "bot-token", "namespace": "apps", "annotations": {SA_NAME_ANNOTATION: "bot"}},
+        });
+        let TokenSecretAction::Update(filled) = tokens
+            .reconcile_token_secret(&secret, &objects, "CA")
+            .unwrap()
+        else {
+            panic!("expected an update");
+        };
+        assert_eq!(
+            filled["metadata"]["annotations"][SA_UID_ANNOTATION],
+            "sa-uid-1"
+        );
+        assert_eq!(filled["data"]["ca.crt"], "Q0E=");
+        let token = base64::engine::general_purpose::STANDARD
+            .decode(filled["data"]["token"].as_str().unwrap())
+            .unwrap();
+        objects
+            .secret_tokens
+            .insert(("apps".to_owned(), "bot-token".to_owned()), token.clone());
+        let user = tokens
+            .verify(std::str::from_utf8(&token).unwrap(), &objects, now())
+            .unwrap();
+        assert_eq!(user.username, "system:serviceaccount:apps:bot");
+        assert_eq!(
+            tokens
+                .reconcile_token_secret(&filled, &objects, "CA")
+                .unwrap(),
+            TokenSecretAction::Unchanged
+        );
+        let recreated =
+            FakeObjects::default().with(ObjectKind::ServiceAccount, "apps", "bot", "sa-uid-2");
+        assert_eq!(
+            tokens
+                .reconcile_token_secret(&filled, &recreated, "CA")
+                .unwrap(),
+            TokenSecretAction::Delete
+        );
+        assert_eq!(
+            tokens
+                .reconcile_token_secret(&secret, &FakeObjects::default(), "CA")
+                .unwrap(),
+            TokenSecretAction::Delete
+        );
+        let opaque = json!({"type": "Opaque", "metadata": {"name": "x", "namespace": "apps"}});
+        assert_eq!(
+            tokens
+                .reconcile_token_secret(&opaque, &objects, "CA")
+                .unwrap(),
+            TokenSecretAction::Unchanged
+        );
     }
 
     #[test]

@@ -190,6 +190,31 @@ impl RbacIndex {
         Ok(kind)
     }
 
+    /// Removes the object a JSON value (as stored, or as a watch DELETED event carries it)
+    /// describes. Returns its kind and whether it was present.
+    pub fn delete_json(&mut self, object: &Value) -> Result<(RbacKind, bool), RbacError> {
+        let kind_name = object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let kind = RbacKind::from_kind(kind_name)
+            .ok_or_else(|| RbacError::NotRbac(kind_name.to_owned()))?;
+        let meta = object.get("metadata");
+        let field = |name: &str| {
+            meta.and_then(|m| m.get(name))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+        };
+        let name = field("name");
+        if name.is_empty() {
+            return Err(RbacError::MissingField {
+                kind,
+                field: "metadata.name",
+            });
+        }
+        Ok((kind, self.delete(kind, field("namespace"), name)))
+    }
+
     /// Removes an object; `namespace` is ignored for cluster-scoped kinds. Returns whether it
     /// was present.
     pub fn delete(&mut self, kind: RbacKind, namespace: &str, name: &str) -> bool {

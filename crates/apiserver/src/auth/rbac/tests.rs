@@ -535,6 +535,26 @@ fn apply_and_delete_bindings() {
     assert!(allowed(&index, &viewer, &res("get", "", "pods", "team")));
     assert!(index.delete(RbacKind::RoleBinding, "team", "viewer"));
     assert!(!index.delete(RbacKind::RoleBinding, "team", "viewer"));
+    let editor_binding = role_binding(
+        "team",
+        "editor",
+        "ClusterRole",
+        "edit",
+        user_subject("editor"),
+    );
+    assert_eq!(
+        index.delete_json(&editor_binding).unwrap(),
+        (RbacKind::RoleBinding, true)
+    );
+    assert!(!allowed(
+        &index,
+        &user("editor", &[]),
+        &res("create", "", "pods", "team")
+    ));
+    assert!(matches!(
+        index.delete_json(&json!({"kind": "Role", "metadata": {}})),
+        Err(RbacError::MissingField { .. })
+    ));
     assert!(!allowed(&index, &viewer, &res("get", "", "pods", "team")));
     assert!(matches!(
         index.apply_json(&json!({"kind": "ConfigMap"})),
