@@ -3,6 +3,7 @@
 
 pub mod attributes;
 pub mod bootstrap;
+pub mod escalation;
 pub mod selector;
 
 use std::collections::{BTreeMap, BTreeSet};
