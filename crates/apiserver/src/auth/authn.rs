@@ -11,7 +11,7 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use sha2::{Digest, Sha256};
 
 use super::files::{self, PRIVATE_MODE};
-use super::sa_token::{ObjectLookup, ServiceAccountTokens, TokenVerifyError};
+use super::sa_token::{ObjectLookup, PendingToken, ServiceAccountTokens, TokenVerifyError};
 use super::user::UserInfo;
 
 /// File name of the admin token inside the auth directory.
@@ -188,16 +188,21 @@ impl Authenticator {
         lookup: &dyn ObjectLookup,
         now: jiff::Timestamp,
     ) -> Result<UserInfo, AuthnError> {
-        let Some(header) = authorization else {
-            return Ok(UserInfo::anonymous());
-        };
-        let header = header.trim();
-        let (scheme, token) = header.split_once(' ').unwrap_or((header, ""));
-        let token = token.trim();
-        if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-            return Ok(UserInfo::anonymous());
+        self.authenticate_deferred(authorization, now)?
+            .complete(lookup)
+    }
+
+    /// [`Self::authenticate`] without object lookups: service account tokens come back as
+    /// [`Authenticated::Pending`] with the objects still to check, for async callers.
+    pub fn authenticate_deferred(
+        &self,
+        authorization: Option<&str>,
+        now: jiff::Timestamp,
+    ) -> Result<Authenticated, AuthnError> {
+        match bearer_token(authorization) {
+            Some(token) => self.authenticate_token_deferred(token, now),
+            None => Ok(Authenticated::User(UserInfo::anonymous())),
         }
-        self.authenticate_token(token, lookup, now)
     }
 
     /// Authenticates a bare token (the TokenReview path uses this too).
@@ -207,6 +212,16 @@ impl Authenticator {
         lookup: &dyn ObjectLookup,
         now: jiff::Timestamp,
     ) -> Result<UserInfo, AuthnError> {
+        self.authenticate_token_deferred(token, now)?
+            .complete(lookup)
+    }
+
+    /// [`Self::authenticate_token`] without object lookups.
+    pub fn authenticate_token_deferred(
+        &self,
+        token: &str,
+        now: jiff::Timestamp,
+    ) -> Result<Authenticated, AuthnError> {
         // Lookup by digest: the map is keyed by something an attacker cannot probe byte by
         // byte through timing.
         let known = {
@@ -217,12 +232,40 @@ impl Authenticator {
             tokens.get(&BearerToken::digest(token)).cloned()
         };
         if let Some(user) = known {
-            return Ok(user);
+            return Ok(Authenticated::User(user));
         }
         if ServiceAccountTokens::looks_like_jwt(token) {
-            return Ok(self.service_accounts.verify(token, lookup, now)?);
+            let pending = self.service_accounts.verify_claims(token, now)?;
+            return Ok(Authenticated::Pending(pending));
         }
         Err(AuthnError::UnknownToken)
+    }
+}
+
+/// The token of a `Bearer` Authorization header; `None` means the request is anonymous.
+fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    let header = authorization?.trim();
+    let (scheme, token) = header.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// An identity, or a service account token that still needs its objects checked.
+#[derive(Debug)]
+pub enum Authenticated {
+    /// Fully authenticated.
+    User(UserInfo),
+    /// A verified service account token; see [`PendingToken::checks`].
+    Pending(PendingToken),
+}
+
+impl Authenticated {
+    /// Finishes authentication by checking pending objects through `lookup`.
+    pub fn complete(self, lookup: &dyn ObjectLookup) -> Result<UserInfo, AuthnError> {
+        match self {
+            Self::User(user) => Ok(user),
+            Self::Pending(pending) => Ok(pending.complete(lookup)?),
+        }
     }
 }
 
@@ -316,6 +359,29 @@ mod tests {
         let header = format!("Bearer {}", minted.status.token);
         let user = authn.authenticate(Some(&header), &objects, now()).unwrap();
         assert_eq!(user.username, "system:serviceaccount:apps:bot");
+
+        // The deferred path names the objects to fetch before completing.
+        let Authenticated::Pending(pending) =
+            authn.authenticate_deferred(Some(&header), now()).unwrap()
+        else {
+            panic!("a service account token needs its account checked");
+        };
+        assert_eq!(
+            pending.checks(),
+            [crate::auth::sa_token::ObjectCheck::Uid {
+                kind: ObjectKind::ServiceAccount,
+                namespace: "apps".to_owned(),
+                name: "bot".to_owned(),
+                uid: "sa-uid-1".to_owned(),
+            }]
+        );
+        assert!(matches!(
+            pending.clone().complete(&FakeObjects::default()),
+            Err(TokenVerifyError::ServiceAccountGone { .. })
+        ));
+        assert_eq!(pending.complete(&objects).unwrap(), user);
+        let admin = authn.authenticate_deferred(None, now()).unwrap();
+        assert!(matches!(admin, Authenticated::User(u) if u == UserInfo::anonymous()));
     }
 
     #[test]

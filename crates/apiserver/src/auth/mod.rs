@@ -116,6 +116,10 @@ impl Security {
 
     /// The identity a request runs as: from its `Authorization` header (anonymous when
     /// absent), then through its `Impersonate-*` headers if any, which `rbac` must allow.
+    ///
+    /// Async callers that cannot look objects up synchronously use
+    /// [`authorization_header`], [`Authenticator::authenticate_deferred`] and
+    /// [`apply_impersonation`] instead.
     pub fn authenticate_request(
         &self,
         headers: &HeaderMap,
@@ -123,21 +127,35 @@ impl Security {
         lookup: &dyn ObjectLookup,
         now: jiff::Timestamp,
     ) -> Result<UserInfo, RequestAuthError> {
-        let authorization = match headers.get(http::header::AUTHORIZATION) {
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| RequestAuthError::UnreadableHeader)?,
-            ),
-            None => None,
-        };
         let user = self
             .authenticator
-            .authenticate(authorization, lookup, now)?;
-        match impersonation::parse_headers(headers)? {
-            Some(request) => Ok(impersonation::impersonate(rbac, &user, &request)?),
-            None => Ok(user),
-        }
+            .authenticate(authorization_header(headers)?, lookup, now)?;
+        apply_impersonation(user, headers, rbac)
+    }
+}
+
+/// The `Authorization` header as text, `None` when absent.
+pub fn authorization_header(headers: &HeaderMap) -> Result<Option<&str>, RequestAuthError> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .map(|value| {
+            value
+                .to_str()
+                .map_err(|_| RequestAuthError::UnreadableHeader)
+        })
+        .transpose()
+}
+
+/// Applies a request's `Impersonate-*` headers to the authenticated `user`, if there are any
+/// and `rbac` allows them.
+pub fn apply_impersonation(
+    user: UserInfo,
+    headers: &HeaderMap,
+    rbac: &RbacIndex,
+) -> Result<UserInfo, RequestAuthError> {
+    match impersonation::parse_headers(headers)? {
+        Some(request) => Ok(impersonation::impersonate(rbac, &user, &request)?),
+        None => Ok(user),
     }
 }
 

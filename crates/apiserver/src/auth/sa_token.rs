@@ -619,9 +619,21 @@ impl ServiceAccountTokens {
         lookup: &dyn ObjectLookup,
         now: jiff::Timestamp,
     ) -> Result<UserInfo, TokenVerifyError> {
+        self.verify_claims(token, now)?.complete(lookup)
+    }
+
+    /// The first half of [`Self::verify`]: checks signature, issuer, audience and times,
+    /// and returns the object checks that remain, for callers that look objects up
+    /// asynchronously (fetch them into an [`ObjectSnapshot`], then call
+    /// [`PendingToken::complete`]).
+    pub fn verify_claims(
+        &self,
+        token: &str,
+        now: jiff::Timestamp,
+    ) -> Result<PendingToken, TokenVerifyError> {
         let claims = self.verify_signature(token)?;
         if claims.iss == LEGACY_ISSUER {
-            return verify_legacy(token, claims, lookup);
+            return legacy_pending(token, claims);
         }
         if claims.iss != self.issuer {
             return Err(TokenVerifyError::Issuer(claims.iss));
@@ -654,14 +666,12 @@ impl ServiceAccountTokens {
                 "sub does not name the service account",
             ));
         }
-        let live_uid = lookup.uid(
-            ObjectKind::ServiceAccount,
-            &account.namespace,
-            &account.name,
-        );
-        if live_uid.as_deref() != Some(k8s.serviceaccount.uid.as_str()) {
-            return Err(TokenVerifyError::ServiceAccountGone { account });
-        }
+        let mut checks = vec![ObjectCheck::Uid {
+            kind: ObjectKind::ServiceAccount,
+            namespace: account.namespace.clone(),
+            name: account.name.clone(),
+            uid: k8s.serviceaccount.uid.clone(),
+        }];
         let mut user = UserInfo::service_account(&account, &k8s.serviceaccount.uid);
         let bound = [
             (ObjectKind::Pod, &k8s.pod),
@@ -671,16 +681,16 @@ impl ServiceAccountTokens {
         for (kind, claim) in bound {
             let Some(claim) = claim else { continue };
             let namespace = if kind == ObjectKind::Node {
-                ""
+                String::new()
             } else {
-                account.namespace.as_str()
+                account.namespace.clone()
             };
-            if lookup.uid(kind, namespace, &claim.name).as_deref() != Some(claim.uid.as_str()) {
-                return Err(TokenVerifyError::BoundObjectGone {
-                    resource: kind.resource(),
-                    name: claim.name.clone(),
-                });
-            }
+            checks.push(ObjectCheck::Uid {
+                kind,
+                namespace,
+                name: claim.name.clone(),
+                uid: claim.uid.clone(),
+            });
             let keys = match kind {
                 ObjectKind::Pod => Some((EXTRA_POD_NAME, EXTRA_POD_UID)),
                 ObjectKind::Node => Some((EXTRA_NODE_NAME, EXTRA_NODE_UID)),
@@ -697,7 +707,11 @@ impl ServiceAccountTokens {
             user.extra
                 .insert(EXTRA_CREDENTIAL_ID.to_owned(), vec![format!("JTI={jti}")]);
         }
-        Ok(user)
+        Ok(PendingToken {
+            token: String::new(),
+            user,
+            checks,
+        })
     }
 
     fn verify_signature(&self, token: &str) -> Result<Claims, TokenVerifyError> {
@@ -733,11 +747,7 @@ impl ServiceAccountTokens {
     }
 }
 
-fn verify_legacy(
-    token: &str,
-    claims: Claims,
-    lookup: &dyn ObjectLookup,
-) -> Result<UserInfo, TokenVerifyError> {
+fn legacy_pending(token: &str, claims: Claims) -> Result<PendingToken, TokenVerifyError> {
     let (Some(namespace), Some(secret), Some(name), Some(uid)) = (
         claims.legacy_namespace,
         claims.legacy_secret_name,
@@ -754,21 +764,162 @@ fn verify_legacy(
             "sub does not name the service account",
         ));
     }
-    // Deleting the Secret revokes the token, as with kube-apiserver.
-    if lookup.secret_token(&namespace, &secret).as_deref() != Some(token.as_bytes()) {
-        return Err(TokenVerifyError::SecretGone {
-            namespace,
-            name: secret,
-        });
+    Ok(PendingToken {
+        // Deleting the Secret revokes the token, as with kube-apiserver.
+        token: token.to_owned(),
+        user: UserInfo::service_account(&account, &uid),
+        checks: vec![
+            ObjectCheck::SecretHoldsToken {
+                namespace: namespace.clone(),
+                name: secret,
+            },
+            ObjectCheck::Uid {
+                kind: ObjectKind::ServiceAccount,
+                namespace,
+                name,
+                uid,
+            },
+        ],
+    })
+}
+
+/// One fact about current objects that a token's validity depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ObjectCheck {
+    /// The object must exist with this uid.
+    Uid {
+        /// Its kind.
+        kind: ObjectKind,
+        /// Its namespace (empty for nodes).
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The uid the token was issued for.
+        uid: String,
+    },
+    /// The Secret's `data.token` must be the presented token (legacy tokens).
+    SecretHoldsToken {
+        /// Secret namespace.
+        namespace: String,
+        /// Secret name.
+        name: String,
+    },
+}
+
+/// A token whose signature and claims verified; it authenticates once its object checks
+/// hold.
+#[derive(Clone)]
+pub struct PendingToken {
+    /// Kept only for legacy tokens, which are compared with their Secret.
+    token: String,
+    user: UserInfo,
+    checks: Vec<ObjectCheck>,
+}
+
+impl std::fmt::Debug for PendingToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingToken")
+            .field("user", &self.user)
+            .field("checks", &self.checks)
+            .finish_non_exhaustive()
     }
-    if lookup
-        .uid(ObjectKind::ServiceAccount, &namespace, &name)
-        .as_deref()
-        != Some(uid.as_str())
-    {
-        return Err(TokenVerifyError::ServiceAccountGone { account });
+}
+
+impl PendingToken {
+    /// The objects to look up before [`Self::complete`].
+    pub fn checks(&self) -> &[ObjectCheck] {
+        &self.checks
     }
-    Ok(UserInfo::service_account(&account, uid))
+
+    /// Checks the objects through `lookup` and yields the identity.
+    pub fn complete(self, lookup: &dyn ObjectLookup) -> Result<UserInfo, TokenVerifyError> {
+        for check in &self.checks {
+            match check {
+                ObjectCheck::Uid {
+                    kind,
+                    namespace,
+                    name,
+                    uid,
+                } => {
+                    if lookup.uid(*kind, namespace, name).as_deref() == Some(uid.as_str()) {
+                        continue;
+                    }
+                    return Err(match kind {
+                        ObjectKind::ServiceAccount => TokenVerifyError::ServiceAccountGone {
+                            account: ServiceAccountName::new(namespace, name),
+                        },
+                        other => TokenVerifyError::BoundObjectGone {
+                            resource: other.resource(),
+                            name: name.clone(),
+                        },
+                    });
+                }
+                ObjectCheck::SecretHoldsToken { namespace, name } => {
+                    if lookup.secret_token(namespace, name).as_deref()
+                        != Some(self.token.as_bytes())
+                    {
+                        return Err(TokenVerifyError::SecretGone {
+                            namespace: namespace.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(self.user)
+    }
+}
+
+/// Objects fetched ahead of time, as an [`ObjectLookup`] (for async callers and tests).
+#[derive(Clone, Default)]
+pub struct ObjectSnapshot {
+    uids: std::collections::HashMap<(ObjectKind, String, String), String>,
+    secret_tokens: std::collections::HashMap<(String, String), Vec<u8>>,
+}
+
+impl std::fmt::Debug for ObjectSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectSnapshot")
+            .field("uids", &self.uids)
+            .field("secret_tokens", &self.secret_tokens.len())
+            .finish()
+    }
+}
+
+impl ObjectSnapshot {
+    /// Records that an object exists with `uid`.
+    pub fn insert_uid(&mut self, kind: ObjectKind, namespace: &str, name: &str, uid: &str) {
+        self.uids.insert(
+            (kind, namespace.to_owned(), name.to_owned()),
+            uid.to_owned(),
+        );
+    }
+
+    /// [`Self::insert_uid`] as a builder.
+    pub fn with(mut self, kind: ObjectKind, namespace: &str, name: &str, uid: &str) -> Self {
+        self.insert_uid(kind, namespace, name, uid);
+        self
+    }
+
+    /// Records a Secret's decoded `data.token`.
+    pub fn insert_secret_token(&mut self, namespace: &str, name: &str, token: Vec<u8>) {
+        self.secret_tokens
+            .insert((namespace.to_owned(), name.to_owned()), token);
+    }
+}
+
+impl ObjectLookup for ObjectSnapshot {
+    fn uid(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<String> {
+        self.uids
+            .get(&(kind, namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    fn secret_token(&self, namespace: &str, name: &str) -> Option<Vec<u8>> {
+        self.secret_tokens
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
 }
 
 /// The `type` of Secrets that hold a legacy service account token.
@@ -882,35 +1033,9 @@ pub fn legacy_secret_data(token: &str, ca_pem: &str, namespace: &str) -> BTreeMa
 pub(crate) mod tests {
     use super::*;
     use k8s_openapi::api::authentication::v1::BoundObjectReference;
-    use std::collections::HashMap;
 
-    /// Objects that exist, by kind, namespace and name, with their uid; and Secret tokens.
-    #[derive(Default)]
-    pub(crate) struct FakeObjects {
-        pub(crate) uids: HashMap<(ObjectKind, String, String), String>,
-        pub(crate) secret_tokens: HashMap<(String, String), Vec<u8>>,
-    }
-
-    impl FakeObjects {
-        pub(crate) fn with(mut self, kind: ObjectKind, ns: &str, name: &str, uid: &str) -> Self {
-            self.uids
-                .insert((kind, ns.to_owned(), name.to_owned()), uid.to_owned());
-            self
-        }
-    }
-
-    impl ObjectLookup for FakeObjects {
-        fn uid(&self, kind: ObjectKind, namespace: &str, name: &str) -> Option<String> {
-            self.uids
-                .get(&(kind, namespace.to_owned(), name.to_owned()))
-                .cloned()
-        }
-        fn secret_token(&self, namespace: &str, name: &str) -> Option<Vec<u8>> {
-            self.secret_tokens
-                .get(&(namespace.to_owned(), name.to_owned()))
-                .cloned()
-        }
-    }
+    /// Test code elsewhere in `auth` names the snapshot by its role.
+    pub(crate) type FakeObjects = ObjectSnapshot;
 
     pub(crate) fn bot() -> ServiceAccountRef {
         ServiceAccountRef {
@@ -1189,10 +1314,7 @@ pub(crate) mod tests {
             tokens.verify(&token, &objects, now()),
             Err(TokenVerifyError::SecretGone { .. })
         ));
-        objects.secret_tokens.insert(
-            ("apps".to_owned(), "bot-token".to_owned()),
-            token.clone().into_bytes(),
-        );
+        objects.insert_secret_token("apps", "bot-token", token.clone().into_bytes());
         let user = tokens.verify(&token, &objects, now()).unwrap();
         assert_eq!(user.username, "system:serviceaccount:apps:bot");
 
@@ -1225,9 +1347,7 @@ pub(crate) mod tests {
         let token = base64::engine::general_purpose::STANDARD
             .decode(filled["data"]["token"].as_str().unwrap())
             .unwrap();
-        objects
-            .secret_tokens
-            .insert(("apps".to_owned(), "bot-token".to_owned()), token.clone());
+        objects.insert_secret_token("apps", "bot-token", token.clone());
         let user = tokens
             .verify(std::str::from_utf8(&token).unwrap(), &objects, now())
             .unwrap();

@@ -131,13 +131,25 @@ fn group_matches(rule: &PolicyRule, group: &str) -> bool {
         .is_some_and(|groups| contains_or_wildcard(groups, group))
 }
 
-fn resource_matches(rule: &PolicyRule, combined: &str, subresource: &str) -> bool {
+/// Whether `rule_resource` equals `resource` or `resource/subresource`, without building the
+/// combined string (this runs for every rule of every request).
+fn names_resource(rule_resource: &str, resource: &str, subresource: &str) -> bool {
+    if subresource.is_empty() {
+        return rule_resource == resource;
+    }
+    rule_resource
+        .strip_prefix(resource)
+        .and_then(|rest| rest.strip_prefix('/'))
+        == Some(subresource)
+}
+
+fn resource_matches(rule: &PolicyRule, resource: &str, subresource: &str) -> bool {
     let Some(resources) = rule.resources.as_deref() else {
         return false;
     };
     resources.iter().any(|r| {
         r == WILDCARD
-            || r == combined
+            || names_resource(r, resource, subresource)
             // `*/scale` grants the scale subresource of every resource.
             || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource))
     })
@@ -169,7 +181,7 @@ pub fn rule_allows(rule: &PolicyRule, attributes: &Attributes) -> bool {
         Attributes::Resource(r) => {
             verb_matches(rule, &r.verb)
                 && group_matches(rule, &r.api_group)
-                && resource_matches(rule, &r.combined_resource(), &r.subresource)
+                && resource_matches(rule, &r.resource, &r.subresource)
                 && name_matches(rule, &r.name)
         }
         Attributes::NonResource(n) => verb_matches(rule, &n.verb) && url_matches(rule, &n.path),
