@@ -117,6 +117,38 @@ impl From<ResourceAttributes> for Attributes {
     }
 }
 
+/// The RBAC verb of a resource request, as kube-apiserver derives it: `GET` is `get` on an
+/// object, `list` on a collection and `watch` when `watch` is set; `POST` is `create`, `PUT`
+/// `update`, `PATCH` `patch`; `DELETE` is `delete` on an object and `deletecollection` on a
+/// collection. `None` for other methods.
+///
+/// `watch` is true for `?watch=true` on a collection and for the legacy `/watch/` paths;
+/// kube-apiserver treats `?watch=true` on a named object as `get`. A collection request
+/// whose field selector pins `metadata.name` is authorized with that name.
+pub fn resource_verb(
+    method: &http::Method,
+    names_object: bool,
+    watch: bool,
+) -> Option<&'static str> {
+    use http::Method;
+    Some(match *method {
+        Method::GET | Method::HEAD if watch => "watch",
+        Method::GET | Method::HEAD if names_object => "get",
+        Method::GET | Method::HEAD => "list",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if names_object => "delete",
+        Method::DELETE => "deletecollection",
+        _ => return None,
+    })
+}
+
+/// The RBAC verb of a non-resource request: the lower-case method.
+pub fn non_resource_verb(method: &http::Method) -> String {
+    method.as_str().to_ascii_lowercase()
+}
+
 fn contains_or_wildcard(list: &[String], value: &str) -> bool {
     list.iter().any(|item| item == WILDCARD || item == value)
 }
@@ -368,6 +400,31 @@ mod tests {
         let any = url_rule(&["*"], &["*"]);
         assert!(rule_allows(&any, &Attributes::non_resource("delete", "/x")));
         assert!(!rule_allows(&any, &req("get", "", "pods", "", "")));
+    }
+
+    #[test]
+    fn verbs_from_http_methods() {
+        use http::Method;
+        let cases = [
+            (Method::GET, true, false, Some("get")),
+            (Method::GET, false, false, Some("list")),
+            (Method::GET, false, true, Some("watch")),
+            (Method::GET, true, true, Some("watch")),
+            (Method::POST, false, false, Some("create")),
+            (Method::PUT, true, false, Some("update")),
+            (Method::PATCH, true, false, Some("patch")),
+            (Method::DELETE, true, false, Some("delete")),
+            (Method::DELETE, false, false, Some("deletecollection")),
+            (Method::OPTIONS, false, false, None),
+        ];
+        for (method, named, watch, expected) in cases {
+            assert_eq!(
+                resource_verb(&method, named, watch),
+                expected,
+                "{method} {named} {watch}"
+            );
+        }
+        assert_eq!(non_resource_verb(&Method::POST), "post");
     }
 
     #[test]

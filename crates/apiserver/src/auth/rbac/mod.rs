@@ -15,7 +15,7 @@ use serde_json::Value;
 
 pub use attributes::{
     Attributes, Forbidden, NonResourceAttributes, ResourceAttributes, forbidden, forbidden_reason,
-    rule_allows,
+    non_resource_verb, resource_verb, rule_allows,
 };
 
 use crate::auth::user::{SERVICE_ACCOUNT_USER_PREFIX, SYSTEM_MASTERS, UserInfo};
