@@ -119,6 +119,9 @@ pub enum CertError {
     /// The date arithmetic for validity periods overflowed.
     #[error("computing certificate validity: {0}")]
     Validity(jiff::Error),
+    /// The client certificate verifier could not be built.
+    #[error("building the client certificate verifier: {0}")]
+    ClientVerifier(String),
     /// rustls rejected the certificate or key.
     #[error("building the TLS server configuration: {0}")]
     Tls(#[from] rustls::Error),
@@ -132,15 +135,43 @@ struct ServingMeta {
 }
 
 /// The CA and serving certificate of one API server.
-#[derive(Debug)]
 pub struct TlsAssets {
     ca_cert_pem: String,
+    /// Kept to sign client certificates; never shown by `Debug`.
+    ca_key_pem: String,
     ca_cert_der: CertificateDer<'static>,
     serving_cert_pem: String,
     serving_cert_der: CertificateDer<'static>,
     serving_key_der: Vec<u8>,
     sans: BTreeSet<String>,
     serving_not_after: jiff::civil::Date,
+}
+
+impl std::fmt::Debug for TlsAssets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsAssets")
+            .field("sans", &self.sans)
+            .field("serving_not_after", &self.serving_not_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A client certificate and its private key (PEM), for `client-certificate-data` and
+/// `client-key-data` in kubeconfigs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCertificate {
+    /// The certificate, signed by the cluster CA.
+    pub cert_pem: String,
+    /// Its PKCS#8 private key.
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for ClientCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCertificate")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TlsAssets {
@@ -159,7 +190,8 @@ impl TlsAssets {
         let (ca_key, ca_cert_pem) = load_or_create_ca(pki_dir, today)?;
         let ca_cert_der = parse_cert_pem(&pki_dir.join(CA_CERT_FILE), &ca_cert_pem)?;
 
-        if let Some(assets) = load_serving(pki_dir, &sans, today, &ca_cert_pem, &ca_cert_der)? {
+        if let Some(mut assets) = load_serving(pki_dir, &sans, today, &ca_cert_pem, &ca_cert_der)? {
+            assets.ca_key_pem = ca_key.serialize_pem();
             return Ok(assets);
         }
         let serving = issue_serving(&ca_key, &sans, today)?;
@@ -177,7 +209,13 @@ impl TlsAssets {
         };
         let meta_json = serde_json::to_vec_pretty(&meta).unwrap_or_default();
         write(&pki_dir.join(SERVING_META_FILE), &meta_json, PUBLIC_MODE)?;
-        Ok(Self::assemble(ca_cert_pem, ca_cert_der, serving, sans))
+        Ok(Self::assemble(
+            &ca_key,
+            ca_cert_pem,
+            ca_cert_der,
+            serving,
+            sans,
+        ))
     }
 
     /// Generates a fresh CA and serving certificate that live only in memory (for tests).
@@ -189,10 +227,17 @@ impl TlsAssets {
         let ca_cert_pem = self_sign_ca(&ca_key, today)?;
         let ca_cert_der = parse_cert_pem(Path::new("<memory>"), &ca_cert_pem)?;
         let serving = issue_serving(&ca_key, &sans, today)?;
-        Ok(Self::assemble(ca_cert_pem, ca_cert_der, serving, sans))
+        Ok(Self::assemble(
+            &ca_key,
+            ca_cert_pem,
+            ca_cert_der,
+            serving,
+            sans,
+        ))
     }
 
     fn assemble(
+        ca_key: &KeyPair,
         ca_cert_pem: String,
         ca_cert_der: CertificateDer<'static>,
         serving: Serving,
@@ -200,6 +245,7 @@ impl TlsAssets {
     ) -> Self {
         Self {
             ca_cert_pem,
+            ca_key_pem: ca_key.serialize_pem(),
             ca_cert_der,
             serving_cert_pem: serving.cert_pem,
             serving_cert_der: serving.cert_der,
@@ -239,11 +285,99 @@ impl TlsAssets {
     /// HTTP/2 before HTTP/1.1 in ALPN, as client-go expects.
     pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>, CertError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.serving_key_der.clone()));
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(vec![self.serving_cert_der.clone()], key)?;
+            .with_no_client_auth();
+        self.finish_server_config(builder)
+    }
+
+    /// Like [`Self::server_config`], and also asks clients for a certificate: one signed by
+    /// this CA is verified (read it with [`super::client_cert::user_from_certificate`]),
+    /// clients without one still connect (to use bearer tokens).
+    pub fn server_config_with_client_auth(&self) -> Result<Arc<rustls::ServerConfig>, CertError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_cert_der.clone())?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|err| CertError::ClientVerifier(err.to_string()))?;
+        let builder = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_client_cert_verifier(verifier);
+        self.finish_server_config(builder)
+    }
+
+    fn finish_server_config(
+        &self,
+        builder: rustls::ConfigBuilder<rustls::ServerConfig, rustls::server::WantsServerCert>,
+    ) -> Result<Arc<rustls::ServerConfig>, CertError> {
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.serving_key_der.clone()));
+        let mut config = builder.with_single_cert(vec![self.serving_cert_der.clone()], key)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+
+    /// Issues a client certificate (valid one year) for `username`, with `group` as its
+    /// organization, as kube-apiserver's x509 authentication reads them.
+    pub fn issue_client_certificate(
+        &self,
+        username: &str,
+        group: Option<&str>,
+    ) -> Result<ClientCertificate, CertError> {
+        let ca_key = KeyPair::from_pem(&self.ca_key_pem).map_err(|source| CertError::ParseKey {
+            path: PathBuf::from("<ca key>"),
+            source,
+        })?;
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(CertError::GenerateKey)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        if let Some(group) = group {
+            dn.push(DnType::OrganizationName, group);
+        }
+        dn.push(DnType::CommonName, username);
+        params.distinguished_name = dn;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        params.serial_number = Some(random_serial());
+        let (from, to) = validity(today(), SERVING_VALIDITY_YEARS)?;
+        set_validity(&mut params, from, to);
+        let issuer = Issuer::new(ca_params(), &ca_key);
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(|source| CertError::Sign {
+                what: "client",
+                source,
+            })?;
+        Ok(ClientCertificate {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A client configuration trusting this CA and presenting `certificate` (tests).
+    pub fn client_config_with_certificate(
+        &self,
+        certificate: &ClientCertificate,
+    ) -> Result<Arc<rustls::ClientConfig>, CertError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_cert_der.clone())?;
+        let cert = parse_cert_pem(Path::new("<client certificate>"), &certificate.cert_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(certificate.key_pem.as_bytes()).map_err(|err| {
+            CertError::ParseCertificate {
+                path: PathBuf::from("<client key>"),
+                message: err.to_string(),
+            }
+        })?;
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(vec![cert], key)?;
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
@@ -496,6 +630,7 @@ fn load_serving(
     let cert_der = parse_cert_pem(&cert_path, &cert_pem)?;
     Ok(Some(TlsAssets {
         ca_cert_pem: ca_cert_pem.to_owned(),
+        ca_key_pem: String::new(),
         ca_cert_der: ca_cert_der.clone(),
         serving_cert_pem: cert_pem,
         serving_cert_der: cert_der,

@@ -8,6 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+use super::certs::ClientCertificate;
 use super::files::{self, PRIVATE_MODE};
 
 /// Failures while writing or merging a kubeconfig.
@@ -68,6 +69,9 @@ pub struct KubeconfigEntry {
     pub token: String,
     /// Default namespace of the context, if any.
     pub namespace: Option<String>,
+    /// A client certificate for the user, written beside (or instead of, when `token` is
+    /// empty) the token.
+    pub client_certificate: Option<ClientCertificate>,
 }
 
 impl KubeconfigEntry {
@@ -87,6 +91,7 @@ impl KubeconfigEntry {
             ca_pem: ca_pem.into(),
             token: token.into(),
             namespace: None,
+            client_certificate: None,
         }
     }
 
@@ -101,7 +106,21 @@ impl KubeconfigEntry {
     }
 
     fn user_value(&self) -> Value {
-        json!({ "name": self.user, "user": { "token": self.token } })
+        let mut user = Map::new();
+        if !self.token.is_empty() {
+            user.insert("token".to_owned(), json!(self.token));
+        }
+        if let Some(cert) = &self.client_certificate {
+            user.insert(
+                "client-certificate-data".to_owned(),
+                json!(STANDARD.encode(cert.cert_pem.as_bytes())),
+            );
+            user.insert(
+                "client-key-data".to_owned(),
+                json!(STANDARD.encode(cert.key_pem.as_bytes())),
+            );
+        }
+        json!({ "name": self.user, "user": user })
     }
 
     fn context_value(&self) -> Value {
@@ -347,6 +366,37 @@ mod tests {
             text.contains("    certificate-authority-data: LS0t"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn client_certificate_users_load_with_kube_rs() {
+        let assets = crate::auth::certs::TlsAssets::in_memory(&[]).unwrap();
+        let mut e = KubeconfigEntry::new("cert", "https://127.0.0.1:1", assets.ca_pem(), "");
+        let cert = assets
+            .issue_client_certificate("jane", Some("system:masters"))
+            .unwrap();
+        e.client_certificate = Some(cert.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kubeconfig");
+        write(&path, &[e], "cert").unwrap();
+        let parsed = kube::config::Kubeconfig::read_from(&path).unwrap();
+        let user = serde_json::to_value(parsed.auth_infos[0].auth_info.as_ref().unwrap()).unwrap();
+        assert!(user.get("token").is_none());
+        let cert_data = STANDARD
+            .decode(user["client-certificate-data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(cert_data, cert.cert_pem.as_bytes());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let config = runtime
+            .block_on(kube::Config::from_custom_kubeconfig(
+                parsed,
+                &kube::config::KubeConfigOptions::default(),
+            ))
+            .unwrap();
+        assert!(config.auth_info.client_key_data.is_some());
+        assert!(config.auth_info.client_certificate_data.is_some());
     }
 
     #[test]

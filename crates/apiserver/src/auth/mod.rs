@@ -10,6 +10,7 @@
 
 pub mod authn;
 pub mod certs;
+pub mod client_cert;
 mod files;
 pub mod impersonation;
 pub mod kubeconfig;
@@ -134,6 +135,26 @@ impl Security {
     }
 }
 
+impl Security {
+    /// [`Self::authenticate_request`] for a connection served with
+    /// [`TlsAssets::server_config_with_client_auth`]: a verified client certificate
+    /// (`peer_certificates`, leaf first) authenticates before any bearer token, as
+    /// kube-apiserver's x509 authenticator runs before its token authenticators.
+    pub fn authenticate_request_with_peer(
+        &self,
+        headers: &HeaderMap,
+        peer_certificates: Option<&[rustls::pki_types::CertificateDer<'_>]>,
+        rbac: &RbacIndex,
+        lookup: &dyn ObjectLookup,
+        now: jiff::Timestamp,
+    ) -> Result<UserInfo, RequestAuthError> {
+        match peer_certificates.and_then(client_cert::user_from_certificate) {
+            Some(user) => apply_impersonation(user, headers, rbac),
+            None => self.authenticate_request(headers, rbac, lookup, now),
+        }
+    }
+}
+
 /// The `Authorization` header as text, `None` when absent.
 pub fn authorization_header(headers: &HeaderMap) -> Result<Option<&str>, RequestAuthError> {
     headers
@@ -198,6 +219,33 @@ mod tests {
                 &objects,
                 jiff::Timestamp::now(),
             )
+            .unwrap();
+        assert_eq!(user, UserInfo::admin());
+    }
+
+    #[test]
+    fn client_certificate_wins_over_bearer_token() {
+        let security = Security::in_memory(&[]).unwrap();
+        let rbac = RbacIndex::with_bootstrap_policy();
+        let cert = security
+            .tls
+            .issue_client_certificate("ops", Some("operators"))
+            .unwrap();
+        use rustls::pki_types::pem::PemObject as _;
+        let chain = vec![
+            rustls::pki_types::CertificateDer::from_pem_slice(cert.cert_pem.as_bytes()).unwrap(),
+        ];
+        let header = format!("Bearer {}", security.admin_token.expose());
+        let h = headers(&[("Authorization", &header)]);
+        let now = jiff::Timestamp::now();
+        let objects = FakeObjects::default();
+        let user = security
+            .authenticate_request_with_peer(&h, Some(&chain), &rbac, &objects, now)
+            .unwrap();
+        assert_eq!(user.username, "ops");
+        assert_eq!(user.groups, ["operators", "system:authenticated"]);
+        let user = security
+            .authenticate_request_with_peer(&h, None, &rbac, &objects, now)
             .unwrap();
         assert_eq!(user, UserInfo::admin());
     }
