@@ -17,7 +17,13 @@ use k8s_openapi::api::core::v1::{ObjectReference, Service, ServicePort, ServiceS
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-const CLUSTERS: usize = 100;
+/// Clusters in the mesh; `FEDERATION_BENCH_CLUSTERS` shrinks it for profiling.
+fn clusters() -> usize {
+    std::env::var("FEDERATION_BENCH_CLUSTERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100)
+}
 const SERVICES: usize = 1_000;
 const ENDPOINTS: usize = 10;
 const NS: &str = "prod";
@@ -143,7 +149,7 @@ struct Events {
 fn events() -> Events {
     let mut services = Vec::new();
     let mut slices = Vec::new();
-    for cluster in 0..CLUSTERS {
+    for cluster in 0..clusters() {
         for i in 0..SERVICES {
             services.push((origin(cluster), service(i)));
             slices.push((origin(cluster), slice(cluster, i, 0)));
@@ -226,7 +232,7 @@ fn bench(c: &mut Criterion) {
     let view = index.federation(&fed).expect("federated");
     assert_eq!(
         view.backing().count(),
-        CLUSTERS,
+        clusters(),
         "every cluster backs fed-0"
     );
     let addresses: usize = view
@@ -238,7 +244,7 @@ fn bench(c: &mut Criterion) {
         .sum();
     assert_eq!(
         addresses,
-        CLUSTERS * ENDPOINTS,
+        clusters() * ENDPOINTS,
         "fed-0 has every cluster's endpoints"
     );
     if std::env::var_os("FEDERATION_BENCH_BUILD_ONLY").is_some() {
@@ -255,7 +261,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 generation += 1;
-                let cluster = generation % CLUSTERS;
+                let cluster = generation % clusters();
                 let i = (generation * 7) % SERVICES;
                 SourceSlice::new(origin(cluster), slice(cluster, i, generation))
                     .expect("valid slice")
@@ -281,7 +287,7 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             || {
                 generation += 1;
-                let cluster = generation % CLUSTERS;
+                let cluster = generation % clusters();
                 let i = (generation * 7) % SERVICES;
                 SourceSlice::new(origin(cluster), slice(cluster, i, generation))
                     .expect("valid slice")
