@@ -21,6 +21,10 @@ pub struct ControllerConfig {
     pub metrics_addr: Option<SocketAddr>,
     /// The longest wait between reconnection attempts to a remote cluster.
     pub max_backoff: Duration,
+    /// How often a RemoteClusterConfiguration status whose state did not change
+    /// (only its counts) is rewritten: endpoints churn, and a write per change
+    /// would load the local API server.
+    pub status_refresh: Duration,
 }
 
 impl ControllerConfig {
@@ -36,6 +40,7 @@ impl ControllerConfig {
             renew_interval: Duration::from_secs(5),
             metrics_addr: None,
             max_backoff: Duration::from_secs(30),
+            status_refresh: Duration::from_secs(10),
         }
     }
 }

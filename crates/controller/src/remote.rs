@@ -290,6 +290,7 @@ async fn sync(
                     reporter.report(SyncEvent::Failed { reason: "Unreachable".into(), message }).await;
                 }
             }
+            () = sleep_until(reporter.flush_deadline()) => reporter.rewrite().await,
             () = sleep_until(deadline) => {
                 reporter.withdraw().await;
                 if reporter.withdrawn {
@@ -363,8 +364,18 @@ struct Reporter {
     leading: watch::Receiver<bool>,
     metrics: Metrics,
     status: Option<RemoteStatus>,
-    written: Option<serde_json::Value>,
+    written: Option<Written>,
+    /// A status change waits for the next write.
+    pending: bool,
+    refresh: Duration,
     withdrawn: bool,
+}
+
+/// The status last written, and when.
+struct Written {
+    json: serde_json::Value,
+    state: SyncState,
+    at: tokio::time::Instant,
 }
 
 impl Reporter {
@@ -379,6 +390,8 @@ impl Reporter {
             metrics: shared.metrics.clone(),
             status: None,
             written: None,
+            pending: false,
+            refresh: shared.config.status_refresh,
             withdrawn: false,
         }
     }
@@ -396,19 +409,47 @@ impl Reporter {
         self.rewrite().await;
     }
 
-    /// Writes the status if this replica leads and it changed since last written.
+    /// Writes the status if this replica leads and it changed since last
+    /// written: at once when the state changed, otherwise at most every
+    /// `status_refresh`.
     async fn rewrite(&mut self) {
         let Some(status) = &self.status else { return };
         if !*self.leading.borrow() {
             self.written = None;
+            self.pending = false;
             return;
         }
         let json = status.to_json();
-        if self.written.as_ref() != Some(&json)
-            && write_status(&self.local, &self.name, status).await
-        {
-            self.written = Some(json);
+        if let Some(written) = &self.written {
+            if written.json == json {
+                self.pending = false;
+                return;
+            }
+            if written.state == status.state && written.at.elapsed() < self.refresh {
+                self.pending = true;
+                return;
+            }
         }
+        self.pending = !write_status(&self.local, &self.name, status).await;
+        if !self.pending {
+            self.written = Some(Written {
+                json,
+                state: status.state,
+                at: tokio::time::Instant::now(),
+            });
+        }
+    }
+
+    /// When a held-back status should be written.
+    fn flush_deadline(&self) -> Option<tokio::time::Instant> {
+        if !self.pending {
+            return None;
+        }
+        Some(
+            self.written
+                .as_ref()
+                .map_or_else(tokio::time::Instant::now, |w| w.at + self.refresh),
+        )
     }
 
     /// When the policy will want the remote's endpoints withdrawn.

@@ -50,6 +50,12 @@ impl SyncTracker {
                 *count = Some(*n);
                 *failing = false;
             }
+            // Counts between listings only matter once listed.
+            Progress::Counted(n) => {
+                if count.is_some() {
+                    *count = Some(*n);
+                }
+            }
             Progress::Failed(_) => *failing = true,
             Progress::Recovered => *failing = false,
         }

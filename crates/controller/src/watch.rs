@@ -2,6 +2,7 @@
 //! Init…InitDone listing turned into one complete reset (as kubert does), and
 //! progress reported for status and readiness.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 
 use futures::StreamExt;
@@ -32,6 +33,8 @@ pub enum Progress {
     Failed(String),
     /// The watch works again after failing.
     Recovered,
+    /// A watch event changed the total weight to this.
+    Counted(usize),
 }
 
 /// Watches `api` until the index is gone, turning updates into index events
@@ -50,6 +53,9 @@ pub async fn pump<K>(
     let mut stream = watcher(api, config).default_backoff().boxed();
     let mut listing: Vec<K> = Vec::new();
     let mut failing = false;
+    // The weight of every object, to keep the total current between listings.
+    let mut weights: HashMap<(Option<String>, Option<String>), usize> = HashMap::new();
+    let mut total = 0;
     while let Some(item) = stream.next().await {
         if item.is_ok() && failing {
             failing = false;
@@ -65,11 +71,29 @@ pub async fn pump<K>(
                 continue;
             }
             Ok(watcher::Event::InitDone) => {
-                progress(Progress::Listed(listing.iter().map(&weight).sum()));
+                weights = listing.iter().map(|o| (object_key(o), weight(o))).collect();
+                total = weights.values().sum();
+                progress(Progress::Listed(total));
                 Update::Reset(std::mem::take(&mut listing))
             }
-            Ok(watcher::Event::Apply(object)) => Update::Apply(object),
-            Ok(watcher::Event::Delete(object)) => Update::Delete(object),
+            Ok(watcher::Event::Apply(object)) => {
+                let old = weights
+                    .insert(object_key(&object), weight(&object))
+                    .unwrap_or(0);
+                let new = total + weight(&object) - old;
+                if new != total {
+                    total = new;
+                    progress(Progress::Counted(total));
+                }
+                Update::Apply(object)
+            }
+            Ok(watcher::Event::Delete(object)) => {
+                if let Some(old) = weights.remove(&object_key(&object)) {
+                    total -= old;
+                    progress(Progress::Counted(total));
+                }
+                Update::Delete(object)
+            }
             Err(error) => {
                 failing = true;
                 progress(Progress::Failed(error_message(&error)));
@@ -82,6 +106,10 @@ pub async fn pump<K>(
             return;
         }
     }
+}
+
+fn object_key<K: kube::Resource>(object: &K) -> (Option<String>, Option<String>) {
+    (object.meta().namespace.clone(), object.meta().name.clone())
 }
 
 /// The most useful message in a watcher error: the API server's own when it gave one.

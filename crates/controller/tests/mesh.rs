@@ -193,6 +193,7 @@ async fn mesh(unreachable: serde_json::Value) -> Mesh {
     config.renew_interval = Duration::from_millis(200);
     config.lease_duration = Duration::from_secs(2);
     config.max_backoff = Duration::from_millis(500);
+    config.status_refresh = Duration::from_millis(300);
     let controller = tokio::spawn(async move {
         fedmesh_controller::run(lc, config, Metrics::new(), std::future::pending())
             .await
@@ -296,6 +297,21 @@ async fn wait_for_endpoints(
         (federated_endpoints(local).await.as_ref() == Some(&expected)).then_some(())
     })
     .await;
+}
+
+async fn rcc_counts(local: &kube::Client) -> Option<(u64, u64)> {
+    let rccs = Api::<DynamicObject>::all_with(local.clone(), &remote::api_resource());
+    let status = rccs
+        .get("remotecluster")
+        .await
+        .ok()?
+        .data
+        .get("status")?
+        .clone();
+    Some((
+        status.get("syncedServices")?.as_u64()?,
+        status.get("syncedEndpoints")?.as_u64()?,
+    ))
 }
 
 async fn rcc_state(local: &kube::Client) -> Option<String> {
@@ -517,4 +533,29 @@ async fn an_unreachable_remote_keeps_its_endpoints_by_default() {
     // Well past when Withdraw would have acted (1 s in the other test).
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(federated_endpoints(&lc).await, Some(seed_result()));
+}
+
+#[tokio::test]
+async fn status_counts_follow_the_remote_after_the_first_sync() {
+    let mesh = mesh(json!(null)).await;
+    let lc = mesh.local.client().unwrap();
+    wait_for_endpoints(&lc, seed_result(), "the seed's federated endpoints").await;
+    let (services, endpoints) = eventually("counts in the status", || async {
+        rcc_counts(&lc).await.filter(|(s, _)| *s > 0)
+    })
+    .await;
+
+    let rc = mesh.remote.client().unwrap();
+    let mut extra = my_app_service();
+    extra["metadata"]["name"] = json!("extra");
+    create(Api::<Service>::namespaced(rc.clone(), "default"), extra).await;
+    let mut slice = my_app_slice("extra-1", "192.168.0.99", "extra-pod", "n");
+    slice["metadata"]["labels"]["kubernetes.io/service-name"] = json!("extra");
+    create(Api::<EndpointSlice>::namespaced(rc, "default"), slice).await;
+    eventually("the counts to grow", || async {
+        rcc_counts(&lc)
+            .await
+            .filter(|(s, e)| *s > services && *e > endpoints)
+    })
+    .await;
 }
