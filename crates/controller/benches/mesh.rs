@@ -285,7 +285,9 @@ fn rss_bytes() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-async fn memory() -> Result<(), Error> {
+/// The child process of the memory measurement: the local and remote API
+/// servers, loaded with Istio's test shape and joined, until stdin closes.
+async fn serve_memory_mesh() -> Result<(), Error> {
     let local = start("local").await?;
     let lc = local.client()?;
     let per_service = SHAPE_ENDPOINTS.div_ceil(SHAPE_SERVICES);
@@ -329,10 +331,49 @@ async fn memory() -> Result<(), Error> {
         .create(&PostParams::default(), &fed)
         .await?;
     connect(&lc, &remotes).await?;
-    // Let allocator and servers settle before the baseline.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before = rss_bytes();
-    let live_before = live_bytes();
+    println!("READY {expected} {}", local.kubeconfig_path().display());
+    // Serve until the parent closes our stdin (or dies).
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    })
+    .await?;
+    Ok(())
+}
+
+/// The controller alone in this process, against API servers in a child
+/// process: its live heap and RSS growth from start to in sync.
+async fn memory() -> Result<(), Error> {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .arg("--serve-memory-mesh")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no child stdout")?;
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await??;
+    let mut words = line
+        .trim()
+        .strip_prefix("READY ")
+        .ok_or("the child did not start")?
+        .splitn(2, ' ');
+    let expected: usize = words.next().ok_or("no count")?.parse()?;
+    let kubeconfig = kube::config::Kubeconfig::read_from(words.next().ok_or("no kubeconfig")?)?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let lc = kube::Client::try_from(config)?;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (rss_before, live_before) = (rss_bytes(), live_bytes());
     let _controller = controller(lc.clone());
     let synced = wait_for_addresses(&lc, "svc-0-fed", expected).await?;
     let rccs = Api::<DynamicObject>::all_with(lc.clone(), &remote::api_resource());
@@ -353,17 +394,20 @@ async fn memory() -> Result<(), Error> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = rss_bytes();
     let live = live_bytes().saturating_sub(live_before);
+    let rss = rss_bytes().saturating_sub(rss_before);
     println!(
         "memory: {MEMORY_REMOTES} remotes x ({SHAPE_SERVICES} services, {SHAPE_ENDPOINTS} endpoints), in sync after \
-         {:.0} ms; live heap growth {:.1} MB, {:.2} MB per remote (target < 5 MB; Istio: ~180 MB); \
-         process RSS growth {:.1} MB",
+         {:.0} ms; controller live heap growth {:.1} MB ({:.2} MB per remote), RSS growth {:.1} MB ({:.2} MB per \
+         remote) (target < 5 MB per remote; Istio: ~180 MB)",
         synced.as_secs_f64() * 1e3,
         live as f64 / 1e6,
         live as f64 / MEMORY_REMOTES as f64 / 1e6,
-        after.saturating_sub(before) as f64 / 1e6,
+        rss as f64 / 1e6,
+        rss as f64 / MEMORY_REMOTES as f64 / 1e6,
     );
+    drop(child.stdin.take());
+    let _ = child.wait();
     Ok(())
 }
 
@@ -376,6 +420,9 @@ fn main() -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if std::env::args().any(|a| a == "--serve-memory-mesh") {
+        return runtime.block_on(serve_memory_mesh());
+    }
     runtime.block_on(async {
         latency().await?;
         memory().await
