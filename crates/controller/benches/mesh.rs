@@ -28,7 +28,6 @@ use serde_json::json;
 
 const LATENCY_REMOTES: usize = 10;
 const CHANGES: usize = 1_000;
-const MEMORY_REMOTES: usize = 4;
 const SHAPE_SERVICES: usize = 300;
 const SHAPE_ENDPOINTS: usize = 4_000;
 
@@ -287,13 +286,13 @@ fn rss_bytes() -> u64 {
 
 /// The child process of the memory measurement: the local and remote API
 /// servers, loaded with Istio's test shape and joined, until stdin closes.
-async fn serve_memory_mesh() -> Result<(), Error> {
+async fn serve_memory_mesh(remotes_wanted: usize) -> Result<(), Error> {
     let local = start("local").await?;
     let lc = local.client()?;
     let per_service = SHAPE_ENDPOINTS.div_ceil(SHAPE_SERVICES);
     let mut remotes = Vec::new();
     let mut expected = 0;
-    for i in 0..MEMORY_REMOTES {
+    for i in 0..remotes_wanted {
         let server = start(&format!("remote-{i}")).await?;
         let rc = server.client()?;
         let services = Api::<Service>::namespaced(rc.clone(), "default");
@@ -341,12 +340,19 @@ async fn serve_memory_mesh() -> Result<(), Error> {
     Ok(())
 }
 
-/// The controller alone in this process, against API servers in a child
-/// process: its live heap and RSS growth from start to in sync.
-async fn memory() -> Result<(), Error> {
+/// Live heap and RSS growth of the controller from start to in sync.
+struct Growth {
+    live: usize,
+    rss: u64,
+    synced: Duration,
+}
+
+/// The controller alone in this process, against `remotes` remotes served by
+/// a child process: its growth from start to in sync.
+async fn memory_with(remotes: usize) -> Result<Growth, Error> {
     use std::io::BufRead;
     let mut child = std::process::Command::new(std::env::current_exe()?)
-        .arg("--serve-memory-mesh")
+        .args(["--serve-memory-mesh", &remotes.to_string()])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
@@ -385,29 +391,45 @@ async fn memory() -> Result<(), Error> {
             .iter()
             .filter(|o| o.data.pointer("/status/state").and_then(|s| s.as_str()) == Some("InSync"))
             .count();
-        if in_sync == MEMORY_REMOTES {
+        if in_sync == remotes {
             break;
         }
         if Instant::now() > deadline {
-            return Err(format!("{in_sync} of {MEMORY_REMOTES} remotes in sync after 60 s").into());
+            return Err(format!("{in_sync} of {remotes} remotes in sync after 60 s").into());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let live = live_bytes().saturating_sub(live_before);
-    let rss = rss_bytes().saturating_sub(rss_before);
-    println!(
-        "memory: {MEMORY_REMOTES} remotes x ({SHAPE_SERVICES} services, {SHAPE_ENDPOINTS} endpoints), in sync after \
-         {:.0} ms; controller live heap growth {:.1} MB ({:.2} MB per remote), RSS growth {:.1} MB ({:.2} MB per \
-         remote) (target < 5 MB per remote; Istio: ~180 MB)",
-        synced.as_secs_f64() * 1e3,
-        live as f64 / 1e6,
-        live as f64 / MEMORY_REMOTES as f64 / 1e6,
-        rss as f64 / 1e6,
-        rss as f64 / MEMORY_REMOTES as f64 / 1e6,
-    );
+    let growth = Growth {
+        live: live_bytes().saturating_sub(live_before),
+        rss: rss_bytes().saturating_sub(rss_before),
+        synced,
+    };
     drop(child.stdin.take());
     let _ = child.wait();
+    Ok(growth)
+}
+
+/// The controller's memory per remote: the growth with 4 remotes minus the
+/// growth with 1, over 3, so fixed costs (runtime, TLS, the local watches)
+/// do not count as per-remote ones.
+async fn memory() -> Result<(), Error> {
+    let one = memory_with(1).await?;
+    let four = memory_with(4).await?;
+    let mb = |bytes: f64| bytes / 1e6;
+    println!(
+        "memory: remotes of {SHAPE_SERVICES} services and {SHAPE_ENDPOINTS} endpoints; controller growth to in sync \
+         with 1 remote: live heap {:.1} MB, RSS {:.1} MB ({:.0} ms); with 4: live heap {:.1} MB, RSS {:.1} MB \
+         ({:.0} ms); per added remote: live heap {:.2} MB, RSS {:.2} MB (target < 5 MB; Istio: ~180 MB)",
+        mb(one.live as f64),
+        mb(one.rss as f64),
+        one.synced.as_secs_f64() * 1e3,
+        mb(four.live as f64),
+        mb(four.rss as f64),
+        four.synced.as_secs_f64() * 1e3,
+        mb((four.live as f64 - one.live as f64) / 3.0),
+        mb((four.rss as f64 - one.rss as f64) / 3.0),
+    );
     Ok(())
 }
 
@@ -420,8 +442,10 @@ fn main() -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    if std::env::args().any(|a| a == "--serve-memory-mesh") {
-        return runtime.block_on(serve_memory_mesh());
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--serve-memory-mesh") {
+        let remotes = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(1);
+        return runtime.block_on(serve_memory_mesh(remotes));
     }
     runtime.block_on(async {
         latency().await?;
