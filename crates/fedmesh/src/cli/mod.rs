@@ -28,12 +28,15 @@ struct Cli {
 enum Command {
     /// Check Calico selectors (the `federation.tigera.io/serviceSelector` language).
     Selector(selector::SelectorArgs),
+    /// Serve an embedded Kubernetes-compatible API server.
+    Apiserver(crate::apiserver_cmd::ApiserverArgs),
 }
 
 impl Command {
     fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Selector(args) => args.run(),
+            Command::Apiserver(args) => args.run(),
         }
     }
 }

@@ -1,0 +1,469 @@
+//! Garbage collection of dependents, as a pure state machine.
+//!
+//! # Propagation semantics (as Kubernetes' garbage collector)
+//!
+//! An object names its owners in `metadata.ownerReferences` (uid, kind,
+//! name, `controller`, `blockOwnerDeletion`). When an owner is deleted:
+//!
+//! - **Background** (the default): the owner goes at once (unless it has
+//!   other finalizers). Its dependents then hold a *dangling* reference (the
+//!   owner uid is no longer stored); a dependent with no other live owner
+//!   is deleted, one that still has a live owner only loses the dangling
+//!   reference.
+//! - **Foreground**: the delete request adds the `foregroundDeletion`
+//!   finalizer and sets `deletionTimestamp`; the owner stays visible while
+//!   the collector deletes its dependents (a dependent that itself has
+//!   dependents is deleted in the foreground too, so the wait is
+//!   recursive). Once no dependent with `blockOwnerDeletion: true` remains,
+//!   the collector removes the finalizer and the store deletes the owner.
+//!   Dependents without `blockOwnerDeletion` are deleted too but are not
+//!   waited for.
+//! - **Orphan**: the request adds the `orphan` finalizer; the collector
+//!   removes the owner's reference from every dependent, then the
+//!   finalizer, and the owner goes; dependents stay.
+//!
+//! A dependent with several owners is deleted only when none of them is
+//! live: references to absent owners and to owners waiting in the
+//! foreground are removed from it instead while a live owner remains.
+//!
+//! # Driving it
+//!
+//! [`deletion_decision`] is what the API's DELETE does to an object.
+//! [`plan`] is what the collector does next, given a consistent snapshot
+//! of the objects that take part (owners and dependents, with uid,
+//! ownerReferences, finalizers and whether `deletionTimestamp` is set).
+//! The spine applies the returned actions in order (each delete through
+//! the normal DELETE path with the given propagation), then calls `plan`
+//! again on the next change; it is done when `plan` returns nothing. An
+//! object whose last finalizer is removed while `deletionTimestamp` is set
+//! must be deleted by the store, as kube-apiserver does.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+/// Finalizer of a foreground deletion.
+pub const FINALIZER_FOREGROUND: &str = "foregroundDeletion";
+/// Finalizer of an orphaning deletion.
+pub const FINALIZER_ORPHAN: &str = "orphan";
+
+/// Errors of delete option handling.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GcError {
+    /// `propagationPolicy` is not one of the three policies.
+    #[error(
+        "Unsupported value: {0:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+    )]
+    ParsePropagation(String),
+    /// Both the deprecated `orphanDependents` and `propagationPolicy` given.
+    #[error("OrphanDependents and DeletionPropagation cannot be both set")]
+    ConflictingOptions,
+}
+
+/// A deletion propagation policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Propagation {
+    /// Delete the object now, its dependents afterwards.
+    Background,
+    /// Delete the dependents first, then the object.
+    Foreground,
+    /// Delete the object, keep the dependents (without the reference).
+    Orphan,
+}
+
+impl Propagation {
+    /// Parses `propagationPolicy`.
+    pub fn parse(s: &str) -> Result<Self, GcError> {
+        match s {
+            "Background" => Ok(Self::Background),
+            "Foreground" => Ok(Self::Foreground),
+            "Orphan" => Ok(Self::Orphan),
+            other => Err(GcError::ParsePropagation(other.to_string())),
+        }
+    }
+
+    /// The policy's name in DeleteOptions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Background => "Background",
+            Self::Foreground => "Foreground",
+            Self::Orphan => "Orphan",
+        }
+    }
+}
+
+/// The parts of DeleteOptions that steer garbage collection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    /// `propagationPolicy`
+    pub propagation: Option<Propagation>,
+    /// The deprecated `orphanDependents`.
+    pub orphan_dependents: Option<bool>,
+}
+
+/// What a DELETE request does to the stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeletionDecision {
+    /// No finalizer holds it: remove it from the store now.
+    DeleteNow,
+    /// Keep it with these finalizers and a `deletionTimestamp` (set now if
+    /// it was not set yet).
+    MarkDeleting {
+        /// The object's finalizers after the request.
+        finalizers: Vec<String>,
+    },
+}
+
+fn should_orphan(finalizers: &[String], options: &DeleteOptions) -> bool {
+    if let Some(o) = options.orphan_dependents {
+        return o;
+    }
+    match options.propagation {
+        Some(Propagation::Orphan) => return true,
+        Some(_) => return false,
+        None => {}
+    }
+    for f in finalizers {
+        if f == FINALIZER_ORPHAN {
+            return true;
+        }
+        if f == FINALIZER_FOREGROUND {
+            return false;
+        }
+    }
+    false
+}
+
+fn should_delete_dependents(finalizers: &[String], options: &DeleteOptions) -> bool {
+    if options.orphan_dependents.is_some() {
+        return false;
+    }
+    match options.propagation {
+        Some(Propagation::Foreground) => return true,
+        Some(_) => return false,
+        None => {}
+    }
+    for f in finalizers {
+        if f == FINALIZER_FOREGROUND {
+            return true;
+        }
+        if f == FINALIZER_ORPHAN {
+            return false;
+        }
+    }
+    false
+}
+
+/// What kube-apiserver's generic store does on DELETE, for objects whose
+/// default policy is background: the GC finalizers are recomputed from the
+/// options (an explicit option wins over finalizers already present), other
+/// finalizers are kept, and the object goes at once only if none remain.
+pub fn deletion_decision(
+    finalizers: &[String],
+    options: &DeleteOptions,
+) -> Result<DeletionDecision, GcError> {
+    if options.orphan_dependents.is_some() && options.propagation.is_some() {
+        return Err(GcError::ConflictingOptions);
+    }
+    let mut next: Vec<String> = finalizers
+        .iter()
+        .filter(|f| *f != FINALIZER_ORPHAN && *f != FINALIZER_FOREGROUND)
+        .cloned()
+        .collect();
+    if should_orphan(finalizers, options) {
+        next.push(FINALIZER_ORPHAN.to_string());
+    }
+    if should_delete_dependents(finalizers, options) {
+        next.push(FINALIZER_FOREGROUND.to_string());
+    }
+    if next.is_empty() {
+        Ok(DeletionDecision::DeleteNow)
+    } else {
+        Ok(DeletionDecision::MarkDeleting { finalizers: next })
+    }
+}
+
+/// An object's identity in the dependency graph.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    /// `apiVersion`
+    pub api_version: String,
+    /// `kind`
+    pub kind: String,
+    /// `metadata.namespace`; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+    /// `metadata.name`
+    pub name: String,
+    /// `metadata.uid`
+    pub uid: String,
+}
+
+/// What the collector needs to know of one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GcNode {
+    /// Identity.
+    pub id: ObjectId,
+    /// `metadata.ownerReferences`
+    pub owner_references: Vec<OwnerReference>,
+    /// `metadata.finalizers`
+    pub finalizers: Vec<String>,
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub deleting: bool,
+}
+
+impl GcNode {
+    /// Reads the node from an object in JSON form; `None` when it lacks a
+    /// kind, name or uid.
+    pub fn from_json(object: &serde_json::Value) -> Option<Self> {
+        let meta = object.get("metadata")?;
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+        let id = ObjectId {
+            api_version: text(object.get("apiVersion")).unwrap_or_default(),
+            kind: text(object.get("kind"))?,
+            namespace: text(meta.get("namespace")).filter(|n| !n.is_empty()),
+            name: text(meta.get("name"))?,
+            uid: text(meta.get("uid"))?,
+        };
+        let owner_references = meta
+            .get("ownerReferences")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let finalizers = meta
+            .get("finalizers")
+            .and_then(|r| serde_json::from_value(r.clone()).ok())
+            .unwrap_or_default();
+        let deleting = meta.get("deletionTimestamp").is_some_and(|t| !t.is_null());
+        Some(Self {
+            id,
+            owner_references,
+            finalizers,
+            deleting,
+        })
+    }
+
+    fn has_finalizer(&self, f: &str) -> bool {
+        self.finalizers.iter().any(|x| x == f)
+    }
+
+    /// Being deleted in the foreground (waiting for its dependents).
+    pub fn is_deleting_dependents(&self) -> bool {
+        self.deleting && self.has_finalizer(FINALIZER_FOREGROUND)
+    }
+}
+
+/// One step of garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GcAction {
+    /// Delete the object (precondition: its uid) with this propagation.
+    Delete {
+        /// The object.
+        target: ObjectId,
+        /// The policy to pass to DELETE.
+        propagation: Propagation,
+    },
+    /// Remove the references to these owner uids from the object.
+    RemoveOwnerReferences {
+        /// The dependent.
+        target: ObjectId,
+        /// Owner uids whose references go.
+        owner_uids: Vec<String>,
+    },
+    /// Set `blockOwnerDeletion: false` on every reference of the object
+    /// (breaks foreground waits that would form a cycle).
+    UnblockOwnerReferences {
+        /// The dependent.
+        target: ObjectId,
+    },
+    /// Remove a finalizer from the object.
+    RemoveFinalizer {
+        /// The object.
+        target: ObjectId,
+        /// `foregroundDeletion` or `orphan`.
+        finalizer: String,
+    },
+}
+
+fn api_group(api_version: &str) -> &str {
+    match api_version.split_once('/') {
+        Some((group, _)) => group,
+        None => "",
+    }
+}
+
+enum OwnerState {
+    Solid,
+    Dangling,
+    Waiting,
+    /// A cluster-scoped dependent naming a namespaced owner: Kubernetes
+    /// reports it and leaves the reference alone.
+    Invalid,
+}
+
+struct Graph<'a> {
+    nodes: &'a [GcNode],
+    by_uid: BTreeMap<&'a str, Vec<usize>>,
+    dependents: BTreeMap<&'a str, Vec<usize>>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(nodes: &'a [GcNode]) -> Self {
+        let mut by_uid: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        let mut dependents: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (i, n) in nodes.iter().enumerate() {
+            by_uid.entry(n.id.uid.as_str()).or_default().push(i);
+            for r in &n.owner_references {
+                let list = dependents.entry(r.uid.as_str()).or_default();
+                if !list.contains(&i) {
+                    list.push(i);
+                }
+            }
+        }
+        Self {
+            nodes,
+            by_uid,
+            dependents,
+        }
+    }
+
+    fn owner_of(&self, dependent: &GcNode, r: &OwnerReference) -> Result<Option<&'a GcNode>, ()> {
+        let Some(candidates) = self.by_uid.get(r.uid.as_str()) else {
+            return Ok(None);
+        };
+        for &i in candidates {
+            let owner = &self.nodes[i];
+            if owner.id.kind != r.kind
+                || owner.id.name != r.name
+                || api_group(&owner.id.api_version) != api_group(&r.api_version)
+            {
+                continue;
+            }
+            match (&dependent.id.namespace, &owner.id.namespace) {
+                (_, None) => return Ok(Some(owner)),
+                (Some(d), Some(o)) if d == o => return Ok(Some(owner)),
+                (None, Some(_)) => return Err(()),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    fn classify(&self, dependent: &GcNode, r: &OwnerReference) -> OwnerState {
+        match self.owner_of(dependent, r) {
+            Err(()) => OwnerState::Invalid,
+            Ok(None) => OwnerState::Dangling,
+            Ok(Some(owner)) if owner.is_deleting_dependents() => OwnerState::Waiting,
+            Ok(Some(_)) => OwnerState::Solid,
+        }
+    }
+
+    /// Dependents of `owner`: objects with a reference resolving to it.
+    fn dependents_of(&self, owner: &GcNode) -> Vec<&'a GcNode> {
+        self.dependents
+            .get(owner.id.uid.as_str())
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.nodes[i])
+            .filter(|d| {
+                d.owner_references
+                    .iter()
+                    .filter(|r| r.uid == owner.id.uid)
+                    .any(|r| matches!(self.owner_of(d, r), Ok(Some(o)) if o.id == owner.id))
+            })
+            .collect()
+    }
+
+    fn blocking_dependents_of(&self, owner: &GcNode) -> Vec<&'a GcNode> {
+        self.dependents_of(owner)
+            .into_iter()
+            .filter(|d| {
+                d.owner_references
+                    .iter()
+                    .any(|r| r.uid == owner.id.uid && r.block_owner_deletion == Some(true))
+            })
+            .collect()
+    }
+
+    /// The collector's `attemptToDeleteItem` for one dependent.
+    fn attempt_to_delete(&self, item: &GcNode, out: &mut Vec<GcAction>) {
+        if item.deleting || item.owner_references.is_empty() {
+            return;
+        }
+        let mut solid = 0;
+        let mut dangling = Vec::new();
+        let mut waiting = Vec::new();
+        for r in &item.owner_references {
+            match self.classify(item, r) {
+                OwnerState::Solid => solid += 1,
+                OwnerState::Dangling => dangling.push(r.uid.clone()),
+                OwnerState::Waiting => waiting.push(r.uid.clone()),
+                OwnerState::Invalid => {}
+            }
+        }
+        if dangling.is_empty() && waiting.is_empty() {
+            return;
+        }
+        if solid > 0 {
+            let mut owner_uids = dangling;
+            owner_uids.extend(waiting);
+            out.push(GcAction::RemoveOwnerReferences {
+                target: item.id.clone(),
+                owner_uids,
+            });
+            return;
+        }
+        let own_dependents = self.dependents_of(item);
+        if !waiting.is_empty() && !own_dependents.is_empty() {
+            if own_dependents.iter().any(|d| d.is_deleting_dependents()) {
+                out.push(GcAction::UnblockOwnerReferences {
+                    target: item.id.clone(),
+                });
+            }
+            out.push(GcAction::Delete {
+                target: item.id.clone(),
+                propagation: Propagation::Foreground,
+            });
+            return;
+        }
+        let propagation = if item.has_finalizer(FINALIZER_ORPHAN) {
+            Propagation::Orphan
+        } else if item.has_finalizer(FINALIZER_FOREGROUND) {
+            Propagation::Foreground
+        } else {
+            Propagation::Background
+        };
+        out.push(GcAction::Delete {
+            target: item.id.clone(),
+            propagation,
+        });
+    }
+}
+
+/// The collector's next actions for a snapshot of objects (see the module
+/// documentation). Deterministic: objects are visited in the given order.
+pub fn plan(nodes: &[GcNode]) -> Vec<GcAction> {
+    let graph = Graph::new(nodes);
+    let mut out = Vec::new();
+    for node in nodes {
+        if node.deleting && node.has_finalizer(FINALIZER_ORPHAN) {
+            for d in graph.dependents_of(node) {
+                out.push(GcAction::RemoveOwnerReferences {
+                    target: d.id.clone(),
+                    owner_uids: vec![node.id.uid.clone()],
+                });
+            }
+            out.push(GcAction::RemoveFinalizer {
+                target: node.id.clone(),
+                finalizer: FINALIZER_ORPHAN.to_string(),
+            });
+        } else if node.is_deleting_dependents() && graph.blocking_dependents_of(node).is_empty() {
+            out.push(GcAction::RemoveFinalizer {
+                target: node.id.clone(),
+                finalizer: FINALIZER_FOREGROUND.to_string(),
+            });
+        }
+    }
+    for node in nodes {
+        graph.attempt_to_delete(node, &mut out);
+    }
+    out
+}

@@ -1,0 +1,29 @@
+//! What kube-controller-manager would do, as pure synchronous logic: the
+//! spine's controller tasks feed it objects and write what it returns.
+//!
+//! - [`endpoints`] and [`endpointslice`]: Endpoints and EndpointSlices of
+//!   Services with a selector, from their pods (and nodes, for zones);
+//!   [`mirroring`]: EndpointSlices mirrored from user-written Endpoints of
+//!   Services without a selector; [`kubernetes_service`]: the `default/kubernetes`
+//!   Service, Endpoints and EndpointSlice kube-apiserver maintains.
+//! - [`gc`]: garbage collection of dependents through ownerReferences
+//!   (background, foreground, orphan), as a state machine.
+//! - [`namespace`]: namespace lifecycle decisions (admission and deletion).
+//! - [`alloc`]: clusterIP and nodePort allocators.
+
+pub mod alloc;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod gc;
+pub mod gohash;
+pub mod kubernetes_service;
+pub mod mirroring;
+pub mod namespace;
+pub mod pods;
+pub mod repack;
+pub mod write;
+
+#[cfg(test)]
+mod tests;
+
+pub use write::{ObjectKey, Write};

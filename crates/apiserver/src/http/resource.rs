@@ -1,0 +1,248 @@
+//! Resource requests: picks the verb from method, path and query, and calls the
+//! object layer.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::response::Response;
+use http::{Method, StatusCode, header};
+use serde_json::Value;
+
+use super::path::ResourcePath;
+use super::request::{Query, decode_object};
+use super::{HttpState, response};
+use crate::objects::{ApiError, PatchType, Written};
+use crate::registry::{ResourceInfo, Subresource};
+
+/// The verb a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verb {
+    Get,
+    List,
+    Watch,
+    Create,
+    Update,
+    Patch,
+    Delete,
+    DeleteCollection,
+}
+
+impl Verb {
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::List => "list",
+            Verb::Watch => "watch",
+            Verb::Create => "create",
+            Verb::Update => "update",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+            Verb::DeleteCollection => "deletecollection",
+        }
+    }
+}
+
+fn verb_of(method: &Method, named: bool, watch: bool) -> Result<Verb, ApiError> {
+    Ok(match (method.as_str(), named) {
+        ("GET", _) if watch => Verb::Watch,
+        ("GET", true) => Verb::Get,
+        ("GET", false) => Verb::List,
+        ("POST", false) => Verb::Create,
+        ("PUT", true) => Verb::Update,
+        ("PATCH", true) => Verb::Patch,
+        ("DELETE", true) => Verb::Delete,
+        ("DELETE", false) => Verb::DeleteCollection,
+        _ => return Err(ApiError::MethodNotAllowed),
+    })
+}
+
+async fn read_body(state: &HttpState, req: Request) -> Result<bytes::Bytes, ApiError> {
+    let limit = state.config.body_limit;
+    if let Some(len) = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(ApiError::TooLarge(limit));
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::TooLarge(limit))
+}
+
+fn written(w: Written) -> Response {
+    let code = if w.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    response::json(code, &w.object, &w.warnings)
+}
+
+fn resolve(state: &HttpState, rp: &ResourcePath) -> Result<Arc<ResourceInfo>, ApiError> {
+    let r = state
+        .objects
+        .registry()
+        .resolve(&rp.group, &rp.version, &rp.plural)
+        .ok_or(ApiError::NoRoute)?;
+    if rp.namespace.is_some() && !r.namespaced {
+        return Err(ApiError::NoRoute);
+    }
+    Ok(r)
+}
+
+pub(super) async fn serve(
+    state: &HttpState,
+    rp: ResourcePath,
+    req: Request,
+    user: &crate::auth::user::UserInfo,
+) -> Result<Response, ApiError> {
+    let r = resolve(state, &rp)?;
+    let query = Query::parse(req.uri())?;
+    let sub = match rp.sub.as_deref() {
+        None => None,
+        Some(s) => Some(
+            Subresource::parse(s)
+                .filter(|s| r.has_subresource(*s))
+                .ok_or(ApiError::NoRoute)?,
+        ),
+    };
+    let verb = verb_of(
+        req.method(),
+        rp.name.is_some(),
+        rp.legacy_watch || query.is_watch(),
+    )?;
+    let content_type_of = |req: &Request| {
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if r.verbs == crate::registry::VerbSet::CreateOnly && verb == Verb::Create {
+        let ct = content_type_of(&req);
+        let body = read_body(state, req).await?;
+        let obj = decode_object(ct.as_deref(), &body)?;
+        return super::reviews::access_review(state, &r, user, &obj);
+    }
+    if sub == Some(Subresource::Token) && req.method() == http::Method::POST {
+        let ct = content_type_of(&req);
+        let (Some(ns), Some(name)) = (rp.namespace.clone(), rp.name.clone()) else {
+            return Err(ApiError::NoRoute);
+        };
+        let body = read_body(state, req).await?;
+        let obj = decode_object(ct.as_deref(), &body)?;
+        return super::reviews::token_request(state, &r, &ns, &name, &obj).await;
+    }
+    if !r.verbs.allows(verb.name()) {
+        return Err(ApiError::MethodNotAllowed);
+    }
+    let ns = rp.namespace.as_deref();
+    let name = rp.name.as_deref().unwrap_or("");
+    let objects = &state.objects;
+    // kube names a write's field manager after the client program when none is given.
+    let agent_manager = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.chars().take(128).collect::<String>());
+    let write_options = |query: &Query, apply: bool| {
+        query.write_options().map(|mut o| {
+            if o.field_manager.is_none() && !apply {
+                o.field_manager = agent_manager.clone();
+            }
+            o
+        })
+    };
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match (verb, sub) {
+        (Verb::Get, None | Some(Subresource::Status)) => {
+            let obj = objects.get(&r, ns, name).await?;
+            Ok(response::json(StatusCode::OK, &obj, &[]))
+        }
+        (Verb::List, None) => {
+            let list = objects.list(&r, ns, &query.list_options(&r)?).await?;
+            Ok(response::json(StatusCode::OK, &list, &[]))
+        }
+        (Verb::Watch, None) => {
+            let opts = query.watch_options(&r, rp.name.as_deref())?;
+            let events = objects
+                .watch(r.clone(), ns, opts, state.config.bookmark_every)
+                .await?;
+            Ok(response::watch(events, state.shutdown.clone()))
+        }
+        (Verb::Create, None) => {
+            let opts = write_options(&query, false)?;
+            let body = read_body(state, req).await?;
+            let obj = decode_object(content_type.as_deref(), &body)?;
+            Ok(written(objects.create(&r, ns, obj, &opts).await?))
+        }
+        (Verb::Update, None | Some(Subresource::Status | Subresource::Finalize)) => {
+            let opts = write_options(&query, false)?;
+            let body = read_body(state, req).await?;
+            let obj = decode_object(content_type.as_deref(), &body)?;
+            Ok(written(
+                objects.update(&r, ns, name, obj, &opts, sub).await?,
+            ))
+        }
+        (Verb::Patch, None | Some(Subresource::Status)) => {
+            let kind = PatchType::from_content_type(
+                content_type.as_deref().unwrap_or(""),
+                r.crd.is_none(),
+            )
+            .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+            let mut opts = write_options(&query, kind == PatchType::Apply)?;
+            if kind == PatchType::Apply && opts.field_manager.is_none() {
+                return Err(ApiError::BadRequest(
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch".into(),
+                ));
+            }
+            if kind != PatchType::Apply && opts.force {
+                return Err(ApiError::BadRequest(
+                    "force: Forbidden: may not be specified for non-apply patch".into(),
+                ));
+            }
+            opts.force = opts.force && kind == PatchType::Apply;
+            let body = read_body(state, req).await?;
+            Ok(written(
+                objects.patch(&r, ns, name, kind, &body, &opts, sub).await?,
+            ))
+        }
+        (Verb::Delete, None) => {
+            let body = read_body(state, req).await?;
+            let body: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(decode_object(content_type.as_deref(), &body)?)
+            };
+            let opts = query.delete_options(body.as_ref())?;
+            let obj = objects.delete(&r, ns, name, &opts).await?;
+            let code = if crate::objects::meta::is_terminating(&obj) && !opts.dry_run {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            Ok(response::json(code, &obj, &[]))
+        }
+        (Verb::DeleteCollection, None) => {
+            let list_opts = query.list_options(&r)?;
+            let body = read_body(state, req).await?;
+            let body: Option<Value> = if body.iter().all(u8::is_ascii_whitespace) {
+                None
+            } else {
+                Some(decode_object(content_type.as_deref(), &body)?)
+            };
+            let opts = query.delete_options(body.as_ref())?;
+            let list = objects.delete_collection(&r, ns, &list_opts, &opts).await?;
+            Ok(response::json(StatusCode::OK, &list, &[]))
+        }
+        _ => Err(ApiError::MethodNotAllowed),
+    }
+}

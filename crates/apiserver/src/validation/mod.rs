@@ -1,0 +1,186 @@
+//! Per-kind validation and defaulting of built-in types, as kube-apiserver applies them,
+//! as pure functions over `serde_json::Value`.
+//!
+//! The spine calls, for a create: [`default`], then [`validate`] with `old = None`;
+//! for an update: [`prepare_update`], [`default`], then [`validate`] with the stored
+//! object. Errors carry Kubernetes field paths and messages; build the `Invalid`
+//! `Status` with [`crate::schema::invalid_message`] (and
+//! [`BuiltinKind::qualified_kind`] for its kind) and [`crate::schema::causes`].
+//!
+//! Not covered (kube-apiserver does these elsewhere): status resets on create
+//! (`PrepareForCreate`), clusterIP/nodePort allocation (the `cluster` module), the
+//! service-account token volume, and most of `PodSpec`'s deeper fields (volumes,
+//! probes, security contexts are checked only by the schema's types).
+
+mod core;
+mod crd;
+mod discovery;
+mod meta;
+mod names;
+mod pod;
+mod rbac;
+mod service;
+
+use serde_json::Value;
+
+pub use crd::{expected_name as crd_expected_name, version_schemas as crd_version_schemas};
+pub use meta::{
+    TOTAL_ANNOTATION_SIZE_LIMIT, validate_annotations, validate_labels, validate_object_meta,
+    validate_object_meta_update,
+};
+pub use names::{
+    NameRule, config_map_key, dns1035_label, dns1123_label, dns1123_subdomain, label_value,
+    qualified_name,
+};
+
+use crate::schema::{BuiltinKind, FieldError, Schema};
+
+impl BuiltinKind {
+    /// How this kind's object names are checked.
+    pub fn name_rule(self) -> NameRule {
+        match self {
+            Self::Namespace => NameRule::Dns1123Label,
+            Self::Service => NameRule::Dns1035Label,
+            Self::Role | Self::ClusterRole | Self::RoleBinding | Self::ClusterRoleBinding => {
+                NameRule::PathSegment
+            }
+            _ => NameRule::Dns1123Subdomain,
+        }
+    }
+
+    /// The kind as kube-apiserver names it in messages: `Service`,
+    /// `EndpointSlice.discovery.k8s.io`.
+    pub fn qualified_kind(self) -> String {
+        match self.group() {
+            "" => self.kind().to_owned(),
+            g => format!("{}.{g}", self.kind()),
+        }
+    }
+}
+
+/// Applies kube-apiserver's defaults for `kind` to `obj` (idempotent), and writes
+/// resource quantities given as JSON numbers as strings, as kube-apiserver's
+/// round trip through its Go types does (`cpu: 1` is stored as `"1"`).
+pub fn default(kind: BuiltinKind, obj: &mut Value) {
+    quantities_as_strings(obj, &kind.schema());
+    match kind {
+        BuiltinKind::Service => service::default(obj),
+        BuiltinKind::Pod => pod::default(obj),
+        BuiltinKind::Secret => core::default_secret(obj),
+        BuiltinKind::Namespace => core::default_namespace(obj),
+        BuiltinKind::Endpoints => core::default_endpoints(obj),
+        BuiltinKind::EndpointSlice => discovery::default(obj),
+        BuiltinKind::RoleBinding | BuiltinKind::ClusterRoleBinding => rbac::default_binding(obj),
+        BuiltinKind::CustomResourceDefinition => crd::default(obj),
+        BuiltinKind::Node
+        | BuiltinKind::ConfigMap
+        | BuiltinKind::ServiceAccount
+        | BuiltinKind::Event
+        | BuiltinKind::EventsEvent
+        | BuiltinKind::Lease
+        | BuiltinKind::Role
+        | BuiltinKind::ClusterRole
+        | BuiltinKind::TokenRequest
+        | BuiltinKind::SubjectAccessReview
+        | BuiltinKind::SelfSubjectAccessReview => {}
+    }
+}
+
+const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
+
+fn quantities_as_strings(v: &mut Value, s: &Schema) {
+    if s.definition.as_deref() == Some(QUANTITY) {
+        if let Value::Number(n) = v {
+            *v = Value::String(n.to_string());
+        }
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                if let Some(cs) = s.field(k) {
+                    quantities_as_strings(child, cs);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = &s.items {
+                for item in items {
+                    quantities_as_strings(item, is);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Before defaulting an update: carries over server-allocated values that the client
+/// may omit (today: a Service's clusterIPs, IP families and node ports).
+pub fn prepare_update(kind: BuiltinKind, obj: &mut Value, old: &Value) {
+    if kind == BuiltinKind::Service {
+        service::prepare_update(obj, old);
+    }
+}
+
+/// Validates `obj` of `kind` (a create when `old` is `None`, else an update):
+/// metadata (name rule per kind, namespace by scope, labels, annotations, finalizers,
+/// immutable fields on update), then the kind's own rules.
+pub fn validate(kind: BuiltinKind, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
+    let mut errs = if kind == BuiltinKind::CustomResourceDefinition {
+        let mut e = crd::name_errors(obj);
+        let mut rest = validate_object_meta(obj, false, NameRule::Dns1123Subdomain);
+        rest.retain(|x| x.field.as_str() != "metadata.name");
+        e.extend(rest);
+        e
+    } else if kind.is_stored() {
+        validate_object_meta(obj, kind.namespaced(), kind.name_rule())
+    } else {
+        Vec::new()
+    };
+    if let Some(old) = old {
+        errs.extend(validate_object_meta_update(obj, old));
+    }
+    errs.extend(match kind {
+        BuiltinKind::Service => service::validate(obj, old),
+        BuiltinKind::Pod => pod::validate(obj, old),
+        BuiltinKind::Secret => core::validate_secret(obj, old),
+        BuiltinKind::ConfigMap => core::validate_config_map(obj, old),
+        BuiltinKind::Namespace => core::validate_namespace(obj, old),
+        BuiltinKind::Node => core::validate_node(obj, old),
+        BuiltinKind::ServiceAccount => core::validate_service_account(obj, old),
+        BuiltinKind::Endpoints => core::validate_endpoints(obj, old),
+        BuiltinKind::Event => core::validate_core_event(obj, old),
+        BuiltinKind::EventsEvent => core::validate_events_event(obj, old),
+        BuiltinKind::Lease => core::validate_lease(obj, old),
+        BuiltinKind::EndpointSlice => discovery::validate(obj, old),
+        BuiltinKind::Role => rbac::validate_role(obj, true),
+        BuiltinKind::ClusterRole => rbac::validate_role(obj, false),
+        BuiltinKind::RoleBinding => rbac::validate_binding(obj, old, true),
+        BuiltinKind::ClusterRoleBinding => rbac::validate_binding(obj, old, false),
+        BuiltinKind::CustomResourceDefinition => crd::validate(obj, old),
+        BuiltinKind::TokenRequest
+        | BuiltinKind::SubjectAccessReview
+        | BuiltinKind::SelfSubjectAccessReview => Vec::new(),
+    });
+    errs
+}
+
+/// Validates a custom resource: metadata (names are DNS subdomains), immutable
+/// metadata on update, then the version's structural schema. Prune and default with
+/// [`crate::schema::prune`] and [`crate::schema::default`] first.
+pub fn validate_custom_resource(
+    obj: &Value,
+    old: Option<&Value>,
+    schema: &Schema,
+    namespaced: bool,
+) -> Vec<FieldError> {
+    let mut errs = validate_object_meta(obj, namespaced, NameRule::Dns1123Subdomain);
+    if let Some(old) = old {
+        errs.extend(validate_object_meta_update(obj, old));
+    }
+    errs.extend(crate::schema::validate(obj, schema));
+    errs
+}
+
+#[cfg(test)]
+mod tests;

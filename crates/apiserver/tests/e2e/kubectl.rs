@@ -1,0 +1,333 @@
+//! kubectl as a user runs it, against the shared server; each test checks what
+//! kubectl prints.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{namespace, shared};
+
+/// What one kubectl run gave.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs kubectl with the shared server's kubeconfig and `stdin`, bounded by a
+/// generous timeout (the dispatcher may unpack a kubectl on first use).
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(&shared().kubeconfig)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env(
+            "KUBECACHEDIR",
+            shared().kubeconfig.with_file_name("kubecache"),
+        );
+    let mut child = cmd.spawn().expect("kubectl runs");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn ok(args: &[&str]) -> String {
+    let r = kubectl(args, None);
+    assert!(r.ok, "kubectl {args:?} failed: {}", r.stderr);
+    r.stdout
+}
+
+#[tokio::test]
+async fn version_picks_a_json_speaking_kubectl() {
+    let out = ok(&["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["serverVersion"]["minor"], "31");
+    let client_minor = v["clientVersion"]["minor"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('+');
+    assert_eq!(client_minor, "31", "{out}");
+}
+
+#[tokio::test]
+async fn create_get_and_delete_a_configmap() {
+    let ns = namespace("kc").await;
+    let out = ok(&[
+        "-n",
+        &ns,
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=a=1",
+    ]);
+    assert_eq!(out.trim(), "configmap/settings created");
+    let out = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "configmap",
+        "settings",
+        "-o",
+        "jsonpath={.data.a}",
+    ]);
+    assert_eq!(out, "1");
+    let out = ok(&["-n", &ns, "get", "cm"]);
+    assert!(out.lines().next().unwrap().starts_with("NAME"), "{out}");
+    assert!(out.contains("settings"), "{out}");
+    let r = kubectl(&["-n", &ns, "get", "cm", "missing"], None);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("configmaps \"missing\" not found"),
+        "{}",
+        r.stderr
+    );
+    let out = ok(&["-n", &ns, "delete", "cm", "settings"]);
+    assert_eq!(out.trim(), "configmap \"settings\" deleted");
+}
+
+const MANIFEST: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd], categories: [all]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer, default: 1, maximum: 10}
+              color: {type: string}
+          status:
+            type: object
+            properties:
+              ready: {type: boolean}
+"#;
+
+fn widget(ns: &str, name: &str, size: u32) -> String {
+    format!(
+        "---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  size: {size}\n  color: blue\n"
+    )
+}
+
+fn service_yaml(ns: &str, name: &str) -> String {
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: {ns}\n  labels: {{app: {name}}}\nspec:\n  selector: {{app: {name}}}\n  ports:\n  - {{name: http, port: 80, targetPort: 8080}}\n"
+    )
+}
+
+fn ensure_widgets_crd() {
+    let r = kubectl(&["apply", "-f", "-"], Some(MANIFEST));
+    assert!(r.ok, "{}", r.stderr);
+    let r = kubectl(
+        &[
+            "wait",
+            "--for=condition=established",
+            "--timeout=20s",
+            "crd/widgets.example.com",
+        ],
+        None,
+    );
+    assert!(r.ok, "{}", r.stderr);
+}
+
+#[tokio::test]
+async fn client_side_apply_of_a_crd_and_its_objects_then_reapply() {
+    let ns = namespace("apply").await;
+    let docs = format!(
+        "{MANIFEST}{}{}",
+        widget(&ns, "w1", 3),
+        service_yaml(&ns, "web")
+    );
+    // The CRD may not be served yet when the widget document is sent: retry as a
+    // user would.
+    let mut r = kubectl(&["apply", "-f", "-"], Some(&docs));
+    for _ in 0..5 {
+        if r.ok {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        r = kubectl(&["apply", "-f", "-"], Some(&docs));
+    }
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(&"widget.example.com/w1 ".to_string()),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("service/web "), "{}", r.stdout);
+
+    let size = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "widget",
+        "w1",
+        "-o",
+        "jsonpath={.spec.size}",
+    ]);
+    assert_eq!(size, "3");
+
+    let r = kubectl(&["apply", "-f", "-"], Some(&docs));
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("widget.example.com/w1 unchanged"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("service/web unchanged"), "{}", r.stdout);
+
+    let changed = format!("{}{}", widget(&ns, "w1", 5), service_yaml(&ns, "web"));
+    let r = kubectl(&["apply", "-f", "-"], Some(&changed));
+    assert!(r.ok, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("widget.example.com/w1 configured"),
+        "{}",
+        r.stdout
+    );
+    let out = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "wd",
+        "-o",
+        "custom-columns=NAME:.metadata.name,SIZE:.spec.size,GEN:.metadata.generation",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["w1", "5", "2"],
+        "{out}"
+    );
+
+    let too_big = widget(&ns, "w2", 11);
+    let r = kubectl(&["apply", "-f", "-"], Some(&too_big));
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains(
+            "spec.size: Invalid value: 11: spec.size in body should be less than or equal to 10"
+        ),
+        "{}",
+        r.stderr
+    );
+
+    let svc = ok(&["-n", &ns, "get", "svc", "web", "-o", "json"]);
+    let svc: serde_json::Value = serde_json::from_str(&svc).unwrap();
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(svc["spec"]["ports"][0]["protocol"], "TCP", "defaulted");
+    assert!(
+        svc["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+}
+
+#[tokio::test]
+async fn server_side_apply_and_conflicts() {
+    let ns = namespace("ssa").await;
+    let cm = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: {ns}\ndata:\n  a: \"1\"\n"
+    );
+    let r = kubectl(&["apply", "--server-side", "-f", "-"], Some(&cm));
+    assert!(r.ok, "{}", r.stderr);
+    assert_eq!(r.stdout.trim(), "configmap/cfg serverside-applied");
+    let other = cm.replace("\"1\"", "\"2\"");
+    let r = kubectl(
+        &["apply", "--server-side", "--field-manager=other", "-f", "-"],
+        Some(&other),
+    );
+    assert!(!r.ok);
+    assert!(r.stderr.contains("conflict"), "{}", r.stderr);
+    let r = kubectl(
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&other),
+    );
+    assert!(r.ok, "{}", r.stderr);
+    let out = ok(&["-n", &ns, "get", "cm", "cfg", "-o", "jsonpath={.data.a}"]);
+    assert_eq!(out, "2");
+    let managers = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "cm",
+        "cfg",
+        "--show-managed-fields",
+        "-o",
+        "jsonpath={.metadata.managedFields[*].manager}",
+    ]);
+    assert!(managers.contains("other"), "{managers}");
+}
+
+#[tokio::test]
+async fn explain_and_api_resources() {
+    ensure_widgets_crd();
+    let out = ok(&["explain", "service.spec.ports"]);
+    assert!(out.contains("targetPort"), "{out}");
+    let out = ok(&["explain", "widget.spec"]);
+    assert!(out.contains("size"), "{out}");
+    let out = ok(&["api-resources"]);
+    let svc = out
+        .lines()
+        .find(|l| l.starts_with("services "))
+        .unwrap_or_default();
+    assert_eq!(
+        svc.split_whitespace().collect::<Vec<_>>(),
+        ["services", "svc", "v1", "true", "Service"]
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("widgets ") && l.contains("example.com/v1")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("leases ") && l.contains("coordination.k8s.io/v1")),
+        "{out}"
+    );
+}

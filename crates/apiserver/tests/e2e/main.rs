@@ -1,0 +1,8 @@
+//! End-to-end tests over real HTTP: kube-rs clients and kubectl against servers
+//! started in-process by the `testing` harness. One binary, one module per area.
+
+mod common;
+mod controllers;
+mod kube_crud;
+mod kubectl;
+mod watch;
