@@ -446,7 +446,9 @@ fn print_commands(kubeconfig: &Path, scale_back: &Path) {
         "# scale the remote my-app pod away (its EndpointSlice goes, as when the pod stops being ready) ...".to_owned(),
         format!("{k} --context {REMOTE} -n default delete endpointslice my-app-demo"),
         "# ... the federated endpoints now hold only the local pod ...".to_owned(),
-        format!("{k} --context {LOCAL} get endpoints my-app-federated"),
+        format!(
+            "{k} --context {LOCAL} get endpoints my-app-federated -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip,PODS:.subsets[*].addresses[*].targetRef.name'"
+        ),
         "# ... and bring it back".to_owned(),
         format!("{k} --context {REMOTE} apply -f {}", shell_quote(scale_back)),
     ];
