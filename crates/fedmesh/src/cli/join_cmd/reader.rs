@@ -288,6 +288,17 @@ mod tests {
     }
 
     #[test]
+    fn the_reader_role_matches_the_manifest_for_joining_by_hand() {
+        let docs: Vec<Value> = serde_saphyr::from_multiple(include_str!(
+            "../../../../../deploy/rbac/remote-reader.yaml"
+        ))
+        .unwrap();
+        let role = docs.iter().find(|d| d["kind"] == "ClusterRole").unwrap();
+        assert_eq!(role["metadata"]["name"], READER);
+        assert_eq!(role["rules"], reader_rules());
+    }
+
+    #[test]
     fn the_reader_role_only_reads() {
         let rules = reader_rules();
         for rule in rules.as_array().unwrap() {
