@@ -47,7 +47,7 @@ fn verb_of(method: &Method, named: bool, watch: bool) -> Result<Verb, ApiError> 
         ("GET", _) if watch => Verb::Watch,
         ("GET", true) => Verb::Get,
         ("GET", false) => Verb::List,
-        ("POST", false) => Verb::Create,
+        ("POST", _) => Verb::Create,
         ("PUT", true) => Verb::Update,
         ("PATCH", true) => Verb::Patch,
         ("DELETE", true) => Verb::Delete,
@@ -140,6 +140,12 @@ pub(super) async fn serve(
     }
     let ns = rp.namespace.as_deref();
     let name = rp.name.as_deref().unwrap_or("");
+    let table = match super::table::wanted(req.headers()) {
+        Some(v) if matches!(verb, Verb::Get | Verb::List | Verb::Watch) => {
+            Some(super::table::TableRender::new(&r, &v, &query)?)
+        }
+        _ => None,
+    };
     let objects = &state.objects;
     // kube names a write's field manager after the client program when none is given.
     let agent_manager = req
@@ -165,10 +171,18 @@ pub(super) async fn serve(
     match (verb, sub) {
         (Verb::Get, None | Some(Subresource::Status)) => {
             let obj = objects.get(&r, ns, name).await?;
+            let obj = match &table {
+                Some(t) => t.object(&obj),
+                None => obj,
+            };
             Ok(response::json(StatusCode::OK, &obj, &[]))
         }
         (Verb::List, None) => {
             let list = objects.list(&r, ns, &query.list_options(&r)?).await?;
+            let list = match &table {
+                Some(t) => t.list(&list),
+                None => list,
+            };
             Ok(response::json(StatusCode::OK, &list, &[]))
         }
         (Verb::Watch, None) => {
@@ -176,9 +190,16 @@ pub(super) async fn serve(
             let events = objects
                 .watch(r.clone(), ns, opts, state.config.bookmark_every)
                 .await?;
+            let events = match table {
+                Some(t) => {
+                    use futures::StreamExt;
+                    events.map(move |e| t.event(e)).boxed()
+                }
+                None => events,
+            };
             Ok(response::watch(events, state.shutdown.clone()))
         }
-        (Verb::Create, None) => {
+        (Verb::Create, None) if rp.name.is_none() => {
             let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
             let obj = decode_object(content_type.as_deref(), &body)?;
