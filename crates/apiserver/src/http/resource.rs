@@ -56,21 +56,43 @@ fn verb_of(method: &Method, named: bool, watch: bool) -> Result<Verb, ApiError> 
     })
 }
 
+/// Reads a body of at most the configured limit. A larger body is still drained
+/// (up to a bound) so that the client reads the 413 Status instead of a reset
+/// connection.
 async fn read_body(state: &HttpState, req: Request) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
     let limit = state.config.body_limit;
-    if let Some(len) = req
+    let drain_bound = limit.saturating_mul(DRAIN_FACTOR);
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > drain_bound) {
         return Err(ApiError::TooLarge(limit));
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(limit))
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        total += chunk.len();
+        if total > drain_bound {
+            break;
+        }
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if total > limit {
+        return Err(ApiError::TooLarge(limit));
+    }
+    Ok(buf.freeze())
 }
+
+/// How far past the limit a body is drained before the connection is dropped.
+const DRAIN_FACTOR: usize = 4;
 
 fn written(w: Written) -> Response {
     let code = if w.created {
