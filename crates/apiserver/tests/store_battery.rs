@@ -315,6 +315,26 @@ async fn list_at_an_older_revision_sees_that_state(open: Open) {
     assert!(paged.more);
     assert_eq!(paged.remaining, 1);
 
+    // Remaining counts at an older revision, with keys deleted, created and
+    // recreated since then.
+    let first = s
+        .list(ListRequest::prefix("/p/").at(then).limit(1))
+        .await
+        .unwrap();
+    assert_eq!(keys(&first.items), vec!["/p/a"]);
+    assert_eq!((first.more, first.remaining), (true, 2));
+    let second = s
+        .list(
+            ListRequest::prefix("/p/")
+                .at(then)
+                .limit(1)
+                .start_after("/p/a"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(keys(&second.items), vec!["/p/b"]);
+    assert_eq!((second.more, second.remaining), (true, 1));
+
     let now = s.list(ListRequest::prefix("/p/")).await.unwrap();
     assert_eq!(now.revision, 9);
     assert_eq!(keys(&now.items), vec!["/p/a", "/p/c", "/p/d"]);
