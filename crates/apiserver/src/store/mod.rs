@@ -34,6 +34,22 @@
 //!
 //! Reads of a SQLite store run on tokio's blocking pool, so the async methods
 //! must run inside a tokio runtime.
+//!
+//! Using it from the API server:
+//! - `resourceVersion` is `KeyValue::mod_revision` for an object and
+//!   `ListResponse::revision` for a list; a `continue` token needs the last key
+//!   and that revision (`ListRequest::start_after` + `ListRequest::at`), and
+//!   `remainingItemCount` is `ListResponse::remaining`.
+//! - Errors map to statuses: `NotFound` 404, `AlreadyExists` 409,
+//!   `Conflict` 409 (reason Conflict), `Compacted` 410 Gone (the client
+//!   relists), `FutureRevision` 504 "Too large resource version",
+//!   `WatchOverflow` ends the watch (the client relists).
+//! - A bookmark may carry `Watch::progress()`: every event up to that revision
+//!   has been delivered by that watch.
+//! - `Store::spawn_compactor` runs compaction by `StoreOptions::compaction`;
+//!   tests call `Store::compact` directly instead.
+//! - One SQLite file has one store: a second `open_sqlite` of the same file
+//!   (another server on the same data directory) fails with `Error::Locked`.
 
 mod backend;
 mod compactor;

@@ -50,12 +50,23 @@ pub(crate) fn spawn(
         .map(drop)
 }
 
+/// Ends every watch when the writer stops, also if it stops by a panic: a
+/// watch must end rather than wait for events that will never come.
+struct CloseOnDrop<'a>(&'a Hub);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 fn run(
     mut log: Box<dyn LogWriter>,
     mut rx: mpsc::Receiver<Request>,
     hub: &Hub,
     limits: BatchLimits,
 ) {
+    let _close = CloseOnDrop(hub);
     let mut next = hub.published() + 1;
     let mut carried: Option<Request> = None;
     let mut previous_batch = 0;
@@ -142,7 +153,6 @@ fn run(
         }
         ops.clear();
     }
-    hub.close();
 }
 
 /// Sends `request` built around a fresh oneshot and waits for its answer.
