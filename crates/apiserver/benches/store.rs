@@ -16,6 +16,7 @@
 //! STORE_BENCH_OBJECTS=10000 STORE_BENCH_CLIENTS=16 (defaults)
 //! ```
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -152,6 +153,61 @@ async fn bench_lists(name: &str, store: &Store, objects: usize) {
     );
 }
 
+/// `watchers` watches on one prefix; one client writes `writes` objects one
+/// after the other. Latency: from the start of a write's call to each watcher
+/// receiving its event (so it includes the commit and its fsync).
+async fn bench_watch_latency(name: &str, store: &Store, watchers: usize, writes: usize) {
+    const WATCHED: &str = "/registry/configmaps/watched/";
+    let starts: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; writes]));
+    let tasks: Vec<_> = (0..watchers)
+        .map(|_| {
+            let mut watch = store
+                .watch(WATCHED, store.current_revision())
+                .expect("watch");
+            let starts = starts.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::with_capacity(writes);
+                while latencies.len() < writes {
+                    let event = tokio::time::timeout(Duration::from_secs(30), watch.next())
+                        .await
+                        .expect("watch event within 30 s")
+                        .expect("watch open")
+                        .expect("watch event");
+                    let received = Instant::now();
+                    let index: usize = event
+                        .key()
+                        .rsplit('-')
+                        .next()
+                        .and_then(|i| i.parse().ok())
+                        .expect("bench key");
+                    let started = starts.lock().expect("starts")[index].expect("write started");
+                    latencies.push(received - started);
+                }
+                latencies
+            })
+        })
+        .collect();
+    for i in 0..writes {
+        starts.lock().expect("starts")[i] = Some(Instant::now());
+        store
+            .create(&format!("{WATCHED}cm-{i}"), payload(i))
+            .await
+            .expect("create");
+    }
+    let mut all = Vec::with_capacity(watchers * writes);
+    for task in tasks {
+        all.extend(task.await.expect("watcher"));
+    }
+    all.sort();
+    let at = |q: f64| all[((all.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e3;
+    println!(
+        "{name:<8} watch latency, {watchers} watchers x {writes} writes (write start -> event): \
+         p50 {:.2} ms, p99 {:.2} ms",
+        at(0.50),
+        at(0.99)
+    );
+}
+
 fn median_ms(samples: &mut [Duration]) -> f64 {
     samples.sort();
     samples[samples.len() / 2].as_secs_f64() * 1e3
@@ -190,6 +246,19 @@ fn main() {
             );
         }
         bench_lists("sqlite", &store, objects).await;
+        bench_watch_latency("sqlite", &store, 100, 1_000).await;
+        drop(store);
+        let started = Instant::now();
+        let store = Store::open_sqlite(&dir.path().join("bench.db"), StoreOptions::default())
+            .expect("reopen sqlite");
+        let reopened = started.elapsed();
+        let first = store.get(&key(0)).await.expect("get");
+        assert!(first.is_some());
+        println!(
+            "sqlite   reopen with {objects} objects: {:.1} ms to open, {:.1} ms to the first read",
+            reopened.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        );
         rate
     });
 
@@ -214,6 +283,7 @@ fn main() {
             .expect("compact");
         report("after compacting the log");
         bench_lists("memory", &store, objects).await;
+        bench_watch_latency("memory", &store, 100, 1_000).await;
     });
 
     etcd::compare(&runtime, objects, clients, sqlite_rate);
