@@ -248,7 +248,6 @@ fn table() -> Vec<(String, FieldInfo)> {
     add(core("ProjectedVolumeSource"), atomic("sources"));
     add(core("DownwardAPIVolumeSource"), atomic("items"));
     add(core("DownwardAPIProjection"), atomic("items"));
-    add(core("CSIVolumeSource"), atomic_map("volumeAttributes"));
 
     // Service.
     add(
@@ -359,6 +358,10 @@ fn table() -> Vec<(String, FieldInfo)> {
         atomic("selectableFields"),
     );
     add(ext("WebhookConversion"), atomic("conversionReviewVersions"));
+    add(
+        ext("JSONSchemaProps"),
+        keyed("x-kubernetes-validations", "merge", "rule", &["rule"]),
+    );
 
     // Token and access reviews.
     add(
