@@ -75,9 +75,11 @@ struct Resource {
 }
 
 impl Resource {
+    /// The document (and URL prefix) the resource lives in; TokenRequest is the
+    /// `serviceaccounts/token` subresource, served under the core group.
     fn gv_path(&self) -> String {
-        if self.group.is_empty() {
-            format!("api/{}", self.version)
+        if self.group.is_empty() || self.kind == "TokenRequest" {
+            "api/v1".to_owned()
         } else {
             format!("apis/{}/{}", self.group, self.version)
         }
@@ -835,6 +837,18 @@ mod tests {
             json!(["port", "protocol"])
         );
         refs_resolve(&core, schemas, "#/components/schemas/");
+        let token =
+            &core["paths"]["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"];
+        assert_eq!(
+            token["x-kubernetes-group-version-kind"]["group"],
+            "authentication.k8s.io"
+        );
+        assert!(v3.document("apis/authentication.k8s.io/v1").is_none());
+        // What `kubectl explain services` looks up first: a GVK on the all-namespaces path.
+        assert_eq!(
+            core["paths"]["/api/v1/services"]["get"]["x-kubernetes-group-version-kind"]["kind"],
+            "Service"
+        );
 
         let crd = doc(&v3, "apis/stable.example.com/v1");
         assert!(supports_field_validation(
