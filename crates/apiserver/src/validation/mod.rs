@@ -1,7 +1,8 @@
 //! Per-kind validation and defaulting of built-in types, as kube-apiserver applies them,
 //! as pure functions over `serde_json::Value`.
 //!
-//! The spine calls, for a create: [`default`], then [`validate`] with `old = None`;
+//! The spine calls, for a create: [`decode_errors`] (a 400 when not empty),
+//! [`default`], then [`validate`] with `old = None`;
 //! for an update: [`prepare_update`], [`default`], then [`validate`] with the stored
 //! object. Errors carry Kubernetes field paths and messages; build the `Invalid`
 //! `Status` with [`crate::schema::invalid_message`] (and
@@ -109,6 +110,90 @@ fn quantities_as_strings(v: &mut Value, s: &Schema) {
             if let Some(is) = &s.items {
                 for item in items {
                     quantities_as_strings(item, is);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What kube-apiserver's decoder rejects (400 BadRequest, before any validation):
+/// values of the wrong JSON type for the kind's Go types, and resource quantities
+/// that do not parse. The messages are this server's (Go's decoder words them
+/// differently: `json: cannot unmarshal string into Go struct field ...`).
+pub fn decode_errors(kind: BuiltinKind, obj: &Value) -> Vec<FieldError> {
+    let schema = kind.schema();
+    let mut errs: Vec<FieldError> = crate::schema::validate(obj, &schema)
+        .into_iter()
+        .filter(|e| e.kind == crate::schema::ErrorKind::TypeInvalid)
+        .collect();
+    quantity_errors(obj, &schema, &crate::schema::FieldPath::root(), &mut errs);
+    errs
+}
+
+/// `resource.ParseQuantity`'s shape: a signed decimal number and an optional
+/// binary-SI, decimal-SI or exponent suffix.
+fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let number_ok = !number.is_empty() && number != "." && number.matches('.').count() <= 1;
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+            | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+    ) || suffix
+        .strip_prefix(['e', 'E'])
+        .map(|e| e.strip_prefix(['+', '-']).unwrap_or(e))
+        .is_some_and(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()));
+    number_ok && suffix_ok
+}
+
+fn quantity_errors(
+    v: &Value,
+    s: &Schema,
+    path: &crate::schema::FieldPath,
+    errs: &mut Vec<FieldError>,
+) {
+    if s.definition.as_deref() == Some(QUANTITY) {
+        if let Some(text) = v.as_str()
+            && !is_quantity(text)
+        {
+            errs.push(FieldError::invalid(
+                path.clone(),
+                text,
+                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            ));
+        }
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if let Some(cs) = s.field(k) {
+                    quantity_errors(child, cs, &path.child(k), errs);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = &s.items {
+                for (i, item) in items.iter().enumerate() {
+                    quantity_errors(item, is, &path.index(i), errs);
                 }
             }
         }

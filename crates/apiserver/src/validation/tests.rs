@@ -365,3 +365,26 @@ fn qualified_kinds() {
         "CustomResourceDefinition.apiextensions.k8s.io"
     );
 }
+
+#[test]
+fn decode_errors_catch_wrong_types_and_bad_quantities() {
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "default"},
+                     "spec": {"ports": [{"port": "80"}]}});
+    assert_eq!(
+        msgs(decode_errors(BuiltinKind::Service, &svc)),
+        vec![
+            "spec.ports[0].port: Invalid value: \"80\": spec.ports[0].port in body must be of type integer: \"string\""
+        ]
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "lots"}}}]}});
+    assert_eq!(
+        msgs(decode_errors(BuiltinKind::Pod, &pod)),
+        vec![
+            "spec.containers[0].resources.limits.cpu: Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        ]
+    );
+    for doc in manifests() {
+        assert!(decode_errors(kind_of(&doc), &doc).is_empty(), "{doc}");
+    }
+}
