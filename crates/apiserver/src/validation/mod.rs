@@ -118,8 +118,8 @@ fn quantities_as_strings(v: &mut Value, s: &Schema) {
 }
 
 /// What kube-apiserver's decoder rejects (400 BadRequest, before any validation):
-/// values of the wrong JSON type for the kind's Go types, and resource quantities
-/// that do not parse. The messages are this server's (Go's decoder words them
+/// values of the wrong JSON type for the kind's Go types, resource quantities that
+/// do not parse, and byte fields that are not base64. The messages are this server's (Go's decoder words them
 /// differently: `json: cannot unmarshal string into Go struct field ...`).
 pub fn decode_errors(kind: BuiltinKind, obj: &Value) -> Vec<FieldError> {
     let schema = kind.schema();
@@ -128,6 +128,11 @@ pub fn decode_errors(kind: BuiltinKind, obj: &Value) -> Vec<FieldError> {
         .filter(|e| e.kind == crate::schema::ErrorKind::TypeInvalid)
         .collect();
     quantity_errors(obj, &schema, &crate::schema::FieldPath::root(), &mut errs);
+    match kind {
+        BuiltinKind::Secret => errs.extend(core::base64_errors(obj, "data")),
+        BuiltinKind::ConfigMap => errs.extend(core::base64_errors(obj, "binaryData")),
+        _ => {}
+    }
     errs
 }
 

@@ -384,6 +384,14 @@ fn decode_errors_catch_wrong_types_and_bad_quantities() {
             "spec.containers[0].resources.limits.cpu: Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
         ]
     );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+        "data": {"ok": "aGk=", "bad": "not base64!"}});
+    let errs = msgs(decode_errors(BuiltinKind::Secret, &secret));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("data[bad]: Invalid value: \"<redacted>\": illegal base64 data"),
+        "{errs:?}"
+    );
     for doc in manifests() {
         assert!(decode_errors(kind_of(&doc), &doc).is_empty(), "{doc}");
     }
