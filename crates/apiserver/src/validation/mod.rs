@@ -125,7 +125,11 @@ pub fn decode_errors(kind: BuiltinKind, obj: &Value) -> Vec<FieldError> {
     let schema = kind.schema();
     let mut errs: Vec<FieldError> = crate::schema::validate(obj, &schema)
         .into_iter()
-        .filter(|e| e.kind == crate::schema::ErrorKind::TypeInvalid)
+        // Go decodes `null` into any field as its zero value (`creationTimestamp: null`
+        // is in every `kubectl create --dry-run -o yaml` output).
+        .filter(|e| {
+            e.kind == crate::schema::ErrorKind::TypeInvalid && e.bad_value != Some(Value::Null)
+        })
         .collect();
     quantity_errors(obj, &schema, &crate::schema::FieldPath::root(), &mut errs);
     match kind {

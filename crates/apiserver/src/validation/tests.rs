@@ -392,7 +392,66 @@ fn decode_errors_catch_wrong_types_and_bad_quantities() {
         errs[0].starts_with("data[bad]: Invalid value: \"<redacted>\": illegal base64 data"),
         "{errs:?}"
     );
+    let dry_run = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "creationTimestamp": null}});
+    assert!(decode_errors(BuiltinKind::ConfigMap, &dry_run).is_empty());
     for doc in manifests() {
         assert!(decode_errors(kind_of(&doc), &doc).is_empty(), "{doc}");
+    }
+}
+
+/// Every JSON pointer to a node of `v` (objects and arrays included).
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push(p.clone());
+                pointers(c, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                pointers(c, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn wrong_shapes_anywhere_never_panic() {
+    let junk = [
+        json!(null),
+        json!("x"),
+        json!(-1),
+        json!(1.5),
+        json!([1, "a"]),
+        json!({"k": []}),
+        json!(true),
+    ];
+    for doc in manifests() {
+        let kind = kind_of(&doc);
+        let mut ptrs = Vec::new();
+        pointers(&doc, String::new(), &mut ptrs);
+        for p in &ptrs {
+            for j in &junk {
+                let mut obj = doc.clone();
+                if let Some(slot) = obj.pointer_mut(p) {
+                    *slot = j.clone();
+                }
+                let _ = decode_errors(kind, &obj);
+                let mut pruned = obj.clone();
+                let _ = schema::prune(&mut pruned, &kind.schema());
+                let mut defaulted = obj.clone();
+                prepare_update(kind, &mut defaulted, &doc);
+                default(kind, &mut defaulted);
+                let _ = schema::validate(&defaulted, &kind.schema());
+                let _ = validate(kind, &defaulted, None);
+                let _ = validate(kind, &defaulted, Some(&doc));
+                let _ = validate(kind, &doc, Some(&defaulted));
+            }
+        }
     }
 }
