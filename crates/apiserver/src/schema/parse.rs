@@ -345,16 +345,23 @@ fn structural(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldEr
     if let Some(AdditionalProperties::Schema(a)) = &s.additional_properties {
         structural(a, Level::Field, &path.child("additionalProperties"), errors);
     }
-    match &s.additional_properties {
-        Some(_) if !s.properties.is_empty() => errors.push(FieldError::forbidden(
+    // `additionalProperties: true` next to properties is tolerated, as there.
+    if !s.properties.is_empty()
+        && matches!(
+            s.additional_properties,
+            Some(AdditionalProperties::Schema(_) | AdditionalProperties::Bool(false))
+        )
+    {
+        errors.push(FieldError::forbidden(
             path.child("additionalProperties"),
             "additionalProperties and properties are mutual exclusive",
-        )),
-        Some(AdditionalProperties::Bool(false)) => errors.push(FieldError::forbidden(
-            path.child("additionalProperties"),
-            "must not be false",
-        )),
-        _ => {}
+        ));
+    }
+    if s.unique_items {
+        errors.push(FieldError::forbidden(
+            path.child("uniqueItems"),
+            "uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+        ));
     }
 
     if s.embedded_resource && s.type_ != Some(SchemaType::Object) {
@@ -1036,6 +1043,22 @@ mod tests {
                 "properties[spec].properties[replicas].default: Invalid value: \"one\": spec.replicas in body must be of type integer: \"string\""
             ]
         );
+    }
+
+    #[test]
+    fn apiextensions_extra_rules() {
+        let v = json!({"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"x": {"type": "string"}}, "additionalProperties": true},
+            "b": {"type": "array", "items": {"type": "string"}, "uniqueItems": true}
+        }});
+        assert_eq!(
+            messages(parse_crd_schema(&v, &FieldPath::root())),
+            vec![
+                "properties[b].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"
+            ]
+        );
+        assert!(parse_schema(&json!({"type": "object", "$ref": "#/x"})).is_err());
+        assert!(parse_schema(&json!("object")).is_err());
     }
 
     #[test]
