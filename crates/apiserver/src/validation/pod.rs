@@ -122,10 +122,67 @@ pub fn default(obj: &mut Value) {
     }
 }
 
+/// `ValidateVolumes` essentials: named (DNS labels), unique. Returns the names.
+fn validate_volumes(spec: &Value, sp: &FieldPath, errs: &mut Vec<FieldError>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let volumes = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, v) in volumes.iter().enumerate() {
+        let np = sp.child("volumes").index(i).child("name");
+        let name = str_at(v, &["name"]).unwrap_or("");
+        if name.is_empty() {
+            errs.push(FieldError::required(np, ""));
+            continue;
+        }
+        for m in dns1123_label(name) {
+            errs.push(FieldError::invalid(np.clone(), name, m));
+        }
+        if names.iter().any(|n| n == name) {
+            errs.push(FieldError::duplicate(np, name));
+        }
+        names.push(name.to_owned());
+    }
+    names
+}
+
+/// A container's volume mounts name existing volumes at unique paths.
+fn validate_mounts(c: &Value, cp: &FieldPath, volumes: &[String], errs: &mut Vec<FieldError>) {
+    let mounts = c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut paths: Vec<&str> = Vec::new();
+    for (j, m) in mounts.iter().enumerate() {
+        let mp = cp.child("volumeMounts").index(j);
+        let name = str_at(m, &["name"]).unwrap_or("");
+        if name.is_empty() {
+            errs.push(FieldError::required(mp.child("name"), ""));
+        } else if !volumes.iter().any(|v| v == name) {
+            errs.push(FieldError::not_found(mp.child("name"), name));
+        }
+        let path = str_at(m, &["mountPath"]).unwrap_or("");
+        if path.is_empty() {
+            errs.push(FieldError::required(mp.child("mountPath"), ""));
+        } else if paths.contains(&path) {
+            errs.push(FieldError::invalid(
+                mp.child("mountPath"),
+                path,
+                "must be unique",
+            ));
+        }
+        paths.push(path);
+    }
+}
+
 fn validate_containers(
     list: &[Value],
     path: &FieldPath,
     names: &mut Vec<String>,
+    volumes: &[String],
     errs: &mut Vec<FieldError>,
 ) {
     for (i, c) in list.iter().enumerate() {
@@ -199,6 +256,7 @@ fn validate_containers(
                 ));
             }
         }
+        validate_mounts(c, &cp, volumes, errs);
         for (j, e) in c
             .get("env")
             .and_then(Value::as_array)
@@ -232,10 +290,23 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     if containers.is_empty() {
         errs.push(FieldError::required(sp.child("containers"), ""));
     }
+    let volumes = validate_volumes(spec, &sp, &mut errs);
     let mut names = Vec::new();
-    validate_containers(&containers, &sp.child("containers"), &mut names, &mut errs);
+    validate_containers(
+        &containers,
+        &sp.child("containers"),
+        &mut names,
+        &volumes,
+        &mut errs,
+    );
     if let Some(Value::Array(init)) = spec.get("initContainers") {
-        validate_containers(init, &sp.child("initContainers"), &mut names, &mut errs);
+        validate_containers(
+            init,
+            &sp.child("initContainers"),
+            &mut names,
+            &volumes,
+            &mut errs,
+        );
     }
     for (key, allowed) in [
         ("restartPolicy", &RESTART_POLICIES[..]),
@@ -373,6 +444,28 @@ mod tests {
         assert_eq!(
             msgs(validate(&json!({"spec": {}}), None)),
             vec!["spec.containers: Required value"]
+        );
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        let pod = json!({"spec": {
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "data"}, {"name": "Bad_Name"}],
+            "containers": [{"name": "a", "image": "x", "volumeMounts": [
+                {"name": "data", "mountPath": "/data"}, {"name": "cache", "mountPath": "/data"}]}]}});
+        let got = msgs(validate(&pod, None));
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], "spec.volumes[1].name: Duplicate value: \"data\"");
+        assert!(got[1].starts_with(
+            "spec.volumes[2].name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label"
+        ));
+        assert_eq!(
+            got[2],
+            "spec.containers[0].volumeMounts[1].name: Not found: \"cache\""
+        );
+        assert_eq!(
+            got[3],
+            "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/data\": must be unique"
         );
     }
 
