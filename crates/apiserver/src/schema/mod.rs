@@ -8,7 +8,7 @@
 
 mod builtin;
 mod defaults;
-mod field;
+pub(crate) mod field;
 mod merge_info;
 mod openapi;
 mod parse;

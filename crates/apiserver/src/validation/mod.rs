@@ -36,6 +36,7 @@ pub use names::{
     qualified_name,
 };
 
+use crate::schema::field::LazyPath;
 use crate::schema::{BuiltinKind, FieldError, Schema};
 
 impl BuiltinKind {
@@ -131,7 +132,8 @@ pub fn decode_errors(kind: BuiltinKind, obj: &Value) -> Vec<FieldError> {
             e.kind == crate::schema::ErrorKind::TypeInvalid && e.bad_value != Some(Value::Null)
         })
         .collect();
-    quantity_errors(obj, &schema, &crate::schema::FieldPath::root(), &mut errs);
+    let root = crate::schema::FieldPath::root();
+    quantity_errors(obj, &schema, &LazyPath::Root(&root), &mut errs);
     match kind {
         BuiltinKind::Secret => errs.extend(core::base64_errors(obj, "data")),
         BuiltinKind::ConfigMap => errs.extend(core::base64_errors(obj, "binaryData")),
@@ -173,18 +175,13 @@ fn is_quantity(s: &str) -> bool {
     number_ok && suffix_ok
 }
 
-fn quantity_errors(
-    v: &Value,
-    s: &Schema,
-    path: &crate::schema::FieldPath,
-    errs: &mut Vec<FieldError>,
-) {
+fn quantity_errors(v: &Value, s: &Schema, path: &LazyPath<'_>, errs: &mut Vec<FieldError>) {
     if s.definition.as_deref() == Some(QUANTITY) {
         if let Some(text) = v.as_str()
             && !is_quantity(text)
         {
             errs.push(FieldError::invalid(
-                path.clone(),
+                path.get(),
                 text,
                 "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
             ));
@@ -195,14 +192,14 @@ fn quantity_errors(
         Value::Object(map) => {
             for (k, child) in map {
                 if let Some(cs) = s.field(k) {
-                    quantity_errors(child, cs, &path.child(k), errs);
+                    quantity_errors(child, cs, &LazyPath::Field(path, k), errs);
                 }
             }
         }
         Value::Array(items) => {
             if let Some(is) = &s.items {
                 for (i, item) in items.iter().enumerate() {
-                    quantity_errors(item, is, &path.index(i), errs);
+                    quantity_errors(item, is, &LazyPath::Index(path, i), errs);
                 }
             }
         }
