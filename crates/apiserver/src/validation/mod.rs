@@ -2,14 +2,13 @@
 //! as pure functions over `serde_json::Value`.
 //!
 //! The spine calls, for a create: [`decode_errors`] (a 400 when not empty),
-//! [`default`], then [`validate`] with `old = None`;
+//! [`prepare_create`], [`default`], then [`validate`] with `old = None`;
 //! for an update: [`prepare_update`], [`default`], then [`validate`] with the stored
 //! object. Errors carry Kubernetes field paths and messages; build the `Invalid`
 //! `Status` with [`crate::schema::invalid_message`] (and
 //! [`BuiltinKind::qualified_kind`] for its kind) and [`crate::schema::causes`].
 //!
-//! Not covered (kube-apiserver does these elsewhere): status resets on create
-//! (`PrepareForCreate`), clusterIP/nodePort allocation (the `cluster` module), the
+//! Not covered (kube-apiserver does these elsewhere): clusterIP/nodePort allocation (the `cluster` module), the
 //! service-account token volume, and most of `PodSpec`'s deeper fields (volumes,
 //! probes, security contexts are checked only by the schema's types).
 
@@ -35,6 +34,7 @@ pub use names::{
     NameRule, config_map_key, dns1035_label, dns1123_label, dns1123_subdomain, label_value,
     qualified_name,
 };
+pub use pod::qos_class;
 
 use crate::schema::field::LazyPath;
 use crate::schema::{BuiltinKind, FieldError, Schema};
@@ -201,6 +201,20 @@ fn quantity_errors(v: &Value, s: &Schema, path: &LazyPath<'_>, errs: &mut Vec<Fi
                 for (i, item) in items.iter().enumerate() {
                     quantity_errors(item, is, &LazyPath::Index(path, i), errs);
                 }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Before defaulting a create: what kube-apiserver's `PrepareForCreate` resets (a
+/// Pod's status becomes `Pending` with its QoS class; a Service's status is emptied).
+pub fn prepare_create(kind: BuiltinKind, obj: &mut Value) {
+    match kind {
+        BuiltinKind::Pod => pod::prepare_create(obj),
+        BuiltinKind::Service => {
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("status".into(), serde_json::json!({"loadBalancer": {}}));
             }
         }
         _ => {}

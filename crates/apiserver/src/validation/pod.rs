@@ -63,6 +63,90 @@ fn default_container(c: &mut Map<String, Value>) {
     }
 }
 
+/// A quantity's value as a number (`100m` is 0.1, `1Ki` is 1024); `None` when it
+/// does not parse.
+fn quantity_value(q: &Value) -> Option<f64> {
+    if let Some(n) = q.as_f64() {
+        return Some(n);
+    }
+    let s = q.as_str()?;
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        e => 10f64.powi(e.strip_prefix(['e', 'E'])?.parse().ok()?),
+    };
+    Some(n * factor)
+}
+
+/// The pod's QoS class (`Guaranteed`, `Burstable` or `BestEffort`) from its
+/// containers' cpu and memory requests and limits, as kube-apiserver computes it.
+pub fn qos_class(obj: &Value) -> &'static str {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let res = |kind: &str, name: &str| {
+            c.get("resources")
+                .and_then(|r| r.get(kind))
+                .and_then(|m| m.get(name))
+        };
+        for name in ["cpu", "memory"] {
+            let limit = res("limits", name).and_then(quantity_value);
+            // A missing request defaults to the limit.
+            let request = res("requests", name).and_then(quantity_value).or(limit);
+            if request.is_some_and(|r| r != 0.0) || limit.is_some_and(|l| l != 0.0) {
+                any = true;
+            }
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// `PrepareForCreate`: a new pod's status is whatever the server says, not the
+/// client: phase `Pending` and its QoS class.
+pub fn prepare_create(obj: &mut Value) {
+    let qos = qos_class(obj);
+    if let Some(m) = obj.as_object_mut() {
+        m.insert(
+            "status".into(),
+            json!({"phase": "Pending", "qosClass": qos}),
+        );
+    }
+}
+
 /// Pod defaults, including what the ServiceAccount, DefaultTolerationSeconds and
 /// Priority admission plugins add on a default cluster (but not the projected
 /// service-account token volume).
@@ -426,6 +510,28 @@ mod tests {
         let once = pod.clone();
         default(&mut pod);
         assert_eq!(pod, once, "defaulting is idempotent");
+    }
+
+    #[test]
+    fn qos_and_initial_status() {
+        let best = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        assert_eq!(qos_class(&best), "BestEffort");
+        let guaranteed = json!({"spec": {"containers": [{"name": "a", "image": "x",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}}}]}});
+        assert_eq!(qos_class(&guaranteed), "Guaranteed");
+        let limits_only = json!({"spec": {"containers": [{"name": "a", "image": "x",
+            "resources": {"limits": {"cpu": 2, "memory": "512Mi"}}}]}});
+        assert_eq!(qos_class(&limits_only), "Guaranteed");
+        let burstable = json!({"spec": {"containers": [{"name": "a", "image": "x",
+            "resources": {"requests": {"cpu": "100m"}}}]}});
+        assert_eq!(qos_class(&burstable), "Burstable");
+        let mut pod = burstable.clone();
+        pod["status"] = json!({"phase": "Running", "podIP": "10.0.0.1"});
+        prepare_create(&mut pod);
+        assert_eq!(
+            pod["status"],
+            json!({"phase": "Pending", "qosClass": "Burstable"})
+        );
     }
 
     #[test]

@@ -445,6 +445,7 @@ fn wrong_shapes_anywhere_never_panic() {
                 let mut pruned = obj.clone();
                 let _ = schema::prune(&mut pruned, &kind.schema());
                 let mut defaulted = obj.clone();
+                prepare_create(kind, &mut defaulted);
                 prepare_update(kind, &mut defaulted, &doc);
                 default(kind, &mut defaulted);
                 let _ = schema::validate(&defaulted, &kind.schema());
