@@ -20,6 +20,7 @@ mod fieldset;
 mod info;
 mod json;
 mod managed;
+mod options;
 mod schema_info;
 mod strategic;
 mod typed;
@@ -35,6 +36,9 @@ pub use apply::{ApplyError, Conflict, Manager, server_side_apply, track_update};
 pub use fieldset::{FieldSet, FieldSetError, Path, PathElement};
 pub use info::{ListType, MapType, MergeInfo, PatchStrategy, SchemaNode};
 pub use managed::{ManagedFieldsEntry, ManagedFieldsError, Operation};
+pub use options::{
+    FIELD_MANAGER_MAX_LENGTH, manager_or_user_agent, validate_field_manager, validate_patch_options,
+};
 pub use strategic::StrategicError;
 
 use serde_json::Value;
