@@ -53,6 +53,8 @@ mod typed;
 #[cfg(test)]
 mod apply_tests;
 #[cfg(test)]
+mod robustness_tests;
+#[cfg(test)]
 mod strategic_tests;
 #[cfg(test)]
 mod testdata;
