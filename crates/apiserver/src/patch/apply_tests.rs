@@ -850,3 +850,42 @@ fn status_subresource_writers_are_separate_managers() {
         fields(&live, "kubectl", "Apply")
     );
 }
+
+#[test]
+fn live_duplicates_survive_unless_applied() {
+    let info = testdata::deployment();
+    let env = |items: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+               "spec": {"template": {"spec": {"containers": [{"name": "c", "env": items}]}}}})
+    };
+    let live = env(
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "x"}, {"name": "A", "value": "2"}]),
+    );
+    let live = track_update(None, &live, &mgr("legacy", T1), Some(&info));
+    let envs = |o: &Value| o["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+
+    let other = apply(
+        Some(&live),
+        &env(json!([{"name": "C", "value": "3"}])),
+        &mgr("alice", T2),
+        true,
+        &info,
+    )
+    .unwrap();
+    assert_eq!(
+        envs(&other),
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "x"}, {"name": "A", "value": "2"}, {"name": "C", "value": "3"}])
+    );
+    let fixed = apply(
+        Some(&live),
+        &env(json!([{"name": "A", "value": "9"}])),
+        &mgr("alice", T2),
+        true,
+        &info,
+    )
+    .unwrap();
+    assert_eq!(
+        envs(&fixed),
+        json!([{"name": "A", "value": "9"}, {"name": "B", "value": "x"}])
+    );
+}
