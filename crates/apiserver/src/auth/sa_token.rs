@@ -711,6 +711,7 @@ impl ServiceAccountTokens {
             token: String::new(),
             user,
             checks,
+            valid_until: Some(exp.saturating_add(LEEWAY_SECONDS)),
         })
     }
 
@@ -765,6 +766,7 @@ fn legacy_pending(token: &str, claims: Claims) -> Result<PendingToken, TokenVeri
         ));
     }
     Ok(PendingToken {
+        valid_until: None,
         // Deleting the Secret revokes the token, as with kube-apiserver.
         token: token.to_owned(),
         user: UserInfo::service_account(&account, &uid),
@@ -814,6 +816,9 @@ pub struct PendingToken {
     token: String,
     user: UserInfo,
     checks: Vec<ObjectCheck>,
+    /// Last second (Unix time, leeway included) at which the token is accepted; `None` for
+    /// tokens that do not expire.
+    valid_until: Option<i64>,
 }
 
 impl std::fmt::Debug for PendingToken {
@@ -826,6 +831,13 @@ impl std::fmt::Debug for PendingToken {
 }
 
 impl PendingToken {
+    /// Whether the token's time window still includes `now` (for caches of verified
+    /// tokens; signature, issuer and audience do not change).
+    pub fn is_current(&self, now: jiff::Timestamp) -> bool {
+        self.valid_until
+            .is_none_or(|until| now.as_second() <= until)
+    }
+
     /// The objects to look up before [`Self::complete`].
     pub fn checks(&self) -> &[ObjectCheck] {
         &self.checks
