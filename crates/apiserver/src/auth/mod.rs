@@ -31,6 +31,8 @@ pub mod client_cert;
 mod files;
 pub mod impersonation;
 pub mod kubeconfig;
+#[cfg(test)]
+mod mutation_tests;
 pub mod rbac;
 pub mod review;
 pub mod sa_token;
