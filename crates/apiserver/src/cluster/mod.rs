@@ -19,6 +19,7 @@ pub mod gohash;
 pub mod kubernetes_service;
 pub mod mirroring;
 pub mod namespace;
+pub mod pod_deletion;
 pub mod pods;
 pub mod repack;
 pub mod write;

@@ -6,6 +6,7 @@ mod gc;
 mod gohash;
 mod mirroring;
 mod namespace;
+mod pod_deletion;
 mod slices;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
