@@ -186,6 +186,25 @@ fn delete_marks_terminating_then_waits_then_deletes() {
         other => panic!("{other:?}"),
     }
 
+    let orphan_false = DeleteOptions {
+        propagation: None,
+        orphan_dependents: Some(false),
+    };
+    match delete_namespace(&active, &orphan_false, now()).unwrap() {
+        NamespaceDeletion::MarkTerminating(n) => {
+            assert_eq!(
+                n.metadata.finalizers,
+                Some(vec!["foregroundDeletion".to_string()])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let both = DeleteOptions {
+        propagation: Some(Propagation::Orphan),
+        orphan_dependents: Some(true),
+    };
+    assert!(delete_namespace(&active, &both, now()).is_err());
+
     let mut finalized = marked.clone();
     finalized.spec.as_mut().unwrap().finalizers = None;
     assert_eq!(
