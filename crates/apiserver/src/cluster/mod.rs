@@ -10,6 +10,14 @@
 //!   (background, foreground, orphan), as a state machine.
 //! - [`namespace`]: namespace lifecycle decisions (admission and deletion).
 //! - [`alloc`]: clusterIP and nodePort allocators.
+//! - [`pod_deletion`]: graceful deletion of pods.
+//!
+//! Everything here is synchronous and pure: objects (k8s-openapi values or
+//! JSON) and the current time go in, the writes a controller should make
+//! come out as [`Write`]s or plans, computed against the stored objects so
+//! that a sync that changes nothing writes nothing. A controller task
+//! re-runs a sync for a key whenever one of its inputs changes
+//! ([`endpoints::services_for_pod`] maps a pod change to Service keys).
 
 pub mod alloc;
 pub mod endpoints;
