@@ -22,7 +22,7 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const DEFAULT_NODE_PORT_RANGE: (u16, u16) = (30000, 32767);
 
 /// An allocation failure. Field errors render as kube-apiserver's
-/// `field.Invalid` ("<field>: Invalid value: <value>: <detail>"), the rest
+/// `field.Invalid` (`<field>: Invalid value: <value>: <detail>`), the rest
 /// are internal errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
