@@ -8,7 +8,9 @@
 //!   Service, Endpoints and EndpointSlice kube-apiserver maintains.
 //! - [`gc`]: garbage collection of dependents through ownerReferences
 //!   (background, foreground, orphan), as a state machine.
-//! - [`namespace`]: namespace lifecycle decisions (admission and deletion).
+//! - [`namespace`]: namespace lifecycle decisions (admission and deletion);
+//!   [`namespace_defaults`]: the `default` ServiceAccount and `kube-root-ca.crt`
+//!   ConfigMap of every namespace.
 //! - [`alloc`]: clusterIP and nodePort allocators.
 //! - [`pod_deletion`]: graceful deletion of pods.
 //!
@@ -27,6 +29,7 @@ pub mod gohash;
 pub mod kubernetes_service;
 pub mod mirroring;
 pub mod namespace;
+pub mod namespace_defaults;
 pub mod pod_deletion;
 pub mod pods;
 pub mod repack;

@@ -6,6 +6,7 @@ mod gc;
 mod gohash;
 mod mirroring;
 mod namespace;
+mod namespace_defaults;
 mod pod_deletion;
 mod slices;
 
