@@ -4,6 +4,7 @@ mod alloc;
 mod endpoints;
 mod gc;
 mod gohash;
+mod kube_dns;
 mod mirroring;
 mod namespace;
 mod namespace_defaults;
