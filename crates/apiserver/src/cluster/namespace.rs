@@ -200,7 +200,7 @@ impl AdmissionError {
 /// kube-apiserver's `NamespaceLifecycle` admission: `namespace` is the
 /// stored namespace the request names (`None` when it does not exist).
 /// Namespaces themselves and cluster-scoped resources pass (except the
-/// deletion of an immortal namespace); access reviews are exempt.
+/// deletion of an immortal namespace), as do deletes and access reviews.
 pub fn admit(
     request: &AdmissionRequest<'_>,
     namespace: Option<&Namespace>,
@@ -214,7 +214,9 @@ pub fn admit(
         }
         return Ok(());
     }
-    if request.namespace.is_empty() {
+    // Deleting namespaced objects is always admitted (a missing object is
+    // the store's NotFound, not the namespace's).
+    if request.namespace.is_empty() || request.operation == Operation::Delete {
         return Ok(());
     }
     if request.group == "authorization.k8s.io" && request.resource == "localsubjectaccessreviews" {
