@@ -3,6 +3,7 @@
 //! `main.rs` only calls [`run`]; every subcommand lives under [`cli`] so that the
 //! binary and the integration tests exercise the same code.
 
+mod apiserver_cmd;
 mod cli;
 
 use std::process::ExitCode;

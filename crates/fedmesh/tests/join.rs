@@ -206,41 +206,54 @@ async fn join_creates_a_read_only_reader_and_the_access_both_ways_idempotently()
         "{event:?}"
     );
 
-    // Read-only where the remote authenticates: a write with the reader's
-    // token is refused, and kubectl agrees. An embedded server without
-    // authentication issues no token, and join says so.
-    match doc["users"][0]["user"]["token"].as_str() {
-        Some(_) => {
-            let write = services
-                .create(
-                    &PostParams::default(),
-                    &serde_json::from_value(json!({
-                        "metadata": {"name": "forbidden"},
-                        "spec": {"ports": [{"port": 80}]}
-                    }))
-                    .unwrap(),
-                )
-                .await;
-            assert!(
-                matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
-                "{write:?}"
-            );
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("reader");
-            std::fs::write(&path, &kubeconfig).unwrap();
-            let can_i = tokio::process::Command::new("kubectl")
-                .arg("--kubeconfig")
-                .arg(&path)
-                .args(["auth", "can-i", "create", "services"])
-                .output()
-                .await
-                .unwrap();
-            assert_eq!(String::from_utf8_lossy(&can_i.stdout).trim(), "no");
-        }
-        None => assert!(
-            out.contains("warning: remote cluster west serves no TokenRequest"),
-            "{out}"
+    // Read-only: the token is the reader's, so a write is refused and
+    // kubectl agrees.
+    assert!(
+        out.contains(
+            "created token for ServiceAccount fedmesh/fedmesh-remote-reader in remote cluster west"
         ),
+        "{out}"
+    );
+    assert!(doc["users"][0]["user"]["token"].is_string(), "{kubeconfig}");
+    let write = services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "forbidden"},
+                "spec": {"ports": [{"port": 80}]}
+            }))
+            .unwrap(),
+        )
+        .await;
+    assert!(
+        matches!(&write, Err(kube::Error::Api(s)) if s.code == 403),
+        "{write:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("reader");
+    std::fs::write(&path, &kubeconfig).unwrap();
+    for (verb, resource, allowed) in [
+        ("create", "services", "no"),
+        ("delete", "endpointslices.discovery.k8s.io", "no"),
+        ("get", "secrets", "no"),
+        ("watch", "services", "yes"),
+        ("list", "endpointslices.discovery.k8s.io", "yes"),
+    ] {
+        let can_i = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&path)
+            .args(["auth", "can-i", verb, resource])
+            .output();
+        let can_i = tokio::time::timeout(Duration::from_secs(60), can_i)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&can_i.stdout).trim(),
+            allowed,
+            "can-i {verb} {resource}: {}",
+            String::from_utf8_lossy(&can_i.stderr)
+        );
     }
 
     // A second run changes nothing and says so.

@@ -41,6 +41,8 @@ enum Command {
     Join(join_cmd::JoinArgs),
     /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),
+    /// Serve an embedded Kubernetes-compatible API server.
+    Apiserver(crate::apiserver_cmd::ApiserverArgs),
 }
 
 impl Command {
@@ -50,6 +52,7 @@ impl Command {
             Command::Controller(args) => args.run(),
             Command::Join(args) => args.run(),
             Command::Demo(args) => args.run(),
+            Command::Apiserver(args) => args.run(),
         }
     }
 }
