@@ -51,6 +51,23 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// Sends SIGTERM and waits (at most 10 s) for the process to end.
+async fn kill_term(process: &mut Process) -> std::process::ExitStatus {
+    let killed = Command::new("kill")
+        .args(["-TERM", &process.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "still running 10s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test]
 async fn controller_installs_crds_leads_serves_health_and_stops_on_sigterm() {
     let server = TestServer::start().await.unwrap();
@@ -127,19 +144,7 @@ async fn controller_installs_crds_leads_serves_health_and_stops_on_sigterm() {
     })
     .await;
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &controller.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = controller.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running 10s after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = kill_term(&mut controller).await;
     assert!(status.success(), "{status}");
 }
 
@@ -179,4 +184,168 @@ fn controller_reports_a_bad_kubeconfig_and_an_unreachable_cluster() {
         stderr.contains("cannot reach the Kubernetes API of gone"),
         "{stderr}"
     );
+}
+
+async fn named_server(name: &str) -> TestServer {
+    TestServer::start_with(fedmesh_apiserver::testing::TestServerOptions {
+        name: name.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn create(
+    client: &kube::Client,
+    resource: &kube::api::ApiResource,
+    object: serde_json::Value,
+) {
+    let namespace = object["metadata"]["namespace"].as_str().map(str::to_owned);
+    let object: kube::api::DynamicObject = serde_json::from_value(object).unwrap();
+    let api = match namespace {
+        Some(ns) => Api::<kube::api::DynamicObject>::namespaced_with(client.clone(), &ns, resource),
+        None => Api::all_with(client.clone(), resource),
+    };
+    api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+/// The controller as deployed: its only rights are deploy/rbac/controller.yaml's.
+#[tokio::test]
+async fn controller_federates_with_only_the_deployed_rbac() {
+    use k8s_openapi::api::core::v1::{Endpoints, Service, ServiceAccount};
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use kube::api::ApiResource;
+    use serde_json::json;
+
+    let local = named_server("local").await;
+    let remote = named_server("remotecluster").await;
+    let (lc, rc) = (local.client().unwrap(), remote.client().unwrap());
+    create(
+        &lc,
+        &ApiResource::erase::<Namespace>(&()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fedmesh"}}),
+    )
+    .await;
+    let rbac =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/rbac/controller.yaml");
+    let kubeconfig = local.kubeconfig_path();
+    let applied = tokio::task::spawn_blocking(move || {
+        Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .arg("apply")
+            .arg("-f")
+            .arg(&rbac)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let joined = tokio::process::Command::new(BIN)
+        .arg("join")
+        .arg("--local")
+        .arg(local.kubeconfig_path())
+        .arg("--remote")
+        .arg(remote.kubeconfig_path())
+        .args(["--name", "remotecluster"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        joined.status.success(),
+        "{}",
+        String::from_utf8_lossy(&joined.stderr)
+    );
+
+    // A kubeconfig for the controller's ServiceAccount, as in a pod.
+    let token = Api::<ServiceAccount>::namespaced(lc.clone(), "fedmesh")
+        .create_token_request(
+            "fedmesh-controller",
+            &PostParams::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .token;
+    let mut doc: serde_json::Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(local.kubeconfig_path()).unwrap()).unwrap();
+    doc["users"][0]["user"] = json!({"token": token});
+    let controller_kubeconfig = local.dir().join("controller.kubeconfig");
+    std::fs::write(&controller_kubeconfig, doc.to_string()).unwrap();
+
+    let service = ApiResource::erase::<Service>(&());
+    for client in [&lc, &rc] {
+        create(client, &service, json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "my-app", "namespace": "default", "labels": {"run": "my-app"}},
+            "spec": {"selector": {"run": "my-app"}, "ports": [{"name": "my-app-ui", "port": 80}]}
+        }))
+        .await;
+    }
+    create(&rc, &ApiResource::erase::<EndpointSlice>(&()), json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "my-app-x", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "my-app",
+                                "endpointslice.kubernetes.io/managed-by": "test"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "my-app-ui", "port": 80, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["192.168.0.28"], "conditions": {"ready": true},
+                       "targetRef": {"kind": "Pod", "name": "my-app-7b6f758bd5-ctgbh", "namespace": "default"}}]
+    }))
+    .await;
+    create(&lc, &service, json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "my-app-federated", "namespace": "default",
+                     "annotations": {"federation.tigera.io/serviceSelector": "run == \"my-app\""}},
+        "spec": {"ports": [{"name": "my-app-ui", "port": 8080}]}
+    }))
+    .await;
+
+    let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut controller = Process(
+        Command::new(BIN)
+            .args(["controller", "--kubeconfig"])
+            .arg(&controller_kubeconfig)
+            .args(["--metrics-addr", &metrics.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let endpoints = Api::<Endpoints>::namespaced(lc.clone(), "default");
+    let rccs = Api::<kube::api::DynamicObject>::all_with(
+        lc.clone(),
+        &fedmesh_controller::remote::api_resource(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let names: Vec<String> = endpoints
+            .get_opt("my-app-federated")
+            .await
+            .unwrap()
+            .and_then(|e| e.subsets)
+            .into_iter()
+            .flatten()
+            .flat_map(|s| s.addresses.unwrap_or_default())
+            .filter_map(|a| a.target_ref.and_then(|t| t.name))
+            .collect();
+        let state = rccs.get("remotecluster").await.unwrap().data["status"]["state"].clone();
+        if names == ["remotecluster/my-app-7b6f758bd5-ctgbh"] && state == "InSync" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "endpoints {names:?}, remote {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(kill_term(&mut controller).await.success());
 }
