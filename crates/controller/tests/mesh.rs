@@ -340,19 +340,19 @@ async fn seed_tutorial_federates_local_and_remote_endpoints() {
 
     // The remote was only read: nothing of fedmesh's appeared there.
     let rc = mesh.remote.client().unwrap();
-    let remote_slices = Api::<EndpointSlice>::namespaced(rc, "default")
-        .list(&kube::api::ListParams::default())
+    let ours = |label: &str| kube::api::ListParams::default().labels(label);
+    let remote_slices = Api::<EndpointSlice>::all(rc.clone())
+        .list(&ours(
+            "endpointslice.kubernetes.io/managed-by=federation-controller.fedmesh.io",
+        ))
         .await
         .unwrap();
-    assert_eq!(
-        remote_slices
-            .items
-            .iter()
-            .filter(|s| s.metadata.name.as_deref() != Some("my-app-abcde")
-                && s.metadata.name.as_deref() != Some("kubernetes"))
-            .count(),
-        0
-    );
+    assert!(remote_slices.items.is_empty());
+    let remote_endpoints = Api::<Endpoints>::all(rc)
+        .list(&ours("fedmesh.io/managed-by"))
+        .await
+        .unwrap();
+    assert!(remote_endpoints.items.is_empty());
 }
 
 #[tokio::test]
