@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use criterion::{BenchmarkId, Criterion};
+use criterion::{BenchmarkId, Criterion, SamplingMode};
 use fedmesh_selector::{InternedLabels, Selector};
 use serde::Deserialize;
 
@@ -188,6 +188,7 @@ fn bench(
     maps: &[(&'static str, &LabelMap, InternedLabels)],
 ) {
     let mut parse = c.benchmark_group("parse");
+    parse.sampling_mode(SamplingMode::Flat);
     for p in prepared {
         let input = p.case.selector.as_str();
         parse.bench_function(&p.case.name, |b| {
@@ -197,6 +198,7 @@ fn bench(
     parse.finish();
 
     let mut eval = c.benchmark_group("eval");
+    eval.sampling_mode(SamplingMode::Flat);
     for p in prepared {
         for (name, _, interned) in maps {
             let selector = &p.selector;
@@ -372,11 +374,16 @@ fn main() {
         .map(|case| prepare(case, &maps))
         .collect();
 
-    // 56 benchmarks at ~2 s each keep a full run near two minutes on 2 cores.
+    // Many short samples (1,000 of about 1 ms each, all the same size): on a shared
+    // 2-core machine the scheduler hands the core to other processes for whole time
+    // slices, and a sample that spans such a gap is slow. Short samples keep most of
+    // them inside one slice, so the median measures the code rather than the
+    // neighbours. 56 benchmarks at ~2 s each keep a full run near two minutes.
     let mut criterion = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_millis(1500))
-        .sample_size(50)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(1000)
+        .nresamples(20_000)
         .configure_from_args();
     bench(&mut criterion, &prepared, &maps);
     criterion.final_summary();
