@@ -171,7 +171,7 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
         .map(|l| l.trim())
         .filter(|l| l.starts_with("kubectl "))
         .collect();
-    assert_eq!(commands.len(), 6, "{}", help.join("\n"));
+    assert_eq!(commands.len(), 7, "{}", help.join("\n"));
 
     // Seed 000: the local pod, the remote one as remotecluster/<pod>, port my-app-ui only.
     let yaml = stdout(&run(commands[0]));
@@ -212,13 +212,21 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
     assert_eq!(row(&bookinfo, "reviews")[0].len(), 3, "{bookinfo}");
     assert_eq!(row(&bookinfo, "ratings")[0].len(), 1, "{bookinfo}");
 
+    // The other way: remotecluster's federated ratings holds local's pod.
+    let ratings = stdout(&run(commands[3]));
+    assert_eq!(
+        row(&ratings, "ratings"),
+        [["10.1.0.21"], ["local/ratings-v1-7dc98c7588-vzftc"]],
+        "{ratings}"
+    );
+
     // Scale the remote pod away, then back.
-    run(commands[3]);
-    eventually(commands[4], "the remote pod to leave", |out| {
+    run(commands[4]);
+    eventually(commands[5], "the remote pod to leave", |out| {
         row(out, "my-app-federated")[1] == ["my-app-59cf48cdc7-frf2t"]
     });
-    run(commands[5]);
-    eventually(commands[4], "the remote pod to come back", |out| {
+    run(commands[6]);
+    eventually(commands[5], "the remote pod to come back", |out| {
         row(out, "my-app-federated")[1].len() == 2
     });
 

@@ -1,6 +1,6 @@
 //! `fedmesh demo`: a two-cluster mesh on this machine. Two embedded API
 //! servers (`local` and `remotecluster`) in this process, joined with the
-//! same code as `fedmesh join`, the controller running against `local`, and
+//! same code as `fedmesh join --both-ways`, a controller running against each, and
 //! the seeds' examples created, with a kubeconfig holding one context per
 //! cluster and commands to try.
 
@@ -134,36 +134,52 @@ impl DemoArgs {
                 started.elapsed().as_secs_f64()
             ));
         };
-        join_cmd::join(
-            &local_cluster,
-            &remote_cluster,
-            &ClusterName::new(REMOTE)?,
-            &JoinOptions {
-                namespace: "fedmesh".into(),
-                token_timeout: Duration::from_secs(10),
-            },
-            &indent,
-        )
-        .await?;
-        progress(&format!(
-            "joined: {LOCAL} reads {REMOTE} (RemoteClusterConfiguration {REMOTE})"
-        ));
+        let options = JoinOptions {
+            namespace: "fedmesh".into(),
+            token_timeout: Duration::from_secs(10),
+        };
+        // Both ways, as `fedmesh join --both-ways`: seed 004 federates
+        // `ratings` in the second cluster too.
+        for (reader, read) in [
+            (&local_cluster, &remote_cluster),
+            (&remote_cluster, &local_cluster),
+        ] {
+            join_cmd::join(
+                reader,
+                read,
+                &ClusterName::new(&read.label)?,
+                &options,
+                &indent,
+            )
+            .await?;
+            progress(&format!(
+                "joined: {} reads {} (RemoteClusterConfiguration {})",
+                reader.label, read.label, read.label
+            ));
+        }
 
-        let (controller_stop, controller_stopped) = watch::channel(false);
-        let controller = {
-            let client = local_cluster.client.clone();
+        let (controllers_stop, controllers_stopped) = watch::channel(false);
+        let mut controllers = Vec::new();
+        for cluster in [&local_cluster, &remote_cluster] {
+            let client = cluster.client.clone();
+            // A fixed identity: a restart renews its own Lease instead of
+            // waiting for the last run's to expire.
             let mut config = ControllerConfig::new("fedmesh", "fedmesh-demo");
             config.renew_interval = Duration::from_secs(2);
             config.max_backoff = Duration::from_secs(2);
-            tokio::spawn(async move {
-                let mut stopped = controller_stopped;
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                fedmesh_controller::run(client, config, Metrics::new(), shutdown).await
-            })
-        };
-        progress(&format!("controller running against {LOCAL}"));
+            let mut stopped = controllers_stopped.clone();
+            let label = cluster.label.clone();
+            controllers.push((
+                label,
+                tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    fedmesh_controller::run(client, config, Metrics::new(), shutdown).await
+                }),
+            ));
+            progress(&format!("controller running against {}", cluster.label));
+        }
 
         let marker = dir.join("seeded");
         let scale_back = dir.join("my-app-remote-endpointslice.yaml");
@@ -185,7 +201,7 @@ impl DemoArgs {
             ));
         }
 
-        let synced = wait_for_sync(&local_cluster.client, seeded_now).await;
+        let synced = wait_for_sync(&local_cluster.client, &remote_cluster.client, seeded_now).await;
         let elapsed = started.elapsed().as_secs_f64();
         match synced {
             Ok(()) => runtime::say(&format!(
@@ -199,12 +215,14 @@ impl DemoArgs {
 
         let _ = stop.wait_for(|s| *s).await;
         runtime::say("stopping");
-        controller_stop.send_replace(true);
-        match tokio::time::timeout(Duration::from_secs(5), controller).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(error))) => eprintln!("controller: {error:#}"),
-            Ok(Err(error)) => eprintln!("controller task: {error}"),
-            Err(_) => eprintln!("controller did not stop within 5s"),
+        controllers_stop.send_replace(true);
+        for (cluster, controller) in controllers {
+            match tokio::time::timeout(Duration::from_secs(5), controller).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => eprintln!("controller of {cluster}: {error:#}"),
+                Ok(Err(error)) => eprintln!("controller task of {cluster}: {error}"),
+                Err(_) => eprintln!("controller of {cluster} did not stop within 5s"),
+            }
         }
         tokio::join!(remote.shutdown(), local.shutdown());
         runtime::say("stopped");
@@ -384,12 +402,20 @@ async fn create_examples(
 /// Waits (bounded) until the controller has written what the seeds lead to:
 /// the expected address counts on a fresh start, any endpoints on a resume
 /// (the user may have scaled things since).
-async fn wait_for_sync(local: &kube::Client, exact: bool) -> anyhow::Result<()> {
+async fn wait_for_sync(
+    local: &kube::Client,
+    remote: &kube::Client,
+    exact: bool,
+) -> anyhow::Result<()> {
     let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
     loop {
         let mut missing = Vec::new();
-        for (ns, name, want) in seed::EXPECTED {
-            let have = Api::<Endpoints>::namespaced(local.clone(), ns)
+        for (side, ns, name, want) in seed::EXPECTED {
+            let client = match side {
+                Side::Local => local,
+                Side::Remote => remote,
+            };
+            let have = Api::<Endpoints>::namespaced(client.clone(), ns)
                 .get_opt(name)
                 .await
                 .ok()
@@ -400,8 +426,12 @@ async fn wait_for_sync(local: &kube::Client, exact: bool) -> anyhow::Result<()> 
                 None => false,
             };
             if !ok {
+                let cluster = match side {
+                    Side::Local => LOCAL,
+                    Side::Remote => REMOTE,
+                };
                 missing.push(format!(
-                    "{ns}/{name} has {} addresses, expected {want}",
+                    "{cluster} {ns}/{name} has {} addresses, expected {want}",
                     have.unwrap_or(0)
                 ));
             }
@@ -442,6 +472,10 @@ fn print_commands(kubeconfig: &Path, scale_back: &Path) {
         "# bookinfo: reviews has 3 endpoints (reviews-v1 here, reviews-v2 and v3 in remotecluster), ratings 1".to_owned(),
         format!(
             "{k} --context {LOCAL} -n bookinfo get endpoints -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip'"
+        ),
+        "# the join goes both ways: remotecluster's federated ratings holds local's ratings pod as local/<pod>".to_owned(),
+        format!(
+            "{k} --context {REMOTE} -n bookinfo get endpoints ratings -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip,PODS:.subsets[*].addresses[*].targetRef.name'"
         ),
         "# scale the remote my-app pod away (its EndpointSlice goes, as when the pod stops being ready) ...".to_owned(),
         format!("{k} --context {REMOTE} -n default delete endpointslice my-app-demo"),

@@ -175,6 +175,10 @@ pub(crate) fn services() -> Vec<ServiceDef> {
             side: Side::Local,
             object: federated_service("bookinfo", "ratings", r#"app == "ratings""#, ("http", 9080)),
         },
+        ServiceDef {
+            side: Side::Remote,
+            object: federated_service("bookinfo", "ratings", r#"app == "ratings""#, ("http", 9080)),
+        },
     ]
 }
 
@@ -247,9 +251,10 @@ pub(crate) fn backends() -> Vec<(Backend, Value)> {
 }
 
 /// What the federated Endpoints hold once the mesh is in sync:
-/// (namespace, service, number of addresses).
-pub(crate) const EXPECTED: &[(&str, &str, usize)] = &[
-    ("default", "my-app-federated", 2),
-    ("bookinfo", "reviews", 3),
-    ("bookinfo", "ratings", 1),
+/// (cluster, namespace, service, number of addresses).
+pub(crate) const EXPECTED: &[(Side, &str, &str, usize)] = &[
+    (Side::Local, "default", "my-app-federated", 2),
+    (Side::Local, "bookinfo", "reviews", 3),
+    (Side::Local, "bookinfo", "ratings", 1),
+    (Side::Remote, "bookinfo", "ratings", 1),
 ];
