@@ -34,6 +34,10 @@ const SHAPE_ENDPOINTS: usize = 4_000;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
+// The allocator the `fedmesh` binary uses, so memory figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn service(name: &str, app: &str) -> Service {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
