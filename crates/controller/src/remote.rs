@@ -58,6 +58,14 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+// When the controller stops, `run` is dropped with its map of tasks: each
+// remote's task must end with it, not linger against stopped servers.
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Watches RemoteClusterConfigurations and runs one task per remote.
 pub async fn run(shared: Shared) {
     let api = Api::<DynamicObject>::all_with(shared.local.clone(), &api_resource());
@@ -325,7 +333,7 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-struct AbortOnDrop(JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

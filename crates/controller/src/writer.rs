@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::Intent;
 use crate::metrics::Metrics;
+use crate::remote::AbortOnDrop;
 
 const SERVICE_NAME_LABEL: &str = fedmesh_core::SERVICE_NAME_LABEL;
 
@@ -55,20 +56,21 @@ pub async fn run(
     metrics: Metrics,
 ) {
     let (live_tx, mut live_rx) = mpsc::channel(1024);
-    tokio::spawn(watch_managed::<EndpointSlice>(
+    // The watches end with the writer (the controller stopping drops it).
+    let _slices = AbortOnDrop(tokio::spawn(watch_managed::<EndpointSlice>(
         client.clone(),
         format!("{MANAGED_BY_LABEL}={MANAGED_BY}"),
         live_tx.clone(),
         Live::Slice,
         Live::SlicesListed,
-    ));
-    tokio::spawn(watch_managed::<Endpoints>(
+    )));
+    let _endpoints = AbortOnDrop(tokio::spawn(watch_managed::<Endpoints>(
         client.clone(),
         format!("{ENDPOINTS_MANAGED_BY_LABEL}={MANAGED_BY}"),
         live_tx,
         Live::Endpoints,
         Live::EndpointsListed,
-    ));
+    )));
     let mut writer = Writer {
         client,
         metrics,

@@ -4,6 +4,12 @@
 //! its own module, so a new subcommand is a new module plus one variant and one match
 //! arm in [`Command::run`].
 
+mod apply;
+mod connect;
+mod controller_cmd;
+mod demo_cmd;
+mod join_cmd;
+mod runtime;
 mod selector;
 
 use std::ffi::OsString;
@@ -28,6 +34,13 @@ struct Cli {
 enum Command {
     /// Check Calico selectors (the `federation.tigera.io/serviceSelector` language).
     Selector(selector::SelectorArgs),
+    /// Run the mesh controllers against the local cluster (leader election, metrics, health).
+    Controller(controller_cmd::ControllerArgs),
+    /// Connect two clusters: a read-only identity in the remote, its kubeconfig
+    /// Secret and RemoteClusterConfiguration in the local cluster.
+    Join(join_cmd::JoinArgs),
+    /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
+    Demo(demo_cmd::DemoArgs),
     /// Serve an embedded Kubernetes-compatible API server.
     Apiserver(crate::apiserver_cmd::ApiserverArgs),
 }
@@ -36,6 +49,9 @@ impl Command {
     fn run(self) -> anyhow::Result<ExitCode> {
         match self {
             Command::Selector(args) => args.run(),
+            Command::Controller(args) => args.run(),
+            Command::Join(args) => args.run(),
+            Command::Demo(args) => args.run(),
             Command::Apiserver(args) => args.run(),
         }
     }

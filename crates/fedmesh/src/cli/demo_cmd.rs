@@ -1,0 +1,524 @@
+//! `fedmesh demo`: a two-cluster mesh on this machine. Two embedded API
+//! servers (`local` and `remotecluster`) in this process, joined with the
+//! same code as `fedmesh join --both-ways`, a controller running against each, and
+//! the seeds' examples created, with a kubeconfig holding one context per
+//! cluster and commands to try.
+
+mod seed;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use fedmesh_apiserver::{ApiServer, RunningServer};
+use fedmesh_controller::{ControllerConfig, Metrics};
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::apply::{Applier, Kind};
+use super::connect::Cluster;
+use super::join_cmd::{self, ClusterName, JoinOptions};
+use super::runtime;
+use seed::Side;
+
+/// The demo's cluster names (kubeconfig contexts; `remotecluster` is also the
+/// RemoteClusterConfiguration's name, as in seed 000).
+const LOCAL: &str = "local";
+const REMOTE: &str = "remotecluster";
+
+/// How long the mesh may take to show the seeds' endpoints.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Arguments of `fedmesh demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Keep both clusters' state here (SQLite); a restart resumes it.
+    /// Without it, state lives in memory and goes when the demo stops.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Where to write the kubeconfig with the contexts `local` and
+    /// `remotecluster` (default: kubeconfig in the data directory, or in a
+    /// temporary one).
+    #[arg(long, value_name = "FILE")]
+    kubeconfig_out: Option<PathBuf>,
+    /// Serve `local` on this port of 127.0.0.1 and `remotecluster` on the
+    /// next (default: the ports of the last run with this data directory, or
+    /// free ones).
+    #[arg(long, value_name = "N")]
+    listen_base_port: Option<u16>,
+    /// Log filter for the embedded servers and the controller (stderr).
+    #[arg(
+        long,
+        value_name = "FILTER",
+        env = "FEDMESH_LOG",
+        default_value = "error"
+    )]
+    log: String,
+}
+
+impl DemoArgs {
+    pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
+        runtime::init_logging(&self.log)?;
+        runtime::block_on(self.demo())??;
+        Ok(ExitCode::SUCCESS)
+    }
+
+    async fn demo(self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let (stop_tx, mut stop) = watch::channel(false);
+        tokio::spawn(async move {
+            runtime::shutdown_signal().await;
+            stop_tx.send_replace(true);
+        });
+        let progress = |line: &str| {
+            runtime::say(&format!(
+                "[{:5.2}s] {line}",
+                started.elapsed().as_secs_f64()
+            ));
+        };
+
+        // Without a data directory the files go to a temporary one, removed on exit.
+        let (dir, _scratch) = match &self.data_dir {
+            Some(dir) => (absolute(dir)?, None),
+            None => {
+                let tmp = tempfile::tempdir().context("cannot create a temporary directory")?;
+                (tmp.path().to_owned(), Some(tmp))
+            }
+        };
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+        let kubeconfig_path = match &self.kubeconfig_out {
+            Some(path) => absolute(path)?,
+            None => dir.join("kubeconfig"),
+        };
+        let persistent = self.data_dir.is_some();
+        progress(&format!(
+            "starting clusters {LOCAL} and {REMOTE} on 127.0.0.1 (state {})",
+            if persistent {
+                format!("in {}", dir.display())
+            } else {
+                "in memory".into()
+            }
+        ));
+
+        let ports = Ports::choose(&dir, self.listen_base_port, persistent);
+        let local = start_server(LOCAL, ports.local, persistent.then(|| dir.join(LOCAL))).await?;
+        progress(&format!("cluster {LOCAL} serving at {}", local.url()));
+        let remote =
+            start_server(REMOTE, ports.remote, persistent.then(|| dir.join(REMOTE))).await?;
+        progress(&format!("cluster {REMOTE} serving at {}", remote.url()));
+        if persistent {
+            Ports {
+                local: local.addr().port(),
+                remote: remote.addr().port(),
+            }
+            .save(&dir)?;
+        }
+
+        let kubeconfig = combined_kubeconfig(&[&local, &remote])?;
+        write_private(&kubeconfig_path, &kubeconfig)?;
+        let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig)
+            .context("the demo's kubeconfig does not parse")?;
+        let local_cluster = Cluster::from_kubeconfig(parsed.clone(), None, Some(LOCAL)).await?;
+        let remote_cluster = Cluster::from_kubeconfig(parsed, None, Some(REMOTE)).await?;
+
+        let indent = |line: &str| {
+            runtime::say(&format!(
+                "[{:5.2}s]   {line}",
+                started.elapsed().as_secs_f64()
+            ));
+        };
+        let options = JoinOptions {
+            namespace: "fedmesh".into(),
+            token_timeout: Duration::from_secs(10),
+        };
+        // Both ways, as `fedmesh join --both-ways`: seed 004 federates
+        // `ratings` in the second cluster too.
+        for (reader, read) in [
+            (&local_cluster, &remote_cluster),
+            (&remote_cluster, &local_cluster),
+        ] {
+            join_cmd::join(
+                reader,
+                read,
+                &ClusterName::new(&read.label)?,
+                &options,
+                &indent,
+            )
+            .await?;
+            progress(&format!(
+                "joined: {} reads {} (RemoteClusterConfiguration {})",
+                reader.label, read.label, read.label
+            ));
+        }
+
+        let (controllers_stop, controllers_stopped) = watch::channel(false);
+        let mut controllers = Vec::new();
+        for cluster in [&local_cluster, &remote_cluster] {
+            let client = cluster.client.clone();
+            // A fixed identity: a restart renews its own Lease instead of
+            // waiting for the last run's to expire.
+            let mut config = ControllerConfig::new("fedmesh", "fedmesh-demo");
+            config.renew_interval = Duration::from_secs(2);
+            config.max_backoff = Duration::from_secs(2);
+            let mut stopped = controllers_stopped.clone();
+            let label = cluster.label.clone();
+            controllers.push((
+                label,
+                tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    fedmesh_controller::run(client, config, Metrics::new(), shutdown).await
+                }),
+            ));
+            progress(&format!("controller running against {}", cluster.label));
+        }
+
+        let marker = dir.join("seeded");
+        let scale_back = dir.join("my-app-remote-endpointslice.yaml");
+        let seeded_now = !marker.exists();
+        if seeded_now {
+            create_examples(&local_cluster, &remote_cluster, &scale_back).await?;
+            if persistent {
+                std::fs::write(&marker, b"")
+                    .with_context(|| format!("cannot write {}", marker.display()))?;
+            }
+            progress(
+                "created seed 000's my-app (both clusters) and my-app-federated, \
+                 and seed 004's bookinfo reviews/ratings",
+            );
+        } else {
+            progress(&format!(
+                "resuming the examples stored in {}",
+                dir.display()
+            ));
+        }
+
+        let synced = wait_for_sync(&local_cluster.client, &remote_cluster.client, seeded_now).await;
+        let elapsed = started.elapsed().as_secs_f64();
+        match synced {
+            Ok(()) => runtime::say(&format!(
+                "ready in {elapsed:.2}s: the federated endpoints are in sync"
+            )),
+            Err(error) => runtime::say(&format!(
+                "ready in {elapsed:.2}s, but not in sync yet: {error:#}"
+            )),
+        }
+        print_commands(&kubeconfig_path, &scale_back);
+
+        let _ = stop.wait_for(|s| *s).await;
+        runtime::say("stopping");
+        controllers_stop.send_replace(true);
+        for (cluster, controller) in controllers {
+            match tokio::time::timeout(Duration::from_secs(5), controller).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(error))) => eprintln!("controller of {cluster}: {error:#}"),
+                Ok(Err(error)) => eprintln!("controller task of {cluster}: {error}"),
+                Err(_) => eprintln!("controller of {cluster} did not stop within 5s"),
+            }
+        }
+        tokio::join!(remote.shutdown(), local.shutdown());
+        runtime::say("stopped");
+        Ok(())
+    }
+}
+
+/// The listening ports of both clusters.
+struct Ports {
+    local: u16,
+    remote: u16,
+}
+
+const PORTS_FILE: &str = "ports.json";
+
+impl Ports {
+    /// `--listen-base-port` if given, else the last run's ports when state is
+    /// kept (so the written kubeconfig stays valid), else free ports.
+    fn choose(dir: &Path, base: Option<u16>, persistent: bool) -> Ports {
+        if let Some(base) = base {
+            return Ports {
+                local: base,
+                remote: base.saturating_add(1),
+            };
+        }
+        let saved = persistent
+            .then(|| std::fs::read(dir.join(PORTS_FILE)).ok())
+            .flatten()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok());
+        let port = |key: &str| {
+            saved
+                .as_ref()
+                .and_then(|v| v[key].as_u64())
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(0)
+        };
+        Ports {
+            local: port(LOCAL),
+            remote: port(REMOTE),
+        }
+    }
+
+    fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = dir.join(PORTS_FILE);
+        std::fs::write(
+            &path,
+            json!({LOCAL: self.local, REMOTE: self.remote}).to_string(),
+        )
+        .with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// Starts one embedded server; a remembered port that is taken now falls
+/// back to a free one.
+async fn start_server(
+    name: &str,
+    port: u16,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<RunningServer> {
+    let build = |port: u16| {
+        let builder = ApiServer::builder()
+            .listen(SocketAddr::from(([127, 0, 0, 1], port)))
+            .context(name);
+        match &data_dir {
+            Some(dir) => builder.data_dir(dir),
+            None => builder,
+        }
+    };
+    match build(port).start().await {
+        Ok(server) => Ok(server),
+        Err(fedmesh_apiserver::server::StartError::Bind { .. }) if port != 0 => {
+            eprintln!("port {port} is taken; cluster {name} uses a free one");
+            build(0)
+                .start()
+                .await
+                .with_context(|| format!("cannot start cluster {name}"))
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot start cluster {name}")),
+    }
+}
+
+/// One kubeconfig with every server's cluster, user and context.
+fn combined_kubeconfig(servers: &[&RunningServer]) -> anyhow::Result<String> {
+    let mut doc = json!({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [], "users": [], "contexts": [],
+        "current-context": LOCAL, "preferences": {}
+    });
+    for server in servers {
+        let one: Value = serde_saphyr::from_str(server.kubeconfig().text())
+            .context("an embedded server wrote an unreadable kubeconfig")?;
+        for key in ["clusters", "users", "contexts"] {
+            if let (Some(all), Some(items)) = (doc[key].as_array_mut(), one[key].as_array()) {
+                all.extend(items.iter().cloned());
+            }
+        }
+    }
+    serde_saphyr::to_string(&doc).context("cannot write the kubeconfig")
+}
+
+/// Writes a file only its owner can read (kubeconfigs may hold credentials).
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("cannot restrict {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// Creates the seeds' Services, pods and EndpointSlices, and writes the
+/// remote `my-app` slice to `scale_back` for the "scale back" command.
+async fn create_examples(
+    local: &Cluster,
+    remote: &Cluster,
+    scale_back: &Path,
+) -> anyhow::Result<()> {
+    let quiet = |_: &str| {};
+    let local = Applier::new(local.client.clone(), format!("local {LOCAL}"), &quiet);
+    let remote = Applier::new(remote.client.clone(), format!("remote {REMOTE}"), &quiet);
+    let on = |side: Side| match side {
+        Side::Local => &local,
+        Side::Remote => &remote,
+    };
+    for applier in [&local, &remote] {
+        for ns in seed::NAMESPACES {
+            applier
+                .ensure_quietly(
+                    &Kind::cluster::<Namespace>(),
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                )
+                .await?;
+        }
+    }
+    for service in seed::services() {
+        on(service.side)
+            .ensure_quietly(&Kind::namespaced::<Service>(), service.object)
+            .await?;
+    }
+    for (index, (backend, labels)) in seed::backends().into_iter().enumerate() {
+        let applier = on(backend.side);
+        let mut uids = Vec::new();
+        for pod in backend.pod_objects(&labels) {
+            applier
+                .ensure_quietly(&Kind::namespaced::<Pod>(), pod.clone())
+                .await?;
+            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+            let read = Api::<Pod>::namespaced(applier.client().clone(), backend.namespace)
+                .get(name)
+                .await
+                .with_context(|| format!("cannot read back pod {name}"))?;
+            uids.push(read.metadata.uid.unwrap_or_default());
+        }
+        let slice = backend.slice(&uids);
+        if index == seed::REMOTE_MY_APP {
+            let yaml = serde_saphyr::to_string(&slice).context("cannot write the slice as YAML")?;
+            std::fs::write(scale_back, yaml)
+                .with_context(|| format!("cannot write {}", scale_back.display()))?;
+        }
+        applier
+            .ensure_quietly(&Kind::namespaced::<EndpointSlice>(), slice)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until the controller has written what the seeds lead to:
+/// the expected address counts on a fresh start, any endpoints on a resume
+/// (the user may have scaled things since).
+async fn wait_for_sync(
+    local: &kube::Client,
+    remote: &kube::Client,
+    exact: bool,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let mut missing = Vec::new();
+        for (side, ns, name, want) in seed::EXPECTED {
+            let client = match side {
+                Side::Local => local,
+                Side::Remote => remote,
+            };
+            let have = Api::<Endpoints>::namespaced(client.clone(), ns)
+                .get_opt(name)
+                .await
+                .ok()
+                .flatten()
+                .map(|e| address_count(&e));
+            let ok = match have {
+                Some(have) => !exact || have == *want,
+                None => false,
+            };
+            if !ok {
+                let cluster = match side {
+                    Side::Local => LOCAL,
+                    Side::Remote => REMOTE,
+                };
+                missing.push(format!(
+                    "{cluster} {ns}/{name} has {} addresses, expected {want}",
+                    have.unwrap_or(0)
+                ));
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "after {}s: {}",
+            SYNC_TIMEOUT.as_secs(),
+            missing.join("; ")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn address_count(endpoints: &Endpoints) -> usize {
+    endpoints
+        .subsets
+        .iter()
+        .flatten()
+        .map(|s| {
+            s.addresses.as_ref().map_or(0, Vec::len)
+                + s.not_ready_addresses.as_ref().map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+/// Prints commands that work exactly as printed.
+fn print_commands(kubeconfig: &Path, scale_back: &Path) {
+    let k = format!("kubectl --kubeconfig {}", shell_quote(kubeconfig));
+    let lines = [
+        "# the federated endpoints: the local pod, and the remote one as remotecluster/<pod>; only the my-app-ui port".to_owned(),
+        format!("{k} --context {LOCAL} get endpoints my-app-federated -o yaml"),
+        "# the remote cluster as the controller sees it (State InSync)".to_owned(),
+        format!("{k} --context {LOCAL} get remoteclusterconfigurations"),
+        "# bookinfo: reviews has 3 endpoints (reviews-v1 here, reviews-v2 and v3 in remotecluster), ratings 1".to_owned(),
+        format!(
+            "{k} --context {LOCAL} -n bookinfo get endpoints -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip'"
+        ),
+        "# the join goes both ways: remotecluster's federated ratings holds local's ratings pod as local/<pod>".to_owned(),
+        format!(
+            "{k} --context {REMOTE} -n bookinfo get endpoints ratings -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip,PODS:.subsets[*].addresses[*].targetRef.name'"
+        ),
+        "# scale the remote my-app pod away (its EndpointSlice goes, as when the pod stops being ready) ...".to_owned(),
+        format!("{k} --context {REMOTE} -n default delete endpointslice my-app-demo"),
+        "# ... the federated endpoints now hold only the local pod ...".to_owned(),
+        format!(
+            "{k} --context {LOCAL} get endpoints my-app-federated -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip,PODS:.subsets[*].addresses[*].targetRef.name'"
+        ),
+        "# ... and bring it back".to_owned(),
+        format!("{k} --context {REMOTE} apply -f {}", shell_quote(scale_back)),
+    ];
+    runtime::say("\nTry these (they work as printed):");
+    for line in lines {
+        runtime::say(&format!("  {line}"));
+    }
+    runtime::say("\nPress Ctrl-C to stop.");
+}
+
+/// `path` as one shell word.
+fn shell_quote(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:,@".contains(&b));
+    if plain && !text.is_empty() {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::shell_quote;
+
+    #[test]
+    fn paths_are_quoted_only_when_the_shell_needs_it() {
+        assert_eq!(
+            shell_quote(Path::new("/tmp/a-b/kubeconfig")),
+            "/tmp/a-b/kubeconfig"
+        );
+        assert_eq!(shell_quote(Path::new("/tmp/a b")), "'/tmp/a b'");
+        assert_eq!(shell_quote(Path::new("/tmp/it's")), r"'/tmp/it'\''s'");
+    }
+}
