@@ -9,6 +9,7 @@
 //!   controllers (namespaces, endpoints, GC) ── objects
 //! ```
 
+pub mod auth;
 pub mod cluster;
 pub mod controllers;
 pub mod http;

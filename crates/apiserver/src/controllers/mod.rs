@@ -4,21 +4,29 @@
 //! Each controller is level-triggered: a watch on the resources it reads wakes
 //! it, and it reconciles everything it owns from a fresh read.
 
+mod endpoints;
+mod gc;
 mod namespaces;
 mod runner;
+mod writes;
+
+use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::kubernetes_service;
 use crate::objects::{ApiError, Objects, WriteOptions};
 
 /// The namespaces every cluster has.
 pub const SYSTEM_NAMESPACES: &[&str] =
     &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-/// Creates what a new cluster has before anyone asks: the system namespaces.
-pub async fn bootstrap(objects: &Objects) -> Result<(), ApiError> {
+/// Creates what a new cluster has before anyone asks: the system namespaces and
+/// the `default/kubernetes` Service with its Endpoints and EndpointSlice
+/// pointing at `addr`.
+pub async fn bootstrap(objects: &Objects, addr: std::net::SocketAddr) -> Result<(), ApiError> {
     let Some(ns) = objects.registry().resolve("", "v1", "namespaces") else {
         return Ok(());
     };
@@ -32,21 +40,93 @@ pub async fn bootstrap(objects: &Objects) -> Result<(), ApiError> {
             Err(e) => return Err(e),
         }
     }
+    let ip = objects.service_allocator().ips.kubernetes_service_ip();
+    let port = addr.port();
+    let mut svc = serde_json::to_value(kubernetes_service::kubernetes_service(ip, port))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    svc["metadata"]["namespace"] = json!("default");
+    let eps = serde_json::to_value(kubernetes_service::kubernetes_endpoints(addr.ip(), port))
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let slice = serde_json::to_value(kubernetes_service::kubernetes_endpoint_slice(
+        addr.ip(),
+        port,
+    ))
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for (group, plural, mut obj) in [
+        ("", "services", svc),
+        ("", "endpoints", eps),
+        ("discovery.k8s.io", "endpointslices", slice),
+    ] {
+        let Some(r) = objects.registry().resolve(group, "v1", plural) else {
+            continue;
+        };
+        obj["metadata"]["namespace"] = json!("default");
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or("kubernetes")
+            .to_owned();
+        let opts = WriteOptions {
+            field_manager: Some("kube-apiserver".into()),
+            ..WriteOptions::default()
+        };
+        match objects.get(&r, Some("default"), &name).await {
+            Err(ApiError::NotFound(_)) => {
+                objects.create(&r, Some("default"), obj, &opts).await?;
+            }
+            // After a restart on another port, the endpoints follow.
+            Ok(current) if plural != "services" => {
+                obj["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+                objects
+                    .update(&r, Some("default"), &name, obj, &opts, None)
+                    .await?;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 
 /// Starts every controller; they stop when `shutdown` turns true.
 pub fn spawn(objects: Objects, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let ns = tokio::spawn(runner::run(
+        let mut set = tokio::task::JoinSet::new();
+        set.spawn(runner::run(
             objects.clone(),
             shutdown.clone(),
-            &[("", "namespaces"), ("", "serviceaccounts")],
+            &[
+                "/registry/core/namespaces/",
+                "/registry/core/serviceaccounts/",
+            ],
+            Duration::from_millis(10),
             namespaces::reconcile,
         ));
-        // Controllers end only on shutdown; a panic in one is logged.
-        if let Err(e) = ns.await {
-            tracing::error!(error = %e, "namespace controller stopped");
+        set.spawn(runner::run(
+            objects.clone(),
+            shutdown.clone(),
+            &[
+                "/registry/core/services/",
+                "/registry/core/pods/",
+                "/registry/core/nodes/",
+                "/registry/core/endpoints/",
+                "/registry/discovery.k8s.io/endpointslices/",
+            ],
+            Duration::from_millis(10),
+            endpoints::reconcile,
+        ));
+        // Collection reads every object, so it waits a little longer for a
+        // burst of changes to settle.
+        set.spawn(runner::run(
+            objects.clone(),
+            shutdown.clone(),
+            &["/registry/"],
+            Duration::from_millis(100),
+            gc::reconcile,
+        ));
+        while let Some(done) = set.join_next().await {
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a controller stopped");
+            }
         }
     })
 }

@@ -14,8 +14,6 @@ pub type Reconcile = for<'a> fn(&'a Objects) -> BoxFuture<'a, Result<(), ApiErro
 
 /// Resync period: a failed pass is retried at the latest after this long.
 const RESYNC: Duration = Duration::from_secs(5);
-/// Changes arriving together are handled by one pass.
-const DEBOUNCE: Duration = Duration::from_millis(10);
 
 async fn watch_prefix(objects: Objects, prefix: String, wake: Arc<Notify>) {
     let store = objects.store().clone();
@@ -39,21 +37,23 @@ async fn watch_prefix(objects: Objects, prefix: String, wake: Arc<Notify>) {
     }
 }
 
-/// Runs `reconcile` whenever a resource in `watched` changes.
+/// Runs `reconcile` whenever a key under one of the `watched` prefixes changes,
+/// waiting `debounce` so that changes arriving together make one pass.
 pub(super) async fn run(
     objects: Objects,
     mut shutdown: watch::Receiver<bool>,
-    watched: &'static [(&'static str, &'static str)],
+    watched: &'static [&'static str],
+    debounce: Duration,
     reconcile: Reconcile,
 ) {
     let wake = Arc::new(Notify::new());
     let mut watchers = tokio::task::JoinSet::new();
-    for (group, plural) in watched {
-        let prefix = format!(
-            "/registry/{}/{plural}/",
-            if group.is_empty() { "core" } else { group }
-        );
-        watchers.spawn(watch_prefix(objects.clone(), prefix, wake.clone()));
+    for prefix in watched {
+        watchers.spawn(watch_prefix(
+            objects.clone(),
+            (*prefix).to_owned(),
+            wake.clone(),
+        ));
     }
     loop {
         if let Err(e) = reconcile(&objects).await {
@@ -61,7 +61,7 @@ pub(super) async fn run(
         }
         tokio::select! {
             () = crate::server::stopped(&mut shutdown) => break,
-            () = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
+            () = wake.notified() => tokio::time::sleep(debounce).await,
             () = tokio::time::sleep(RESYNC) => {}
         }
     }

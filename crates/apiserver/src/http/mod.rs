@@ -2,10 +2,12 @@
 //! verbs, and answers errors as kube `Status` objects. No semantics live here.
 
 mod discovery;
+pub mod guard;
 pub mod path;
 pub mod request;
 mod resource;
 pub mod response;
+mod reviews;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +50,8 @@ pub struct HttpState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// OpenAPI documents, rebuilt when the served resources change.
     pub openapi: OpenApiCache,
+    /// Authentication and authorization.
+    pub guard: Arc<guard::Guard>,
 }
 
 /// The OpenAPI v3 documents of one registry generation.
@@ -81,10 +85,19 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn handle(State(state): State<HttpState>, req: Request) -> Response {
+    serve(&state, req)
+        .await
+        .unwrap_or_else(|e| response::error(&e))
+}
+
+async fn serve(state: &HttpState, req: Request) -> Result<Response, crate::objects::ApiError> {
     let target = path::parse(req.uri().path());
-    let answer = match target {
-        path::Target::Resource(rp) => resource::serve(&state, rp, req).await,
-        other => discovery::serve(&state, other, &req),
-    };
-    answer.unwrap_or_else(|e| response::error(&e))
+    let query = request::Query::parse(req.uri())?;
+    let user = guard::authenticate(&state.guard, &state.objects, req.headers()).await?;
+    let attrs = guard::attributes(req.method(), req.uri().path(), &target, &query);
+    guard::authorize(&state.guard, &user, &attrs)?;
+    match target {
+        path::Target::Resource(rp) => resource::serve(state, rp, req, &user).await,
+        other => discovery::serve(state, other, &req),
+    }
 }

@@ -97,6 +97,7 @@ pub(super) async fn serve(
     state: &HttpState,
     rp: ResourcePath,
     req: Request,
+    user: &crate::auth::user::UserInfo,
 ) -> Result<Response, ApiError> {
     let r = resolve(state, &rp)?;
     let query = Query::parse(req.uri())?;
@@ -113,6 +114,27 @@ pub(super) async fn serve(
         rp.name.is_some(),
         rp.legacy_watch || query.is_watch(),
     )?;
+    let content_type_of = |req: &Request| {
+        req.headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    if r.verbs == crate::registry::VerbSet::CreateOnly && verb == Verb::Create {
+        let ct = content_type_of(&req);
+        let body = read_body(state, req).await?;
+        let obj = decode_object(ct.as_deref(), &body)?;
+        return super::reviews::access_review(state, &r, user, &obj);
+    }
+    if sub == Some(Subresource::Token) && req.method() == http::Method::POST {
+        let ct = content_type_of(&req);
+        let (Some(ns), Some(name)) = (rp.namespace.clone(), rp.name.clone()) else {
+            return Err(ApiError::NoRoute);
+        };
+        let body = read_body(state, req).await?;
+        let obj = decode_object(ct.as_deref(), &body)?;
+        return super::reviews::token_request(state, &r, &ns, &name, &obj).await;
+    }
     if !r.verbs.allows(verb.name()) {
         return Err(ApiError::MethodNotAllowed);
     }

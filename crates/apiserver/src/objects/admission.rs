@@ -6,6 +6,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::{ApiError, Cause, FieldValidation, Objects, Subject, WriteOptions, meta};
+use k8s_openapi::api::core::v1::Service;
+
 use crate::registry::ResourceInfo;
 use crate::schema::{BuiltinKind, FieldError, Schema};
 use crate::validation;
@@ -107,7 +109,9 @@ pub(super) fn admit(
         }
         (None, None) => {}
     }
-    if is(r, "", "namespaces") {
+    if is(r, "", "services") && !opts.dry_run {
+        allocate_service(objects, r, &name, obj, old)?;
+    } else if is(r, "", "namespaces") {
         if old.is_none() {
             obj["status"] = json!({"phase": "Active"});
         }
@@ -118,6 +122,58 @@ pub(super) fn admit(
         })?;
     }
     Ok(warnings)
+}
+
+fn allocate_service(
+    objects: &Objects,
+    r: &ResourceInfo,
+    name: &str,
+    obj: &mut Value,
+    old: Option<&Value>,
+) -> Result<(), ApiError> {
+    let decode = |v: &Value| serde_json::from_value::<Service>(v.clone());
+    let mut svc = decode(obj).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let mut rng = rand::rng();
+    let mut alloc = objects.service_allocator();
+    let result = match old.map(decode) {
+        None => alloc.allocate_service(&mut svc, &mut rng),
+        Some(Ok(old)) => alloc.update_service(&old, &mut svc, &mut rng),
+        Some(Err(e)) => return Err(ApiError::Internal(e.to_string())),
+    };
+    drop(alloc);
+    if let Err(e) = result {
+        if !e.is_invalid() {
+            return Err(ApiError::Internal(e.to_string()));
+        }
+        let field = e.field().unwrap_or("spec.clusterIPs").to_owned();
+        let text = e.to_string();
+        let message = text
+            .strip_prefix(&format!("{field}: "))
+            .unwrap_or(&text)
+            .to_owned();
+        return Err(ApiError::Invalid {
+            subject: Subject::of(r, name),
+            causes: vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message,
+                field,
+            }],
+        });
+    }
+    let allocated = serde_json::to_value(&svc).map_err(|e| ApiError::Internal(e.to_string()))?;
+    if let Some(spec) = allocated.get("spec") {
+        obj["spec"] = spec.clone();
+    }
+    Ok(())
+}
+
+/// Gives back what a create that was not stored took (a Service's addresses).
+pub(super) fn undo_create(objects: &Objects, r: &ResourceInfo, obj: &Value) {
+    if is(r, "", "services")
+        && let Ok(svc) = serde_json::from_value::<Service>(obj.clone())
+    {
+        objects.service_allocator().release_service(&svc);
+    }
 }
 
 fn admit_crd(objects: &Objects, obj: &mut Value, old: Option<&Value>) -> Result<(), Cause> {
@@ -165,6 +221,10 @@ pub(super) async fn after_write(objects: &Objects, r: &ResourceInfo, obj: &Value
 
 /// Effects of a stored delete.
 pub(super) async fn after_delete(objects: &Objects, r: &ResourceInfo, obj: &Value) {
+    if is(r, "", "services") {
+        undo_create(objects, r, obj);
+        return;
+    }
     if !is(r, "apiextensions.k8s.io", "customresourcedefinitions") {
         return;
     }

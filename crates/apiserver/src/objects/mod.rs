@@ -52,6 +52,7 @@ pub struct Written {
 pub struct Objects {
     store: ObjectStore,
     registry: Registry,
+    services: Arc<std::sync::Mutex<crate::cluster::alloc::ServiceAllocator>>,
 }
 
 fn storage_failed(e: StorageError) -> ApiError {
@@ -78,7 +79,18 @@ fn parse_rv(rv: &str) -> Result<i64, ApiError> {
 impl Objects {
     /// The object layer over a store and a registry.
     pub fn new(store: ObjectStore, registry: Registry) -> Self {
-        Objects { store, registry }
+        Objects {
+            store,
+            registry,
+            services: Default::default(),
+        }
+    }
+
+    /// The clusterIP and nodePort allocator.
+    pub(crate) fn service_allocator(
+        &self,
+    ) -> std::sync::MutexGuard<'_, crate::cluster::alloc::ServiceAllocator> {
+        self.services.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The registry.
@@ -91,8 +103,24 @@ impl Objects {
         &self.store
     }
 
-    /// Serves every CRD found in the store (at start-up).
-    pub async fn load_crds(&self) -> Result<usize, ApiError> {
+    /// Loads what the server keeps in memory from the store (at start-up): the
+    /// CRDs to serve and the addresses and ports Services hold.
+    pub async fn load_state(&self) -> Result<usize, ApiError> {
+        let (services, _) = self
+            .store
+            .list("/registry/core/services/", None)
+            .await
+            .map_err(storage_failed)?;
+        let typed: Vec<k8s_openapi::api::core::v1::Service> = services
+            .into_iter()
+            .filter_map(|(_, s)| serde_json::from_value(s.value).ok())
+            .collect();
+        self.service_allocator().rebuild(&typed);
+        self.load_crds().await
+    }
+
+    /// Serves every CRD found in the store.
+    async fn load_crds(&self) -> Result<usize, ApiError> {
         let Some(crds) =
             self.registry
                 .resolve("apiextensions.k8s.io", "v1", "customresourcedefinitions")
@@ -594,17 +622,17 @@ impl Objects {
                 });
             }
             let mut obj = current.value.clone();
-            let mut fins = meta::finalizers(&obj);
-            let extra = match opts.propagation {
-                Some(Propagation::Foreground) => Some("foregroundDeletion"),
-                Some(Propagation::Orphan) => Some("orphan"),
-                _ => None,
+            let gc_opts = crate::cluster::gc::DeleteOptions {
+                propagation: opts.propagation,
+                orphan_dependents: None,
             };
-            if let Some(f) = extra
-                && !fins.iter().any(|x| x == f)
-            {
-                fins.push(f.to_owned());
-            }
+            let fins =
+                match crate::cluster::gc::deletion_decision(&meta::finalizers(&obj), &gc_opts)
+                    .map_err(|e| ApiError::BadRequest(e.to_string()))?
+                {
+                    crate::cluster::gc::DeletionDecision::DeleteNow => Vec::new(),
+                    crate::cluster::gc::DeletionDecision::MarkDeleting { finalizers } => finalizers,
+                };
             let key = r.key(ns, name);
             if !fins.is_empty() || has_pending_finalizers(r, &obj) {
                 if meta::is_terminating(&obj) && fins == meta::finalizers(&obj) {

@@ -30,15 +30,7 @@ pub struct WriteOptions {
 }
 
 /// `propagationPolicy` of a delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Propagation {
-    /// Delete now; the garbage collector deletes dependents afterwards.
-    Background,
-    /// Delete dependents first (`foregroundDeletion` finalizer).
-    Foreground,
-    /// Keep dependents, removing their owner references (`orphan` finalizer).
-    Orphan,
-}
+pub use crate::cluster::gc::Propagation;
 
 /// Options of delete and deletecollection.
 #[derive(Debug, Clone, Default)]

@@ -14,14 +14,27 @@ pub struct Kubeconfig {
 }
 
 impl Kubeconfig {
-    /// A kubeconfig for a plaintext server (no credentials needed).
-    pub fn plaintext(context: &str, addr: SocketAddr) -> Self {
+    /// The kubeconfig of a TLS server from its admin entry.
+    pub fn tls(
+        entry: &crate::auth::kubeconfig::KubeconfigEntry,
+        context: &str,
+    ) -> Result<Self, crate::auth::kubeconfig::KubeconfigError> {
+        let yaml = crate::auth::kubeconfig::render(std::slice::from_ref(entry), context)?;
+        Ok(Kubeconfig {
+            server: entry.server.clone(),
+            context: context.to_owned(),
+            yaml,
+        })
+    }
+
+    /// A kubeconfig for a plaintext server, with the admin token.
+    pub fn plaintext(context: &str, addr: SocketAddr, token: &str) -> Self {
         let server = format!("http://{addr}");
         let doc = json!({
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": context, "cluster": {"server": server}}],
-            "users": [{"name": format!("{context}-admin"), "user": {}}],
+            "users": [{"name": format!("{context}-admin"), "user": {"token": token}}],
             "contexts": [{"name": context, "context": {"cluster": context, "user": format!("{context}-admin")}}],
             "current-context": context,
             "preferences": {},

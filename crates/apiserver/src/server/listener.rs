@@ -9,16 +9,42 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::faults::{Fault, Faults};
 
-async fn serve_connection(stream: TcpStream, router: Router, mut shutdown: watch::Receiver<bool>) {
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    tls: Option<TlsAcceptor>,
+    shutdown: watch::Receiver<bool>,
+) {
+    match tls {
+        None => serve_io(stream, router, shutdown).await,
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await;
+            match handshake {
+                Ok(Ok(tls_stream)) => serve_io(tls_stream, router, shutdown).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// How long a client may take to finish the TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn serve_io<I>(io: I, router: Router, mut shutdown: watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         router.clone().oneshot(req.map(axum::body::Body::new))
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
@@ -42,6 +68,7 @@ pub(super) async fn serve(
     listener: TcpListener,
     addr: SocketAddr,
     router: Router,
+    tls: Option<TlsAcceptor>,
     faults: Faults,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -86,7 +113,7 @@ pub(super) async fn serve(
                     }
                     // Small requests and watch events must not wait for Nagle.
                     let _ = stream.set_nodelay(true);
-                    conns.spawn(serve_connection(stream, router.clone(), conn_shutdown.clone()));
+                    conns.spawn(serve_connection(stream, router.clone(), tls.clone(), conn_shutdown.clone()));
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "accept failed");

@@ -4,6 +4,7 @@
 pub mod faults;
 mod kubeconfig;
 mod listener;
+mod rbac_sync;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::http::guard::Guard;
 use crate::http::{HttpConfig, HttpState};
 use crate::objects::{ObjectStore, Objects};
 use crate::registry::Registry;
@@ -44,6 +46,9 @@ pub enum StartError {
         #[source]
         source: crate::objects::StorageError,
     },
+    /// Certificates, keys or tokens could not be loaded or made.
+    #[error("cannot set up TLS and authentication: {0}")]
+    Security(String),
     /// Loading stored state (CRDs, bootstrap objects) failed.
     #[error("cannot load stored state: {0}")]
     Load(String),
@@ -68,6 +73,8 @@ pub struct ApiServerBuilder {
     context: String,
     http: HttpConfig,
     faults: Faults,
+    plaintext: bool,
+    guard: Option<Arc<Guard>>,
 }
 
 /// Entry point: `ApiServer::builder()....start().await`.
@@ -85,6 +92,8 @@ impl ApiServer {
             context: "fedmesh".into(),
             http: HttpConfig::default(),
             faults: Faults::default(),
+            plaintext: false,
+            guard: None,
         }
     }
 }
@@ -138,11 +147,47 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Serve plain HTTP instead of TLS (loopback addresses only). Requests still
+    /// authenticate with the admin token the kubeconfig carries.
+    pub fn insecure_plaintext(mut self, on: bool) -> Self {
+        self.plaintext = on;
+        self
+    }
+
+    /// Reuse the certificates, tokens and keys of an earlier server (a restart in
+    /// tests without a data directory).
+    pub fn guard(mut self, guard: Arc<Guard>) -> Self {
+        self.guard = Some(guard);
+        self
+    }
+
     /// Binds, loads stored state, bootstraps the default objects and serves.
     pub async fn start(self) -> Result<RunningServer, StartError> {
-        if !self.listen.ip().is_loopback() {
+        if self.plaintext && !self.listen.ip().is_loopback() {
             return Err(StartError::PlaintextNotLoopback(self.listen));
         }
+        let guard = match (self.guard, &self.data_dir) {
+            (Some(g), _) => g,
+            (None, Some(dir)) => Guard::new(
+                crate::auth::Security::load_or_create(dir, &[])
+                    .map_err(|e| StartError::Security(e.to_string()))?,
+            ),
+            (None, None) => Guard::new(
+                crate::auth::Security::in_memory(&[])
+                    .map_err(|e| StartError::Security(e.to_string()))?,
+            ),
+        };
+        let tls = if self.plaintext {
+            None
+        } else {
+            Some(tokio_rustls::TlsAcceptor::from(
+                guard
+                    .security
+                    .tls
+                    .server_config()
+                    .map_err(|e| StartError::Security(e.to_string()))?,
+            ))
+        };
         let listener = tokio::net::TcpListener::bind(self.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -161,10 +206,16 @@ impl ApiServerBuilder {
         let compactor = store.raw().spawn_compactor();
         let objects = Objects::new(store.clone(), Registry::with_builtins());
         objects
-            .load_crds()
+            .load_state()
             .await
             .map_err(|e| StartError::Load(e.to_string()))?;
-        crate::controllers::bootstrap(&objects)
+        crate::controllers::bootstrap(&objects, addr)
+            .await
+            .map_err(|e| StartError::Load(e.to_string()))?;
+        rbac_sync::bootstrap(&objects)
+            .await
+            .map_err(|e| StartError::Load(e.to_string()))?;
+        rbac_sync::rebuild(&objects, &guard)
             .await
             .map_err(|e| StartError::Load(e.to_string()))?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -175,13 +226,28 @@ impl ApiServerBuilder {
             config: Arc::new(http),
             shutdown: shutdown_rx.clone(),
             openapi: Default::default(),
+            guard: guard.clone(),
         };
         let router = crate::http::router(state).layer(axum::middleware::from_fn_with_state(
             self.faults.clone(),
             faults::layer,
         ));
         let controllers = crate::controllers::spawn(objects.clone(), shutdown_rx.clone());
-        let kubeconfig = Kubeconfig::plaintext(&self.context, addr);
+        let rbac = tokio::spawn(rbac_sync::follow(
+            objects.clone(),
+            guard.clone(),
+            shutdown_rx.clone(),
+        ));
+        let token = guard.security.admin_token.expose().to_owned();
+        let kubeconfig = if self.plaintext {
+            Kubeconfig::plaintext(&self.context, addr, &token)
+        } else {
+            Kubeconfig::tls(
+                &guard.security.kubeconfig_entry(&self.context, addr),
+                &self.context,
+            )
+            .map_err(|e| StartError::Security(e.to_string()))?
+        };
         if let Some(path) = &self.kubeconfig_out {
             kubeconfig
                 .write(path)
@@ -194,6 +260,7 @@ impl ApiServerBuilder {
             listener,
             addr,
             router,
+            tls,
             self.faults.clone(),
             shutdown_rx,
         ));
@@ -204,6 +271,8 @@ impl ApiServerBuilder {
             task,
             controllers,
             compactor,
+            rbac,
+            guard,
             objects,
             store,
             faults: self.faults,
@@ -220,6 +289,8 @@ pub struct RunningServer {
     task: JoinHandle<()>,
     controllers: JoinHandle<()>,
     compactor: JoinHandle<()>,
+    rbac: JoinHandle<()>,
+    guard: Arc<Guard>,
     objects: Objects,
     store: ObjectStore,
     faults: Faults,
@@ -269,6 +340,7 @@ impl RunningServer {
         }
         self.controllers.abort();
         self.compactor.abort();
+        self.rbac.abort();
     }
 
     /// Stops at once, as a crash would: connections are dropped mid-request.
@@ -276,6 +348,12 @@ impl RunningServer {
         self.task.abort();
         self.controllers.abort();
         self.compactor.abort();
+        self.rbac.abort();
+    }
+
+    /// Certificates, tokens and RBAC of this server.
+    pub fn guard(&self) -> &Arc<Guard> {
+        &self.guard
     }
 }
 

@@ -38,6 +38,8 @@ pub struct TestServer {
     addr: SocketAddr,
     dir: tempfile::TempDir,
     bookmark_every: Duration,
+    plaintext: bool,
+    guard: Option<std::sync::Arc<crate::http::guard::Guard>>,
 }
 
 /// Options of a [`TestServer`].
@@ -47,6 +49,8 @@ pub struct TestServerOptions {
     pub name: String,
     /// Watch bookmark interval (short, so tests see bookmarks).
     pub bookmark_every: Duration,
+    /// Serve plain HTTP instead of TLS.
+    pub plaintext: bool,
 }
 
 impl Default for TestServerOptions {
@@ -54,6 +58,7 @@ impl Default for TestServerOptions {
         TestServerOptions {
             name: "test".into(),
             bookmark_every: Duration::from_millis(500),
+            plaintext: false,
         }
     }
 }
@@ -77,13 +82,19 @@ impl TestServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             dir,
             bookmark_every: opts.bookmark_every,
+            plaintext: opts.plaintext,
+            guard: None,
         };
         me.launch().await?;
         Ok(me)
     }
 
     fn builder(&self) -> ApiServerBuilder {
-        ApiServer::builder()
+        let b = match &self.guard {
+            Some(g) => ApiServer::builder().guard(g.clone()),
+            None => ApiServer::builder(),
+        };
+        b.insecure_plaintext(self.plaintext)
             .listen(self.addr)
             .store(self.store.clone())
             .faults(self.faults.clone())
@@ -95,6 +106,7 @@ impl TestServer {
     async fn launch(&mut self) -> Result<(), HarnessError> {
         let server = self.builder().start().await?;
         self.addr = server.addr();
+        self.guard = Some(server.guard().clone());
         self.server = Some(server);
         Ok(())
     }
@@ -106,7 +118,18 @@ impl TestServer {
 
     /// Base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.plaintext { "http" } else { "https" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// What a client needs: URL, CA certificate (PEM) and admin token.
+    pub fn credentials(&self) -> Result<Credentials, HarnessError> {
+        let guard = self.guard.as_ref().ok_or(HarnessError::NotRunning)?;
+        Ok(Credentials {
+            url: self.url(),
+            ca_pem: (!self.plaintext).then(|| guard.security.tls.ca_pem().to_owned()),
+            token: guard.security.admin_token.expose().to_owned(),
+        })
     }
 
     /// The kubeconfig file for kubectl (`--kubeconfig`).
@@ -126,13 +149,7 @@ impl TestServer {
 
     /// A kube client for this server's admin.
     pub fn client(&self) -> Result<kube::Client, HarnessError> {
-        let url = self
-            .url()
-            .parse()
-            .map_err(|e: http::uri::InvalidUri| HarnessError::Client(e.to_string()))?;
-        let mut config = kube::Config::new(url);
-        config.read_timeout = Some(Duration::from_secs(60));
-        kube::Client::try_from(config).map_err(|e| HarnessError::Client(e.to_string()))
+        self.credentials()?.client()
     }
 
     /// Stops cleanly.
@@ -193,6 +210,40 @@ impl TestServer {
     /// Clears any fault.
     pub fn heal(&self) {
         self.set_fault(Fault::None);
+    }
+}
+
+/// How to reach a server as its admin; plain data, usable from any runtime.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// Base URL.
+    pub url: String,
+    /// CA certificate (PEM), `None` for plaintext.
+    pub ca_pem: Option<String>,
+    /// The admin's bearer token.
+    pub token: String,
+}
+
+impl Credentials {
+    /// A kube client with these credentials.
+    pub fn client(&self) -> Result<kube::Client, HarnessError> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let fail = |e: String| HarnessError::Client(e);
+        let url = self
+            .url
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| fail(e.to_string()))?;
+        let mut config = kube::Config::new(url);
+        config.read_timeout = Some(Duration::from_secs(60));
+        if let Some(pem) = &self.ca_pem {
+            let der =
+                CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| fail(e.to_string()))?;
+            config.root_cert = Some(vec![der.to_vec()]);
+        }
+        config.auth_info = serde_json::from_value(serde_json::json!({"token": self.token}))
+            .map_err(|e| fail(e.to_string()))?;
+        kube::Client::try_from(config).map_err(|e| fail(e.to_string()))
     }
 }
 

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use fedmesh_apiserver::testing::TestServer;
+use fedmesh_apiserver::testing::{Credentials, TestServer};
 
 /// What tests need of a shared server.
 pub struct Shared {
-    pub url: String,
+    pub credentials: Credentials,
     pub kubeconfig: PathBuf,
 }
 
@@ -27,7 +27,7 @@ pub fn shared() -> &'static Shared {
             rt.block_on(async move {
                 let server = TestServer::start().await.unwrap();
                 tx.send(Shared {
-                    url: server.url(),
+                    credentials: server.credentials().unwrap(),
                     kubeconfig: server.kubeconfig_path(),
                 })
                 .unwrap();
@@ -42,9 +42,7 @@ pub fn shared() -> &'static Shared {
 
 /// A kube client for the shared server.
 pub fn client() -> kube::Client {
-    let mut config = kube::Config::new(shared().url.parse().unwrap());
-    config.read_timeout = Some(Duration::from_secs(60));
-    kube::Client::try_from(config).unwrap()
+    shared().credentials.client().unwrap()
 }
 
 /// A fresh namespace name for one test, created on the shared server.

@@ -2,6 +2,7 @@
 //! started in-process by the `testing` harness. One binary, one module per area.
 
 mod common;
+mod controllers;
 mod kube_crud;
 mod kubectl;
 mod watch;

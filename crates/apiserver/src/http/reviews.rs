@@ -1,0 +1,133 @@
+//! Requests answered by the security layer rather than stored: access reviews
+//! (`authorization.k8s.io/v1`) and TokenRequest (`serviceaccounts/<name>/token`).
+
+use http::StatusCode;
+use serde_json::{Value, json};
+
+use super::HttpState;
+use crate::auth::review;
+use crate::auth::sa_token::{ObjectCheck, ObjectKind, ObjectLookup, ServiceAccountRef};
+use crate::auth::user::{ServiceAccountName, UserInfo};
+use crate::objects::{ApiError, Cause, Subject, meta};
+use crate::registry::ResourceInfo;
+
+fn decode<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, ApiError> {
+    serde_json::from_value(v.clone()).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn invalid(r: &ResourceInfo, e: review::ReviewError) -> ApiError {
+    ApiError::Invalid {
+        subject: Subject::of(r, ""),
+        causes: vec![Cause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("Invalid value: {}", e.message),
+            field: e.field.into(),
+        }],
+    }
+}
+
+/// An access review: the request with its status filled in.
+pub(super) fn access_review(
+    state: &HttpState,
+    r: &ResourceInfo,
+    user: &UserInfo,
+    body: &Value,
+) -> Result<axum::response::Response, ApiError> {
+    let rbac = state.guard.rbac();
+    let spec = &body["spec"];
+    let status = match r.plural.as_str() {
+        "selfsubjectaccessreviews" => serde_json::to_value(
+            review::self_subject_access_review(&rbac, user, &decode(spec)?)
+                .map_err(|e| invalid(r, e))?,
+        ),
+        "subjectaccessreviews" => serde_json::to_value(
+            review::subject_access_review(&rbac, &decode(spec)?).map_err(|e| invalid(r, e))?,
+        ),
+        "selfsubjectrulesreviews" => serde_json::to_value(review::self_subject_rules_review(
+            &rbac,
+            user,
+            &decode(spec)?,
+        )),
+        _ => return Err(ApiError::MethodNotAllowed),
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let out = json!({
+        "kind": r.kind,
+        "apiVersion": r.api_version(),
+        "metadata": {"creationTimestamp": null},
+        "spec": body["spec"],
+        "status": status,
+    });
+    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+}
+
+/// TokenRequest for the ServiceAccount `ns/name`.
+pub(super) async fn token_request(
+    state: &HttpState,
+    sa_res: &ResourceInfo,
+    ns: &str,
+    name: &str,
+    body: &Value,
+) -> Result<axum::response::Response, ApiError> {
+    let objects = &state.objects;
+    let sa = objects.get(sa_res, Some(ns), name).await?;
+    let uid = meta::meta_str(&sa, "uid").unwrap_or_default().to_owned();
+    let spec: k8s_openapi::api::authentication::v1::TokenRequestSpec = decode(&body["spec"])?;
+    let mut checks = Vec::new();
+    if let Some(b) = &spec.bound_object_ref
+        && let (Some(kind), Some(bound)) = (b.kind.as_deref(), b.name.as_deref())
+    {
+        let kind = match kind {
+            "Pod" => Some(ObjectKind::Pod),
+            "Secret" => Some(ObjectKind::Secret),
+            "Node" => Some(ObjectKind::Node),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let namespace = if kind == ObjectKind::Node { "" } else { ns };
+            checks.push(ObjectCheck::Uid {
+                kind,
+                namespace: namespace.to_owned(),
+                name: bound.to_owned(),
+                uid: String::new(),
+            });
+        }
+    }
+    let snapshot = super::guard::snapshot_for(objects, &checks).await;
+    let account = ServiceAccountRef {
+        account: ServiceAccountName::new(ns, name),
+        uid,
+    };
+    let minted = state
+        .guard
+        .security
+        .authenticator
+        .service_accounts()
+        .mint_token_request(
+            &account,
+            &spec,
+            &snapshot as &dyn ObjectLookup,
+            jiff::Timestamp::now(),
+        )
+        .map_err(|e| ApiError::Invalid {
+            subject: Subject {
+                group: "authentication.k8s.io".into(),
+                plural: "tokenrequests".into(),
+                kind: "TokenRequest".into(),
+                name: name.to_owned(),
+            },
+            causes: vec![Cause {
+                reason: "FieldValueInvalid".into(),
+                message: e.to_string(),
+                field: String::new(),
+            }],
+        })?;
+    let out = json!({
+        "kind": "TokenRequest",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"name": name, "namespace": ns, "creationTimestamp": null},
+        "spec": minted.spec,
+        "status": minted.status,
+    });
+    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+}

@@ -1,0 +1,77 @@
+//! Argument parsing and dispatch for every `fedmesh` subcommand.
+//!
+//! Each subcommand is one variant of [`Command`] holding its own clap `Args` type from
+//! its own module, so a new subcommand is a new module plus one variant and one match
+//! arm in [`Command::run`].
+
+mod selector;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Status for failures that are not a subcommand's documented outcome (I/O errors):
+/// the same status clap uses for usage errors, so scripts see "not a normal answer".
+const FAILURE_STATUS: u8 = 2;
+
+/// fedmesh federates Kubernetes Services across a mesh of clusters.
+#[derive(Debug, Parser)]
+#[command(name = "fedmesh", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands of `fedmesh`.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check Calico selectors (the `federation.tigera.io/serviceSelector` language).
+    Selector(selector::SelectorArgs),
+    /// Serve an embedded Kubernetes-compatible API server.
+    Apiserver(crate::apiserver_cmd::ApiserverArgs),
+}
+
+impl Command {
+    fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Selector(args) => args.run(),
+            Command::Apiserver(args) => args.run(),
+        }
+    }
+}
+
+/// Parses `args` (program name first) and runs the chosen subcommand.
+pub(crate) fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // `print` sends --help/--version to stdout and usage errors to stderr.
+            let _ = err.print();
+            return u8::try_from(err.exit_code()).map_or(ExitCode::FAILURE, ExitCode::from);
+        }
+    };
+    match cli.command.run() {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(FAILURE_STATUS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
