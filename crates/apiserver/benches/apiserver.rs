@@ -19,6 +19,8 @@
 //! cargo bench -p fedmesh-apiserver --bench apiserver
 //! APIBENCH_OBJECTS=10000 APIBENCH_CLIENTS=16 APIBENCH_PATCHES=10000
 //! APIBENCH_WATCHERS=100 APIBENCH_WATCH_WRITES=1000 (defaults)
+//! APIBENCH_PATCH_SECONDS=20: the patch phase stops after this long
+//! APIBENCH_PLAINTEXT=1: plain HTTP/2 instead of TLS
 //! ```
 
 #[path = "apiserver/child.rs"]
@@ -35,7 +37,6 @@ mod report;
 mod watch;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ use bytes::Bytes;
 use http::{Method, StatusCode};
 
 use child::ServerProcess;
-use client::H2;
+use client::{H2, Target};
 use objects::{BENCH_NS, WARM_NS, WATCH_NS};
 use report::{Report, median, ms};
 
@@ -63,13 +64,15 @@ struct Settings {
     patches: usize,
     watchers: usize,
     watch_writes: usize,
+    plaintext: bool,
+    patch_budget: Duration,
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == child::SERVE_CHILD) {
         let dir = args.get(at + 1).expect("--serve-child DIR");
-        child::serve(Path::new(dir));
+        child::serve(Path::new(dir), args.iter().any(|a| a == child::PLAINTEXT));
         return;
     }
     let settings = Settings {
@@ -78,6 +81,8 @@ fn main() {
         patches: env_usize("APIBENCH_PATCHES", 10_000),
         watchers: env_usize("APIBENCH_WATCHERS", 100).max(1),
         watch_writes: env_usize("APIBENCH_WATCH_WRITES", 1_000).max(1),
+        patch_budget: Duration::from_secs(env_usize("APIBENCH_PATCH_SECONDS", 20) as u64),
+        plaintext: std::env::var_os("APIBENCH_PLAINTEXT").is_some_and(|v| v == "1"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -95,20 +100,29 @@ fn main() {
 impl Settings {
     fn describe(&self) -> String {
         format!(
-            "{} objects, {} clients, {} patches, {} watchers x {} writes",
-            self.objects, self.clients, self.patches, self.watchers, self.watch_writes
+            "{} objects, {} clients, {} patches, {} watchers x {} writes, {}",
+            self.objects,
+            self.clients,
+            self.patches,
+            self.watchers,
+            self.watch_writes,
+            if self.plaintext {
+                "plaintext HTTP/2"
+            } else {
+                "TLS + bearer token, HTTP/2"
+            }
         )
     }
 }
 
 async fn run(s: &Settings, report: &mut Report) {
-    cold_start_in_process(report).await;
-    cold_start_process(report).await;
+    cold_start_in_process(s, report).await;
+    cold_start_process(s, report).await;
 
     let data = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::spawn(data.path());
+    let server = ServerProcess::spawn(data.path(), s.plaintext);
     eprintln!("server process pid {}", server.pid());
-    let conns = connect_many(server.addr, s.clients).await;
+    let conns = connect_many(&server.target, s.clients).await;
     for ns in [BENCH_NS, WARM_NS, WATCH_NS] {
         let (status, body) = conns[0]
             .clone()
@@ -132,7 +146,7 @@ async fn run(s: &Settings, report: &mut Report) {
     // buffers, caches and allocator arenas have grown before memory is read.
     let warm = s.objects / 10;
     create_endpoints(&conns, WARM_NS, warm).await;
-    patch_endpoints(&conns, WARM_NS, warm, warm).await;
+    patch_endpoints(&conns, WARM_NS, warm, warm, s.patch_budget).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = server.rss_bytes();
 
@@ -153,30 +167,31 @@ async fn run(s: &Settings, report: &mut Report) {
     });
 
     let cpu = server.cpu();
-    let elapsed = patch_endpoints(&conns, BENCH_NS, s.objects, s.patches).await;
-    report.patches = Some(s.patches as f64 / elapsed.as_secs_f64());
-    report.cpu_per_patch = Some((server.cpu() - cpu) / s.patches.max(1) as u32);
-    eprintln!("patches: {} in {:.0} ms", s.patches, ms(elapsed));
+    let (elapsed, patched) =
+        patch_endpoints(&conns, BENCH_NS, s.objects, s.patches, s.patch_budget).await;
+    report.patches = Some(patched as f64 / elapsed.as_secs_f64());
+    report.cpu_per_patch = Some((server.cpu() - cpu) / patched.max(1) as u32);
+    eprintln!("patches: {patched} in {:.0} ms", ms(elapsed));
 
     list(&conns[0], s.objects, report).await;
     report.rss_after_lists = Some(server.rss_bytes());
 
-    report.watch = Some(watch::measure(server.addr, s.watchers, s.watch_writes).await);
+    report.watch = Some(watch::measure(&server.target, s.watchers, s.watch_writes).await);
     report.rss_end = Some(server.rss_bytes());
     server.stop();
 
     // Start again on the data just written.
-    let server = ServerProcess::spawn(data.path());
-    report.restart_with_data = Some(ready(server.addr, server.spawned).await);
+    let server = ServerProcess::spawn(data.path(), s.plaintext);
+    report.restart_with_data = Some(ready(&server.target, server.spawned).await);
     server.stop();
 
     etcd_creates(s, &stored, report).await;
 }
 
-async fn connect_many(addr: SocketAddr, n: usize) -> Vec<H2> {
+async fn connect_many(target: &Target, n: usize) -> Vec<H2> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        conns.push(H2::connect(addr).await.expect("connect"));
+        conns.push(H2::connect(target).await.expect("connect"));
     }
     conns
 }
@@ -242,12 +257,15 @@ async fn create_endpoints(conns: &[H2], ns: &'static str, n: usize) -> (Duration
 }
 
 /// `patches` merge patches, round-robin over the first `objects` Endpoints.
+/// Up to `patches` merge patches, round-robin over the first `objects`
+/// Endpoints, stopping after `budget`; returns the time and how many were made.
 async fn patch_endpoints(
     conns: &[H2],
     ns: &'static str,
     objects: usize,
     patches: usize,
-) -> Duration {
+    budget: Duration,
+) -> (Duration, usize) {
     let paths: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
         (0..objects)
             .map(|i| {
@@ -263,18 +281,23 @@ async fn patch_endpoints(
             .map(|i| objects::merge_patch(i / objects.max(1) + 1))
             .collect(),
     );
-    fan_out(conns, patches, move |mut conn, i| {
+    let deadline = Instant::now() + budget;
+    let (elapsed, done) = fan_out(conns, patches, move |mut conn, i| {
         let (path, body) = (paths[i % objects].clone(), bodies[i].clone());
         async move {
+            if Instant::now() > deadline {
+                return false;
+            }
             let (status, body) = conn
                 .call(Method::PATCH, &path, MERGE_PATCH, body)
                 .await
                 .expect("patch");
             assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            true
         }
     })
-    .await
-    .0
+    .await;
+    (elapsed, done.into_iter().filter(|d| *d).count())
 }
 
 #[derive(serde::Deserialize)]
@@ -342,10 +365,10 @@ async fn list(conn: &H2, objects: usize, report: &mut Report) {
 }
 
 /// Polls `/readyz` on fresh connections until it answers 200; the time since `since`.
-async fn ready(addr: SocketAddr, since: Instant) -> Duration {
+async fn ready(target: &Target, since: Instant) -> Duration {
     let deadline = since + Duration::from_secs(30);
     loop {
-        if let Ok(mut conn) = H2::connect(addr).await
+        if let Ok(mut conn) = H2::connect(target).await
             && let Ok((StatusCode::OK, _)) =
                 conn.call(Method::GET, "/readyz", JSON, Bytes::new()).await
         {
@@ -358,29 +381,36 @@ async fn ready(addr: SocketAddr, since: Instant) -> Duration {
 
 const STARTS: usize = 5;
 
-async fn cold_start_in_process(report: &mut Report) {
+async fn cold_start_in_process(s: &Settings, report: &mut Report) {
     let mut times = Vec::new();
     for _ in 0..STARTS {
         let dir = tempfile::tempdir().expect("tempdir");
         let started = Instant::now();
         let server = fedmesh_apiserver::server::ApiServer::builder()
             .data_dir(dir.path())
+            .insecure_plaintext(s.plaintext)
             .start()
             .await
             .expect("start");
-        times.push(ready(server.addr(), started).await);
+        let security = &server.guard().security;
+        let target = Target {
+            addr: server.addr(),
+            tls: (!s.plaintext).then(|| client::tls_config(security.tls.ca_pem())),
+            token: Some(security.admin_token.expose().to_owned()),
+        };
+        times.push(ready(&target, started).await);
         server.shutdown().await;
     }
     report.start_first_in_process = Some(times[0]);
     report.start_in_process = Some(median(&mut times));
 }
 
-async fn cold_start_process(report: &mut Report) {
+async fn cold_start_process(s: &Settings, report: &mut Report) {
     let mut times = Vec::new();
     for _ in 0..STARTS {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = ServerProcess::spawn(dir.path());
-        times.push(ready(server.addr, server.spawned).await);
+        let server = ServerProcess::spawn(dir.path(), s.plaintext);
+        times.push(ready(&server.target, server.spawned).await);
         server.stop();
     }
     report.start_process = Some(median(&mut times));
@@ -393,7 +423,7 @@ async fn etcd_creates(s: &Settings, stored: &[Bytes], report: &mut Report) {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let etcd = etcd::start(dir.path(), version).await;
-    let conns = connect_many(etcd.addr, s.clients).await;
+    let conns = connect_many(&Target::plain(etcd.addr), s.clients).await;
     // kube-apiserver's key for an Endpoints object.
     let prefix = format!("/registry/services/endpoints/{BENCH_NS}/");
     let txns: std::sync::Arc<Vec<Vec<u8>>> = std::sync::Arc::new(

@@ -3,18 +3,24 @@
 //! and its start is a real process start.
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fedmesh_apiserver::server::ApiServer;
 
+use super::client::{self, Target};
+
 /// The argument that turns this binary into the server.
 pub const SERVE_CHILD: &str = "--serve-child";
 
+/// The argument that makes the child serve plain HTTP.
+pub const PLAINTEXT: &str = "--plaintext";
+
 /// Runs in the child: serves with a SQLite store in `dir` until stdin closes.
-pub fn serve(dir: &Path) {
+/// Tells the parent, one line each: its address, the admin token and where the
+/// CA certificate is (`-` in plaintext).
+pub fn serve(dir: &Path, plaintext: bool) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -22,10 +28,23 @@ pub fn serve(dir: &Path) {
     runtime.block_on(async {
         let server = ApiServer::builder()
             .data_dir(dir)
+            .insecure_plaintext(plaintext)
             .start()
             .await
             .expect("server start");
-        println!("listening {}", server.addr());
+        let security = &server.guard().security;
+        let ca = if plaintext {
+            "-".to_owned()
+        } else {
+            let path = dir.join("bench-ca.pem");
+            std::fs::write(&path, security.tls.ca_pem()).expect("write the CA certificate");
+            path.display().to_string()
+        };
+        println!(
+            "listening {}\ntoken {}\nca {ca}",
+            server.addr(),
+            security.admin_token.expose()
+        );
         // The parent closes our stdin when it is done (or dies).
         tokio::task::spawn_blocking(|| {
             let _ = std::io::stdin().read_to_end(&mut Vec::new());
@@ -40,39 +59,54 @@ pub fn serve(dir: &Path) {
 pub struct ServerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
-    /// The address it serves.
-    pub addr: SocketAddr,
+    /// How to reach it.
+    pub target: Target,
     /// When it was spawned.
     pub spawned: Instant,
 }
 
 impl ServerProcess {
     /// Spawns the server on a SQLite data directory and waits for its address.
-    pub fn spawn(dir: &Path) -> ServerProcess {
+    pub fn spawn(dir: &Path, plaintext: bool) -> ServerProcess {
         let exe = std::env::current_exe().expect("own executable");
         let spawned = Instant::now();
-        let mut child = Command::new(exe)
-            .arg(SERVE_CHILD)
-            .arg(dir)
+        let mut command = Command::new(exe);
+        command.arg(SERVE_CHILD).arg(dir);
+        if plaintext {
+            command.arg(PLAINTEXT);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn the server process");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the server's address");
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("the server process said {line:?}"));
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut said = |what: &str| {
+            let mut line = String::new();
+            stdout
+                .read_line(&mut line)
+                .expect("read from the server process");
+            line.trim()
+                .strip_prefix(what)
+                .and_then(|v| v.strip_prefix(' '))
+                .map(str::to_owned)
+                .unwrap_or_else(|| panic!("the server process said {line:?}, not {what}"))
+        };
+        let addr = said("listening").parse().expect("an address");
+        let token = said("token");
+        let ca = said("ca");
+        let tls = (ca != "-").then(|| {
+            client::tls_config(&std::fs::read_to_string(&ca).expect("read the CA certificate"))
+        });
         ServerProcess {
             stdin: child.stdin.take(),
             child,
-            addr,
+            target: Target {
+                addr,
+                tls,
+                token: Some(token),
+            },
             spawned,
         }
     }

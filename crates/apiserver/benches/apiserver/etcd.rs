@@ -81,7 +81,7 @@ pub async fn start(dir: &Path, version: String) -> Etcd {
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(mut c) = H2::connect(etcd.addr).await
+        if let Ok(mut c) = H2::connect(&super::client::Target::plain(etcd.addr)).await
             && let Ok((_, Some(status))) = c.grpc("/etcdserverpb.Maintenance/Status", &[]).await
             && status == "0"
         {

@@ -224,32 +224,34 @@ impl Report {
         if let Some(m) = &self.memory {
             let per = m.per_object();
             let beyond = per - m.json_per_object;
+            let json = m.json_per_object;
             row(
-                "RSS growth per stored object, bytes",
+                "stored JSON per object, bytes",
+                &format!("{json:.0}"),
+                &dash,
+                "",
+            );
+            row(
+                "server RSS growth per stored object, bytes",
                 &format!("{per:.0}"),
                 &dash,
                 "",
             );
             row(
-                "stored JSON per object, bytes",
-                &format!("{:.0}", m.json_per_object),
-                &dash,
-                "",
-            );
-            row(
-                "memory per object beyond its JSON, bytes",
+                "  of which beyond the object's JSON, bytes",
                 &format!("{beyond:.0}"),
                 &dash,
                 &format!("< 1024: {}", met(beyond < 1024.0)),
             );
+            let mb = |r: Option<u64>| r.map_or(dash.clone(), |r| format!("{:.0}", r as f64 / 1e6));
             row(
-                "server RSS before / after the creates / at the end, MB",
+                "server RSS MB: before/after creates, lists, end",
                 &format!(
-                    "{:.1} / {:.1} / {}",
-                    m.rss_before as f64 / 1e6,
-                    m.rss_after as f64 / 1e6,
-                    self.rss_end
-                        .map_or(dash.clone(), |r| format!("{:.1}", r as f64 / 1e6))
+                    "{} / {} / {} / {}",
+                    mb(Some(m.rss_before)),
+                    mb(Some(m.rss_after)),
+                    mb(self.rss_after_lists),
+                    mb(self.rss_end)
                 ),
                 &dash,
                 "",

@@ -4,7 +4,6 @@
 //! acknowledgement (its response fully read) to the event's arrival at that
 //! watcher (the frame holding it read off the socket, before decoding).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use http::{Method, StatusCode};
 use http_body_util::BodyExt;
 use tokio::sync::{Barrier, mpsc};
 
-use super::client::H2;
+use super::client::{H2, Target};
 use super::objects::{self, WATCH_NS};
 use super::report::{WatchStats, percentile};
 
@@ -39,13 +38,13 @@ struct Event {
 
 /// One watcher: the arrival time of each write's event.
 async fn watcher(
-    addr: SocketAddr,
+    target: Target,
     path: String,
     writes: usize,
     established: Arc<Barrier>,
     saw_sentinel: mpsc::Sender<()>,
 ) -> Vec<Option<Instant>> {
-    let mut conn = H2::connect(addr).await.expect("connect watcher");
+    let mut conn = H2::connect(&target).await.expect("connect watcher");
     let (status, mut body) = conn.stream(&path).await.expect("watch");
     assert_eq!(status, StatusCode::OK);
     established.wait().await;
@@ -86,9 +85,9 @@ async fn watcher(
     arrived
 }
 
-/// Runs the measurement against the server at `addr`.
-pub async fn measure(addr: SocketAddr, watchers: usize, writes: usize) -> WatchStats {
-    let mut writer = H2::connect(addr).await.expect("connect writer");
+/// Runs the measurement against the server at `target`.
+pub async fn measure(target: &Target, watchers: usize, writes: usize) -> WatchStats {
+    let mut writer = H2::connect(target).await.expect("connect writer");
     let base = format!("/api/v1/namespaces/{WATCH_NS}/configmaps");
     let (status, body) = writer
         .call(Method::GET, &base, "application/json", Bytes::new())
@@ -107,7 +106,7 @@ pub async fn measure(addr: SocketAddr, watchers: usize, writes: usize) -> WatchS
     let tasks: Vec<_> = (0..watchers)
         .map(|_| {
             tokio::spawn(watcher(
-                addr,
+                target.clone(),
                 path.clone(),
                 writes,
                 established.clone(),
