@@ -49,6 +49,8 @@ use objects::{BENCH_NS, WARM_NS, WATCH_NS};
 use report::{Report, median, ms};
 
 const JSON: &str = "application/json";
+/// How long the server is watched doing nothing (two controller resync periods).
+const IDLE: Duration = Duration::from_secs(10);
 const MERGE_PATCH: &str = "application/merge-patch+json";
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -175,6 +177,12 @@ async fn run(s: &Settings, report: &mut Report) {
 
     list(&conns[0], s.objects, report).await;
     report.rss_after_lists = Some(server.rss_bytes());
+
+    // With no request in flight, what the server does on its own with the
+    // objects stored (controllers' periodic passes, compaction).
+    let (cpu, started) = (server.cpu(), Instant::now());
+    tokio::time::sleep(IDLE).await;
+    report.idle_cpu = Some((server.cpu() - cpu).as_secs_f64() / started.elapsed().as_secs_f64());
 
     report.watch = Some(watch::measure(&server.target, s.watchers, s.watch_writes).await);
     report.rss_end = Some(server.rss_bytes());

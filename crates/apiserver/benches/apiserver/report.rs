@@ -80,6 +80,7 @@ pub struct Report {
     pub watch: Option<WatchStats>,
     pub memory: Option<Memory>,
     pub rss_after_lists: Option<u64>,
+    pub idle_cpu: Option<f64>,
     pub rss_end: Option<u64>,
     pub start_in_process: Option<Duration>,
     pub start_first_in_process: Option<Duration>,
@@ -253,6 +254,17 @@ impl Report {
                     mb(self.rss_after_lists),
                     mb(self.rss_end)
                 ),
+                &dash,
+                "",
+            );
+        }
+        if let Some(c) = self.idle_cpu {
+            row(
+                &format!(
+                    "server CPU while idle with {} objects, % of a core",
+                    self.objects
+                ),
+                &format!("{:.0}", c * 100.0),
                 &dash,
                 "",
             );
