@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -124,7 +124,14 @@ pub enum AuthnError {
 pub struct Authenticator {
     static_tokens: RwLock<HashMap<[u8; 32], UserInfo>>,
     service_accounts: ServiceAccountTokens,
+    /// Service account tokens whose signature and claims verified, by token digest: the
+    /// signature check costs far more than the rest of a request's authentication, and
+    /// clients send the same token many times. Object checks still run on every use.
+    verified_tokens: Mutex<HashMap<[u8; 32], PendingToken>>,
 }
+
+/// Bound on [`Authenticator`]'s verified token cache; it is emptied when full.
+const VERIFIED_TOKEN_CACHE_SIZE: usize = 4096;
 
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -143,6 +150,7 @@ impl Authenticator {
         let this = Self {
             static_tokens: RwLock::new(HashMap::new()),
             service_accounts,
+            verified_tokens: Mutex::new(HashMap::new()),
         };
         this.add_static_token(admin_token, UserInfo::admin());
         this
@@ -224,21 +232,41 @@ impl Authenticator {
     ) -> Result<Authenticated, AuthnError> {
         // Lookup by digest: the map is keyed by something an attacker cannot probe byte by
         // byte through timing.
+        let digest = BearerToken::digest(token);
         let known = {
             let tokens = self
                 .static_tokens
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            tokens.get(&BearerToken::digest(token)).cloned()
+            tokens.get(&digest).cloned()
         };
         if let Some(user) = known {
             return Ok(Authenticated::User(user));
         }
-        if ServiceAccountTokens::looks_like_jwt(token) {
-            let pending = self.service_accounts.verify_claims(token, now)?;
-            return Ok(Authenticated::Pending(pending));
+        if !ServiceAccountTokens::looks_like_jwt(token) {
+            return Err(AuthnError::UnknownToken);
         }
-        Err(AuthnError::UnknownToken)
+        let mut cache = self
+            .verified_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(pending) = cache.get(&digest) {
+            if pending.is_current(now) {
+                return Ok(Authenticated::Pending(pending.clone()));
+            }
+            cache.remove(&digest);
+        }
+        drop(cache);
+        let pending = self.service_accounts.verify_claims(token, now)?;
+        let mut cache = self
+            .verified_tokens
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= VERIFIED_TOKEN_CACHE_SIZE {
+            cache.clear();
+        }
+        cache.insert(digest, pending.clone());
+        Ok(Authenticated::Pending(pending))
     }
 }
 
@@ -380,6 +408,23 @@ mod tests {
             Err(TokenVerifyError::ServiceAccountGone { .. })
         ));
         assert_eq!(pending.complete(&objects).unwrap(), user);
+
+        // Served from the verified-token cache, a token still expires and is still revoked
+        // with its account.
+        let later = now()
+            .checked_add(jiff::SignedDuration::from_hours(2))
+            .unwrap();
+        assert!(matches!(
+            authn.authenticate(Some(&header), &objects, later),
+            Err(AuthnError::ServiceAccount(TokenVerifyError::Expired))
+        ));
+        assert!(matches!(
+            authn.authenticate(Some(&header), &FakeObjects::default(), now()),
+            Err(AuthnError::ServiceAccount(
+                TokenVerifyError::ServiceAccountGone { .. }
+            ))
+        ));
+        assert!(authn.authenticate(Some(&header), &objects, now()).is_ok());
         let admin = authn.authenticate_deferred(None, now()).unwrap();
         assert!(matches!(admin, Authenticated::User(u) if u == UserInfo::anonymous()));
     }

@@ -291,6 +291,13 @@ fn to_yaml(doc: &Value) -> Result<String, KubeconfigError> {
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), KubeconfigError> {
+    // Like kubectl, create the directory (such as `~/.kube`) when it is missing.
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| KubeconfigError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
     files::write_atomic(path, text.as_bytes(), PRIVATE_MODE).map_err(|source| {
         KubeconfigError::Write {
             path: path.to_owned(),
@@ -427,7 +434,7 @@ mod tests {
     #[test]
     fn merge_creates_missing_file_and_rejects_unknown_current_context() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("new");
+        let path = dir.path().join("missing-dir").join("new");
         let err = merge_into(&path, &[entry("a", 1)], Some("b")).unwrap_err();
         assert!(matches!(err, KubeconfigError::UnknownCurrentContext(_)));
         merge_into(&path, &[entry("a", 1)], Some("a")).unwrap();

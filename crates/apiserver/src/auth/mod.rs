@@ -1,12 +1,29 @@
 //! The security layer: TLS material, kubeconfigs, authentication, RBAC authorization,
 //! impersonation and access reviews, as synchronous logic the HTTP layer calls.
 //!
-//! A server starts with [`Security::load_or_create`] (or [`Security::in_memory`] in tests),
-//! serves TLS with [`certs::TlsAssets::server_config`], writes a kubeconfig with
-//! [`Security::kubeconfig_entry`] and [`kubeconfig::write`], stores
-//! [`rbac::bootstrap::objects_json`] at first start and keeps an [`rbac::RbacIndex`] in step
-//! with every RBAC object change. Per request it calls [`Security::authenticate_request`],
-//! then [`rbac::RbacIndex::authorize`], answering 403 with [`rbac::forbidden`] on a denial.
+//! How a server uses it:
+//! - At start, [`Security::load_or_create`] (or [`Security::in_memory`] in tests) loads or
+//!   generates the CA, serving certificate, service account signing key and admin token
+//!   under `<data-dir>/pki`. Serve TLS with [`certs::TlsAssets::server_config`] (or
+//!   [`certs::TlsAssets::server_config_with_client_auth`] to accept client certificates) and
+//!   write the admin kubeconfig with [`Security::kubeconfig_entry`] and [`kubeconfig::write`]
+//!   (or [`kubeconfig::merge_into`]).
+//! - On first start, store [`rbac::bootstrap::objects_json`]; keep an [`rbac::RbacIndex`] in
+//!   step with every RBAC object written or deleted ([`rbac::RbacIndex::apply_json`],
+//!   [`rbac::RbacIndex::delete_json`]) and store what [`rbac::RbacIndex::aggregation_updates`]
+//!   returns, as the aggregation controller would.
+//! - Per request: [`Security::authenticate_request`] (401 on error, 400/403 for bad or
+//!   forbidden impersonation), then [`rbac::RbacIndex::authorize`] with attributes built with
+//!   [`rbac::resource_verb`]; a denial is a 403 whose Status comes from [`rbac::forbidden`].
+//!   Writes of RBAC objects also pass [`rbac::RbacIndex::check_write_json`] (no privilege
+//!   escalation).
+//! - Subresources and review APIs: `serviceaccounts/<name>/token` is
+//!   [`sa_token::ServiceAccountTokens::mint_token_request`]; the review kinds are in
+//!   [`review`]; Secrets of type `kubernetes.io/service-account-token` go through
+//!   [`sa_token::ServiceAccountTokens::reconcile_token_secret`].
+//! - Lookups of live objects (service accounts, pods, secrets) go through the
+//!   [`sa_token::ObjectLookup`] trait; async callers can verify in two steps with
+//!   [`authn::Authenticator::authenticate_deferred`] and an [`sa_token::ObjectSnapshot`].
 
 pub mod authn;
 pub mod certs;
@@ -14,6 +31,8 @@ pub mod client_cert;
 mod files;
 pub mod impersonation;
 pub mod kubeconfig;
+#[cfg(test)]
+mod mutation_tests;
 pub mod rbac;
 pub mod review;
 pub mod sa_token;

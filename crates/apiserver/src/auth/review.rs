@@ -14,7 +14,7 @@ use k8s_openapi::api::authorization::v1::{
 
 use super::authn::Authenticator;
 use super::rbac::{Attributes, NonResourceAttributes, RbacIndex, ResourceAttributes};
-use super::sa_token::ObjectLookup;
+use super::sa_token::{ObjectLookup, ServiceAccountTokens};
 use super::user::UserInfo;
 
 const EXACTLY_ONE: &str =
@@ -200,31 +200,50 @@ pub fn token_review(
 ) -> TokenReviewStatus {
     let token = spec.token.as_deref().unwrap_or_default();
     let api_audiences = authenticator.service_accounts().api_audiences();
-    // Requested audiences must be ones this server's tokens are valid for.
-    let requested = spec.audiences.clone().unwrap_or_default();
-    if !requested.is_empty() && !requested.iter().any(|a| api_audiences.contains(a)) {
-        return TokenReviewStatus {
-            authenticated: Some(false),
-            error: Some("token audiences are invalid for this server".to_owned()),
-            ..TokenReviewStatus::default()
-        };
-    }
-    match authenticator.authenticate_token(token, lookup, now) {
-        Ok(user) => TokenReviewStatus {
+    let requested = spec
+        .audiences
+        .clone()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| api_audiences.to_vec());
+    let failed = |error: String| TokenReviewStatus {
+        authenticated: Some(false),
+        error: Some(error),
+        ..TokenReviewStatus::default()
+    };
+    let result = if ServiceAccountTokens::looks_like_jwt(token) {
+        // Service account tokens carry audiences; they must name one of the requested.
+        authenticator
+            .service_accounts()
+            .verify_claims_for(token, now, &requested)
+            .and_then(|pending| {
+                let audiences = pending.audiences().to_vec();
+                pending.complete(lookup).map(|user| (user, audiences))
+            })
+            .map_err(|err| err.to_string())
+    } else {
+        // Other tokens are valid for the API audiences only.
+        let audiences: Vec<String> = requested
+            .iter()
+            .filter(|a| api_audiences.contains(a))
+            .cloned()
+            .collect();
+        if audiences.is_empty() {
+            Err("token audiences are invalid for the requested audiences".to_owned())
+        } else {
+            authenticator
+                .authenticate_token(token, lookup, now)
+                .map(|user| (user, audiences))
+                .map_err(|err| err.to_string())
+        }
+    };
+    match result {
+        Ok((user, audiences)) => TokenReviewStatus {
             authenticated: Some(true),
             user: Some(user.to_k8s()),
-            audiences: Some(if requested.is_empty() {
-                api_audiences.to_vec()
-            } else {
-                requested
-            }),
+            audiences: Some(audiences),
             error: None,
         },
-        Err(err) => TokenReviewStatus {
-            authenticated: Some(false),
-            error: Some(err.to_string()),
-            ..TokenReviewStatus::default()
-        },
+        Err(error) => failed(error),
     }
 }
 
@@ -232,7 +251,6 @@ pub fn token_review(
 mod tests {
     use super::*;
     use crate::auth::authn::BearerToken;
-    use crate::auth::sa_token::ServiceAccountTokens;
     use crate::auth::sa_token::tests::FakeObjects;
     use serde_json::json;
 
@@ -460,5 +478,47 @@ mod tests {
             now,
         );
         assert_eq!(wrong_audience.authenticated, Some(false));
+
+        // A token minted for another audience passes a review for that audience only, as
+        // Vault's Kubernetes auth relies on.
+        let objects = FakeObjects::default().with(
+            crate::auth::sa_token::ObjectKind::ServiceAccount,
+            "apps",
+            "bot",
+            "sa-uid-1",
+        );
+        let vault_token = authn
+            .service_accounts()
+            .mint_token_request(
+                &crate::auth::sa_token::tests::bot(),
+                &k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                    audiences: vec!["vault".to_owned()],
+                    ..Default::default()
+                },
+                &objects,
+                now,
+            )
+            .unwrap()
+            .status
+            .token;
+        let review = |audiences: Option<Vec<String>>| {
+            token_review(
+                &authn,
+                &objects,
+                &TokenReviewSpec {
+                    token: Some(vault_token.clone()),
+                    audiences,
+                },
+                now,
+            )
+        };
+        let for_vault = review(Some(vec!["vault".to_owned(), "other".to_owned()]));
+        assert_eq!(for_vault.authenticated, Some(true));
+        assert_eq!(for_vault.audiences, Some(vec!["vault".to_owned()]));
+        assert_eq!(
+            for_vault.user.unwrap().username.as_deref(),
+            Some("system:serviceaccount:apps:bot")
+        );
+        assert_eq!(review(None).authenticated, Some(false));
     }
 }

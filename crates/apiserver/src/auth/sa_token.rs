@@ -631,20 +631,41 @@ impl ServiceAccountTokens {
         token: &str,
         now: jiff::Timestamp,
     ) -> Result<PendingToken, TokenVerifyError> {
+        self.verify_claims_for(token, now, &self.api_audiences)
+    }
+
+    /// [`Self::verify_claims`] for other `audiences` than the API's (TokenReview with
+    /// `spec.audiences`): the token must be meant for one of them. Legacy tokens count as
+    /// meant for the API audiences, as in kube-apiserver.
+    pub fn verify_claims_for(
+        &self,
+        token: &str,
+        now: jiff::Timestamp,
+        audiences: &[String],
+    ) -> Result<PendingToken, TokenVerifyError> {
         let claims = self.verify_signature(token)?;
+        let token_audiences = match claims.aud.clone().map(Audience::into_vec) {
+            Some(auds) if !auds.is_empty() => auds,
+            _ => self.api_audiences.clone(),
+        };
+        let matched: Vec<String> = token_audiences
+            .iter()
+            .filter(|a| audiences.contains(a))
+            .cloned()
+            .collect();
         if claims.iss == LEGACY_ISSUER {
-            return legacy_pending(token, claims);
+            if matched.is_empty() {
+                return Err(TokenVerifyError::Audience(token_audiences));
+            }
+            let mut pending = legacy_pending(token, claims)?;
+            pending.audiences = matched;
+            return Ok(pending);
         }
         if claims.iss != self.issuer {
             return Err(TokenVerifyError::Issuer(claims.iss));
         }
-        let audiences = claims
-            .aud
-            .clone()
-            .map(Audience::into_vec)
-            .unwrap_or_default();
-        if !audiences.iter().any(|a| self.api_audiences.contains(a)) {
-            return Err(TokenVerifyError::Audience(audiences));
+        if matched.is_empty() {
+            return Err(TokenVerifyError::Audience(token_audiences));
         }
         let now = now.as_second();
         let exp = claims
@@ -711,6 +732,8 @@ impl ServiceAccountTokens {
             token: String::new(),
             user,
             checks,
+            valid_until: Some(exp.saturating_add(LEEWAY_SECONDS)),
+            audiences: matched,
         })
     }
 
@@ -765,6 +788,8 @@ fn legacy_pending(token: &str, claims: Claims) -> Result<PendingToken, TokenVeri
         ));
     }
     Ok(PendingToken {
+        valid_until: None,
+        audiences: Vec::new(),
         // Deleting the Secret revokes the token, as with kube-apiserver.
         token: token.to_owned(),
         user: UserInfo::service_account(&account, &uid),
@@ -814,6 +839,11 @@ pub struct PendingToken {
     token: String,
     user: UserInfo,
     checks: Vec<ObjectCheck>,
+    /// Last second (Unix time, leeway included) at which the token is accepted; `None` for
+    /// tokens that do not expire.
+    valid_until: Option<i64>,
+    /// The token's audiences among those it was verified for.
+    audiences: Vec<String>,
 }
 
 impl std::fmt::Debug for PendingToken {
@@ -826,6 +856,18 @@ impl std::fmt::Debug for PendingToken {
 }
 
 impl PendingToken {
+    /// Whether the token's time window still includes `now` (for caches of verified
+    /// tokens; signature, issuer and audience do not change).
+    pub fn is_current(&self, now: jiff::Timestamp) -> bool {
+        self.valid_until
+            .is_none_or(|until| now.as_second() <= until)
+    }
+
+    /// The token's audiences among those it was verified for.
+    pub fn audiences(&self) -> &[String] {
+        &self.audiences
+    }
+
     /// The objects to look up before [`Self::complete`].
     pub fn checks(&self) -> &[ObjectCheck] {
         &self.checks

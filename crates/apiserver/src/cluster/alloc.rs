@@ -22,7 +22,7 @@ pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/12";
 pub const DEFAULT_NODE_PORT_RANGE: (u16, u16) = (30000, 32767);
 
 /// An allocation failure. Field errors render as kube-apiserver's
-/// `field.Invalid` ("<field>: Invalid value: <value>: <detail>"), the rest
+/// `field.Invalid` (`<field>: Invalid value: <value>: <detail>`), the rest
 /// are internal errors.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AllocError {
@@ -530,6 +530,7 @@ impl ServiceAllocator {
         rng: &mut impl Rng,
     ) -> Result<(), AllocError> {
         let before = held_by(old, self.ips.v6);
+        drop_cluster_ips_for_external_name(old, new);
         let mut held = Held::default();
         match self.allocate_inner(new, rng, &mut held, Some(old)) {
             Ok(()) => {
@@ -655,6 +656,28 @@ impl ServiceAllocator {
             spec.health_check_node_port = None;
         }
         Ok(())
+    }
+}
+
+/// kube-apiserver's `dropTypeDependentFields` for cluster IPs: a Service
+/// turned into ExternalName loses the IPs, families and family policy it
+/// still carries unchanged from before.
+fn drop_cluster_ips_for_external_name(old: &Service, new: &mut Service) {
+    if service_type(old) == "ExternalName" || service_type(new) != "ExternalName" {
+        return;
+    }
+    let (Some(o), Some(n)) = (old.spec.as_ref(), new.spec.as_mut()) else {
+        return;
+    };
+    if o.cluster_ip == n.cluster_ip && o.cluster_ips == n.cluster_ips {
+        n.cluster_ip = None;
+        n.cluster_ips = None;
+    }
+    if o.ip_families == n.ip_families {
+        n.ip_families = None;
+    }
+    if o.ip_family_policy == n.ip_family_policy {
+        n.ip_family_policy = None;
     }
 }
 

@@ -36,6 +36,10 @@ pub const ANNOTATION_LAST_CHANGE_TRIGGER_TIME: &str =
     "endpoints.kubernetes.io/last-change-trigger-time";
 /// Label the controller puts on the Endpoints of a headless Service.
 pub const LABEL_HEADLESS: &str = "service.kubernetes.io/headless";
+/// Label marking Endpoints written by this controller (Kubernetes 1.33+).
+pub const LABEL_ENDPOINTS_MANAGED_BY: &str = "endpoints.kubernetes.io/managed-by";
+/// The value of [`LABEL_ENDPOINTS_MANAGED_BY`].
+pub const ENDPOINTS_CONTROLLER_NAME: &str = "endpoint-controller";
 
 fn address_for(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
     let family = pods::endpoints_family(service, pod);
@@ -170,12 +174,38 @@ pub fn truncate_subsets(subsets: &mut [EndpointSubset]) -> bool {
     true
 }
 
-fn labels_equal(
-    a: Option<&BTreeMap<String, String>>,
-    b: Option<&BTreeMap<String, String>>,
+/// `labelsCorrectForEndpoints`: the stored labels are the Service's plus
+/// the manager label (the headless marker aside).
+fn labels_correct(
+    stored: Option<&BTreeMap<String, String>>,
+    service: Option<&BTreeMap<String, String>>,
 ) -> bool {
     let empty = BTreeMap::new();
-    a.unwrap_or(&empty) == b.unwrap_or(&empty)
+    let stored = stored.unwrap_or(&empty);
+    let service = service.unwrap_or(&empty);
+    if stored.get(LABEL_ENDPOINTS_MANAGED_BY).map(String::as_str) != Some(ENDPOINTS_CONTROLLER_NAME)
+    {
+        return false;
+    }
+    let mut skipped = 0;
+    for (k, v) in stored {
+        if k == LABEL_HEADLESS || k == LABEL_ENDPOINTS_MANAGED_BY {
+            skipped += 1;
+        } else if service.get(k) != Some(v) {
+            return false;
+        }
+    }
+    stored.len() == service.len() + skipped
+}
+
+/// Whether stored Endpoints carry this controller's manager label.
+pub fn is_controller_managed(endpoints: &Endpoints) -> bool {
+    endpoints
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_ENDPOINTS_MANAGED_BY))
+        .is_some_and(|v| v == ENDPOINTS_CONTROLLER_NAME)
 }
 
 fn strip_target_ref_versions(subsets: &[EndpointSubset]) -> Vec<EndpointSubset> {
@@ -249,11 +279,12 @@ pub fn sync_endpoints(
     let truncated = truncate_subsets(&mut subsets);
 
     if let Some(current) = current {
-        let mut compare_labels = current.metadata.labels.clone().unwrap_or_default();
-        compare_labels.remove(LABEL_HEADLESS);
         let stored = current.subsets.as_deref().unwrap_or(&[]);
         if strip_target_ref_versions(stored) == strip_target_ref_versions(&subsets)
-            && labels_equal(Some(&compare_labels), service.metadata.labels.as_ref())
+            && labels_correct(
+                current.metadata.labels.as_ref(),
+                service.metadata.labels.as_ref(),
+            )
             && capacity_annotation_correct(current)
         {
             return None;
@@ -279,7 +310,11 @@ pub fn sync_endpoints(
     } else {
         labels.insert(LABEL_HEADLESS.to_string(), String::new());
     }
-    next.metadata.labels = (!labels.is_empty()).then_some(labels);
+    labels.insert(
+        LABEL_ENDPOINTS_MANAGED_BY.to_string(),
+        ENDPOINTS_CONTROLLER_NAME.to_string(),
+    );
+    next.metadata.labels = Some(labels);
     let mut annotations = next.metadata.annotations.take().unwrap_or_default();
     match trigger_time {
         Some(t) => {

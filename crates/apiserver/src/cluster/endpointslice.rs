@@ -435,10 +435,20 @@ fn reconcile_port_mapping(
     }
 }
 
-fn is_placeholder_of(slice: &EndpointSlice, family: IpFamily) -> bool {
+/// Kubernetes' placeholder comparison: same address type, namespace and
+/// labels, no endpoints and no ports.
+fn is_placeholder_of(
+    slice: &EndpointSlice,
+    service: &Service,
+    family: IpFamily,
+    options: &SliceOptions,
+) -> bool {
     slice.address_type == family.address_type()
         && slice.endpoints.is_empty()
         && slice.ports.as_ref().is_none_or(Vec::is_empty)
+        && slice.metadata.namespace == service.metadata.namespace
+        && slice.metadata.labels.clone().unwrap_or_default()
+            == slice_labels(service, &options.controller_name)
 }
 
 fn reconcile_address_type(
@@ -509,7 +519,7 @@ fn reconcile_address_type(
     }
 
     if existing.len() == out.delete.len() && out.create.is_empty() {
-        if out.delete.len() == 1 && is_placeholder_of(&out.delete[0], family) {
+        if out.delete.len() == 1 && is_placeholder_of(&out.delete[0], service, family, options) {
             out.delete.clear();
         } else {
             out.create.push(new_slice(service, &[], family, options));

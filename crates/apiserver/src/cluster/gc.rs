@@ -215,11 +215,27 @@ impl GcNode {
     /// Reads the node from an object in JSON form; `None` when it lacks a
     /// kind, name or uid.
     pub fn from_json(object: &serde_json::Value) -> Option<Self> {
+        Self::from_json_as(object, None, None)
+    }
+
+    /// Like [`GcNode::from_json`], with the apiVersion and kind to assume
+    /// when the object does not carry them (items of a typed list).
+    pub fn from_json_as(
+        object: &serde_json::Value,
+        api_version: Option<&str>,
+        kind: Option<&str>,
+    ) -> Option<Self> {
         let meta = object.get("metadata")?;
-        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_string);
+        let text = |v: Option<&serde_json::Value>| {
+            v.and_then(|v| v.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         let id = ObjectId {
-            api_version: text(object.get("apiVersion")).unwrap_or_default(),
-            kind: text(object.get("kind"))?,
+            api_version: text(object.get("apiVersion"))
+                .or_else(|| api_version.map(str::to_string))
+                .unwrap_or_default(),
+            kind: text(object.get("kind")).or_else(|| kind.map(str::to_string))?,
             namespace: text(meta.get("namespace")).filter(|n| !n.is_empty()),
             name: text(meta.get("name"))?,
             uid: text(meta.get("uid"))?,

@@ -8,8 +8,18 @@
 //!   Service, Endpoints and EndpointSlice kube-apiserver maintains.
 //! - [`gc`]: garbage collection of dependents through ownerReferences
 //!   (background, foreground, orphan), as a state machine.
-//! - [`namespace`]: namespace lifecycle decisions (admission and deletion).
+//! - [`namespace`]: namespace lifecycle decisions (admission and deletion);
+//!   [`namespace_defaults`]: the `default` ServiceAccount and `kube-root-ca.crt`
+//!   ConfigMap of every namespace.
 //! - [`alloc`]: clusterIP and nodePort allocators.
+//! - [`pod_deletion`]: graceful deletion of pods.
+//!
+//! Everything here is synchronous and pure: objects (k8s-openapi values or
+//! JSON) and the current time go in, the writes a controller should make
+//! come out as [`Write`]s or plans, computed against the stored objects so
+//! that a sync that changes nothing writes nothing. A controller task
+//! re-runs a sync for a key whenever one of its inputs changes
+//! ([`endpoints::services_for_pod`] maps a pod change to Service keys).
 
 pub mod alloc;
 pub mod endpoints;
@@ -19,6 +29,8 @@ pub mod gohash;
 pub mod kubernetes_service;
 pub mod mirroring;
 pub mod namespace;
+pub mod namespace_defaults;
+pub mod pod_deletion;
 pub mod pods;
 pub mod repack;
 pub mod write;

@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition, NamespaceSpec, N
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use serde_json::{Value, json};
 
-use super::gc::{self, DeleteOptions, GcError};
+use super::gc::{self, DeleteOptions, GcError, Propagation};
 
 /// Namespaces a cluster starts with.
 pub const DEFAULT_NAMESPACES: [&str; 4] =
@@ -200,7 +200,7 @@ impl AdmissionError {
 /// kube-apiserver's `NamespaceLifecycle` admission: `namespace` is the
 /// stored namespace the request names (`None` when it does not exist).
 /// Namespaces themselves and cluster-scoped resources pass (except the
-/// deletion of an immortal namespace); access reviews are exempt.
+/// deletion of an immortal namespace), as do deletes and access reviews.
 pub fn admit(
     request: &AdmissionRequest<'_>,
     namespace: Option<&Namespace>,
@@ -214,7 +214,9 @@ pub fn admit(
         }
         return Ok(());
     }
-    if request.namespace.is_empty() {
+    // Deleting namespaced objects is always admitted (a missing object is
+    // the store's NotFound, not the namespace's).
+    if request.namespace.is_empty() || request.operation == Operation::Delete {
         return Ok(());
     }
     if request.group == "authorization.k8s.io" && request.resource == "localsubjectaccessreviews" {
@@ -273,16 +275,36 @@ pub fn delete_namespace(
     next.status
         .get_or_insert_with(NamespaceStatus::default)
         .phase = Some("Terminating".to_string());
+    if options.orphan_dependents.is_some() && options.propagation.is_some() {
+        return Err(GcError::ConflictingOptions);
+    }
     let current = namespace.metadata.finalizers.clone().unwrap_or_default();
-    // Only an explicit option changes the GC finalizers of a namespace.
-    if options.propagation.is_some() || options.orphan_dependents.is_some() {
-        if let gc::DeletionDecision::MarkDeleting { finalizers } =
-            gc::deletion_decision(&current, options)?
-        {
-            next.metadata.finalizers = Some(finalizers);
-        } else {
-            next.metadata.finalizers = None;
+    let has = |f: &str| current.iter().any(|x| x == f);
+    // Namespaces read `orphanDependents: false` as foreground, unlike other
+    // objects.
+    let orphan = match (options.orphan_dependents, options.propagation) {
+        (Some(o), _) => o,
+        (None, Some(p)) => p == Propagation::Orphan,
+        (None, None) => has(gc::FINALIZER_ORPHAN),
+    };
+    let foreground = match (options.orphan_dependents, options.propagation) {
+        (Some(o), _) => !o,
+        (None, Some(p)) => p == Propagation::Foreground,
+        (None, None) => has(gc::FINALIZER_FOREGROUND),
+    };
+    if orphan != has(gc::FINALIZER_ORPHAN) || foreground != has(gc::FINALIZER_FOREGROUND) {
+        let mut finalizers: Vec<String> = current
+            .iter()
+            .filter(|f| *f != gc::FINALIZER_ORPHAN && *f != gc::FINALIZER_FOREGROUND)
+            .cloned()
+            .collect();
+        if orphan {
+            finalizers.push(gc::FINALIZER_ORPHAN.to_string());
         }
+        if foreground {
+            finalizers.push(gc::FINALIZER_FOREGROUND.to_string());
+        }
+        next.metadata.finalizers = (!finalizers.is_empty()).then_some(finalizers);
     }
     Ok(NamespaceDeletion::MarkTerminating(Box::new(next)))
 }

@@ -8,6 +8,7 @@ pub mod request;
 mod resource;
 pub mod response;
 mod reviews;
+mod table;
 
 use std::sync::Arc;
 use std::time::Duration;

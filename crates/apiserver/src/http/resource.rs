@@ -47,7 +47,7 @@ fn verb_of(method: &Method, named: bool, watch: bool) -> Result<Verb, ApiError> 
         ("GET", _) if watch => Verb::Watch,
         ("GET", true) => Verb::Get,
         ("GET", false) => Verb::List,
-        ("POST", false) => Verb::Create,
+        ("POST", _) => Verb::Create,
         ("PUT", true) => Verb::Update,
         ("PATCH", true) => Verb::Patch,
         ("DELETE", true) => Verb::Delete,
@@ -56,21 +56,43 @@ fn verb_of(method: &Method, named: bool, watch: bool) -> Result<Verb, ApiError> 
     })
 }
 
+/// Reads a body of at most the configured limit. A larger body is still drained
+/// (up to a bound) so that the client reads the 413 Status instead of a reset
+/// connection.
 async fn read_body(state: &HttpState, req: Request) -> Result<bytes::Bytes, ApiError> {
+    use futures::StreamExt;
     let limit = state.config.body_limit;
-    if let Some(len) = req
+    let drain_bound = limit.saturating_mul(DRAIN_FACTOR);
+    let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > drain_bound) {
         return Err(ApiError::TooLarge(limit));
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| ApiError::TooLarge(limit))
+    let mut stream = req.into_body().into_data_stream();
+    let mut buf = bytes::BytesMut::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the body: {e}")))?;
+        total += chunk.len();
+        if total > drain_bound {
+            break;
+        }
+        if total <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if total > limit {
+        return Err(ApiError::TooLarge(limit));
+    }
+    Ok(buf.freeze())
 }
+
+/// How far past the limit a body is drained before the connection is dropped.
+const DRAIN_FACTOR: usize = 4;
 
 fn written(w: Written) -> Response {
     let code = if w.created {
@@ -140,6 +162,12 @@ pub(super) async fn serve(
     }
     let ns = rp.namespace.as_deref();
     let name = rp.name.as_deref().unwrap_or("");
+    let table = match super::table::wanted(req.headers()) {
+        Some(v) if matches!(verb, Verb::Get | Verb::List | Verb::Watch) => {
+            Some(super::table::TableRender::new(&r, &v, &query)?)
+        }
+        _ => None,
+    };
     let objects = &state.objects;
     // kube names a write's field manager after the client program when none is given.
     let agent_manager = req
@@ -165,10 +193,18 @@ pub(super) async fn serve(
     match (verb, sub) {
         (Verb::Get, None | Some(Subresource::Status)) => {
             let obj = objects.get(&r, ns, name).await?;
+            let obj = match &table {
+                Some(t) => t.object(&obj),
+                None => obj,
+            };
             Ok(response::json(StatusCode::OK, &obj, &[]))
         }
         (Verb::List, None) => {
             let list = objects.list(&r, ns, &query.list_options(&r)?).await?;
+            let list = match &table {
+                Some(t) => t.list(&list),
+                None => list,
+            };
             Ok(response::json(StatusCode::OK, &list, &[]))
         }
         (Verb::Watch, None) => {
@@ -176,9 +212,16 @@ pub(super) async fn serve(
             let events = objects
                 .watch(r.clone(), ns, opts, state.config.bookmark_every)
                 .await?;
+            let events = match table {
+                Some(t) => {
+                    use futures::StreamExt;
+                    events.map(move |e| t.event(e)).boxed()
+                }
+                None => events,
+            };
             Ok(response::watch(events, state.shutdown.clone()))
         }
-        (Verb::Create, None) => {
+        (Verb::Create, None) if rp.name.is_none() => {
             let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
             let obj = decode_object(content_type.as_deref(), &body)?;

@@ -405,10 +405,19 @@ pub fn server_side_apply(
 
     let outcome = match apply_once(&live_clean, &config, entries.clone(), manager, force, info) {
         Err(ApplyError::Conflicts(conflicts)) if manager.name == "kubectl" && !force => {
-            if conflicts_allowed_by_last_applied(&live_clean, &conflicts, info) {
-                apply_once(&live_clean, &config, entries, manager, true, info)
-            } else {
-                Err(ApplyError::Conflicts(conflicts))
+            match allowed_by_last_applied(&live_clean, manager, info) {
+                Some(allowed) => {
+                    let remaining: Vec<Conflict> = conflicts
+                        .into_iter()
+                        .filter(|c| !allowed.contains(&c.path))
+                        .collect();
+                    if remaining.is_empty() {
+                        apply_once(&live_clean, &config, entries, manager, true, info)
+                    } else {
+                        Err(ApplyError::Conflicts(remaining))
+                    }
+                }
+                None => Err(ApplyError::Conflicts(conflicts)),
             }
         }
         other => other,
@@ -528,21 +537,26 @@ fn last_applied(object: &Value) -> Option<&str> {
         .as_str()
 }
 
-fn conflicts_allowed_by_last_applied(
+/// The fields of the client-side `last-applied-configuration` that still have their
+/// applied values: kubectl owned them before moving to server-side apply, so
+/// conflicts on them are not reported (kube-apiserver's `lastAppliedManager`).
+fn allowed_by_last_applied(
     live: &Value,
-    conflicts: &[Conflict],
+    manager: &Manager<'_>,
     info: Option<&dyn MergeInfo>,
-) -> bool {
-    let Some(text) = last_applied(live) else {
-        return false;
-    };
-    let Ok(config) = serde_json::from_str::<Value>(text) else {
-        return false;
-    };
-    let Ok(allowed) = typed::to_field_set(&config, info) else {
-        return false;
-    };
-    conflicts.iter().all(|c| allowed.contains(&c.path))
+) -> Option<FieldSet> {
+    let config: Value = serde_json::from_str(last_applied(live)?).ok()?;
+    if config.get("apiVersion").and_then(Value::as_str) != Some(manager.api_version) {
+        return None;
+    }
+    let fields = typed::to_field_set(&config, info).ok()?;
+    let changes = typed::compare(&config, live, info).ok()?;
+    Some(
+        fields
+            .difference(&changes.modified)
+            .difference(&changes.added)
+            .difference(&changes.removed),
+    )
 }
 
 fn set_last_applied(object: &mut Value, config: &Value) {

@@ -748,3 +748,144 @@ fn old_updaters_merge_into_ancient_changes() {
     assert!(entry(&live, "writer-00", "Update").is_none());
     assert!(entry(&live, "writer-03", "Update").is_some());
 }
+
+#[test]
+fn client_side_apply_patch_then_tracking() {
+    // What `kubectl apply` (client-side) does to a Service: a strategic merge patch,
+    // recorded for kubectl-client-side-apply.
+    let info = testdata::service();
+    let m = Manager {
+        api_version: "v1",
+        ..mgr("kubectl-client-side-apply", T1)
+    };
+    let created = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "s"},
+        "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}], "selector": {"app": "s"}, "type": "ClusterIP"}
+    });
+    let live = track_update(None, &created, &m, Some(&info));
+    let patch = json!({"spec": {
+        "$setElementOrder/ports": [{"port": 80}, {"port": 443}],
+        "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]
+    }});
+    let patched = super::apply_patch(
+        super::PatchType::Strategic,
+        &live,
+        patch.to_string().as_bytes(),
+        Some(&info),
+    )
+    .unwrap();
+    assert_eq!(
+        patched["spec"]["ports"],
+        json!([{"name": "http", "port": 80, "protocol": "TCP"}, {"name": "https", "port": 443, "protocol": "TCP"}])
+    );
+    let tracked = track_update(
+        Some(&live),
+        &patched,
+        &Manager { now: T2, ..m },
+        Some(&info),
+    );
+    let ports = &fields(&tracked, "kubectl-client-side-apply", "Update")["f:spec"]["f:ports"];
+    assert_eq!(
+        ports,
+        &json!({
+            ".": {},
+            "k:{\"port\":80,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}, "f:protocol": {}},
+            "k:{\"port\":443,\"protocol\":\"TCP\"}": {".": {}, "f:name": {}, "f:port": {}, "f:protocol": {}}
+        })
+    );
+    assert_eq!(
+        entry(&tracked, "kubectl-client-side-apply", "Update").unwrap()["time"],
+        T2
+    );
+
+    // A server-side applier changing the selector (atomic) conflicts on the whole map.
+    let config = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"selector": {"app": "t"}}});
+    let err = server_side_apply(
+        Some(&tracked),
+        config.to_string().as_bytes(),
+        &Manager {
+            api_version: "v1",
+            ..mgr("ci", T2)
+        },
+        false,
+        Some(&info),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\" using v1: .spec.selector"
+    );
+}
+
+#[test]
+fn status_subresource_writers_are_separate_managers() {
+    let info = testdata::deployment();
+    let live = apply(
+        None,
+        &deployment_config(1, "n:1"),
+        &mgr("kubectl", T1),
+        false,
+        &info,
+    )
+    .unwrap();
+    let mut next = live.clone();
+    next["status"] = json!({"replicas": 1});
+    let spec = [Path::fields(&["spec"])];
+    let controller = Manager {
+        subresource: Some("status"),
+        ignored_fields: &spec,
+        ..mgr("kube-controller-manager", T2)
+    };
+    let updated = track_update(Some(&live), &next, &controller, Some(&info));
+    let e = entry(&updated, "kube-controller-manager", "Update").unwrap();
+    assert_eq!(e["subresource"], "status");
+    assert_eq!(
+        e["fieldsV1"],
+        json!({"f:status": {".": {}, "f:replicas": {}}})
+    );
+    // The applier's fields are untouched.
+    assert_eq!(
+        fields(&updated, "kubectl", "Apply"),
+        fields(&live, "kubectl", "Apply")
+    );
+}
+
+#[test]
+fn live_duplicates_survive_unless_applied() {
+    let info = testdata::deployment();
+    let env = |items: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+               "spec": {"template": {"spec": {"containers": [{"name": "c", "env": items}]}}}})
+    };
+    let live = env(
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "x"}, {"name": "A", "value": "2"}]),
+    );
+    let live = track_update(None, &live, &mgr("legacy", T1), Some(&info));
+    let envs = |o: &Value| o["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+
+    let other = apply(
+        Some(&live),
+        &env(json!([{"name": "C", "value": "3"}])),
+        &mgr("alice", T2),
+        true,
+        &info,
+    )
+    .unwrap();
+    assert_eq!(
+        envs(&other),
+        json!([{"name": "A", "value": "1"}, {"name": "B", "value": "x"}, {"name": "A", "value": "2"}, {"name": "C", "value": "3"}])
+    );
+    let fixed = apply(
+        Some(&live),
+        &env(json!([{"name": "A", "value": "9"}])),
+        &mgr("alice", T2),
+        true,
+        &info,
+    )
+    .unwrap();
+    assert_eq!(
+        envs(&fixed),
+        json!([{"name": "A", "value": "9"}, {"name": "B", "value": "x"}])
+    );
+}

@@ -200,6 +200,11 @@ mod tests {
                 json!("n1"),
             ),
             (json!([]), "/metadata/name", json!("web")),
+            (
+                json!([{"op": "add", "path": "/metadata/labels/app.kubernetes.io~1name", "value": "x"}]),
+                "/metadata/labels/app.kubernetes.io~1name",
+                json!("x"),
+            ),
         ];
         for (patch, pointer, want) in cases {
             let got = json_ok(patch.clone());

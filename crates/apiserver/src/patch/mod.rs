@@ -10,22 +10,50 @@
 //!   ([`track_update`]).
 //!
 //! Type knowledge (merge keys, list types) comes through the [`MergeInfo`] trait, so the
-//! algorithms do not depend on one schema representation.
+//! algorithms do not depend on one schema representation; `crate::schema::Schema`
+//! implements it, and [`SchemaNode`] builds one by hand.
 //!
-//! Errors carry the HTTP status kube-apiserver answers with ([`Reason`]); the HTTP layer
-//! turns them into `Status` objects.
+//! # Wiring a PATCH request
+//!
+//! 1. [`PatchType::from_content_type`] (`strategic_supported` false for custom
+//!    resources, which then get 415 like kube-apiserver answers).
+//! 2. [`validate_patch_options`] on `fieldManager` and `force`.
+//! 3. JSON, merge and strategic patches: [`apply_patch`] on the stored object, then
+//!    [`track_update`] with the manager from [`manager_or_user_agent`].
+//!    Server-side apply: [`server_side_apply`] (the stored object or `None`, which
+//!    creates); it records managed fields itself.
+//! 4. Create and update (PUT) call [`track_update`] too (`old` is `None` on create).
+//!
+//! Errors carry the status kube-apiserver answers with ([`Reason`]): `PatchError` and
+//! `ApplyError` have `reason()`, and apply conflicts list their `StatusCause`s
+//! (`FieldManagerConflict`) through [`ApplyError::conflicts`].
+//!
+//! # Known differences from kube-apiserver
+//!
+//! - Objects are never converted between API versions: managers recorded under another
+//!   version of the same kind are compared with the same schema.
+//! - For an `Update` that creates an object, every newly set object node is recorded
+//!   with `.` (structured-merge-diff's rule for custom resources). Built-in objects in
+//!   Kubernetes start from Go zero values, so their non-pointer structs (`f:spec`,
+//!   `f:template`) carry no `.` there; ownership of leaves is the same.
+//! - Unions (`x-kubernetes-unions`) are not normalized, and managed fields are not
+//!   reconciled when a CRD's schema changes a field between atomic and granular.
+//! - `null` values in an applied configuration are dropped before merging.
 
 mod apply;
 mod fieldset;
 mod info;
 mod json;
 mod managed;
+mod options;
 mod schema_info;
 mod strategic;
 mod typed;
 
 #[cfg(test)]
 mod apply_tests;
+#[cfg(test)]
+mod robustness_tests;
 #[cfg(test)]
 mod strategic_tests;
 #[cfg(test)]
@@ -35,6 +63,9 @@ pub use apply::{ApplyError, Conflict, Manager, server_side_apply, track_update};
 pub use fieldset::{FieldSet, FieldSetError, Path, PathElement};
 pub use info::{ListType, MapType, MergeInfo, PatchStrategy, SchemaNode};
 pub use managed::{ManagedFieldsEntry, ManagedFieldsError, Operation};
+pub use options::{
+    FIELD_MANAGER_MAX_LENGTH, manager_or_user_agent, validate_field_manager, validate_patch_options,
+};
 pub use strategic::StrategicError;
 
 use serde_json::Value;

@@ -383,8 +383,8 @@ fn merge_list(
     is_delete_list: bool,
 ) -> Result<Vec<Value>, StrategicError> {
     let strategy = info.map(|i| i.patch_strategy()).unwrap_or_default();
-    if !strategy.merge {
-        // apimachinery replaces the list with the patch's, even for a deletion list.
+    // Deletion lists apply whatever the field's strategy.
+    if !strategy.merge && !is_delete_list {
         return Ok(match clean(Value::Array(patch)) {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),

@@ -476,3 +476,226 @@ fn live_object_must_be_an_object() {
     assert_eq!(err.reason(), Reason::BadRequest);
     assert_eq!(err.to_string(), "invalid JSON document");
 }
+
+/// The `MergeItem` type of apimachinery's strategic merge patch tests.
+fn merge_item() -> SchemaNode {
+    let mut item = SchemaNode::object([
+        ("name", SchemaNode::scalar()),
+        ("value", SchemaNode::scalar()),
+        ("other", SchemaNode::scalar()),
+        (
+            "nonMergingList",
+            SchemaNode::atomic_list(SchemaNode::scalar()),
+        ),
+        ("mergingIntList", SchemaNode::set_list()),
+        (
+            "nonMergingIntList",
+            SchemaNode::atomic_list(SchemaNode::scalar()),
+        ),
+        ("simpleMap", SchemaNode::map_of(SchemaNode::scalar())),
+    ]);
+    let nested = item.clone();
+    item.properties.insert(
+        "mergingList".into(),
+        SchemaNode::keyed_list(nested.clone(), "name", &["name"]),
+    );
+    item.properties.insert(
+        "retainKeysMergingList".into(),
+        SchemaNode::keyed_list(nested.clone(), "name", &["name"])
+            .with_patch_strategy("merge,retainKeys"),
+    );
+    item.properties.insert(
+        "retainKeysMap".into(),
+        nested.with_patch_strategy("retainKeys"),
+    );
+    item
+}
+
+#[test]
+fn apimachinery_cases() {
+    // (description, original, patch, expected result)
+    let cases: Vec<(&str, Value, Value, Value)> = vec![
+        (
+            "unique scalars when merging lists",
+            json!({"mergingIntList": [1, 2]}),
+            json!({"mergingIntList": [2, 3]}),
+            json!({"mergingIntList": [1, 2, 3]}),
+        ),
+        (
+            "delete map from nested map",
+            json!({"simpleMap": {"key1": 1, "key2": 1}}),
+            json!({"simpleMap": {"$patch": "delete"}}),
+            json!({"simpleMap": {}}),
+        ),
+        (
+            "delete all items from merging list",
+            json!({"mergingList": [{"name": 1}, {"name": 2}]}),
+            json!({"mergingList": [{"$patch": "replace"}]}),
+            json!({"mergingList": []}),
+        ),
+        (
+            "merge empty merging lists",
+            json!({"mergingList": []}),
+            json!({"mergingList": []}),
+            json!({"mergingList": []}),
+        ),
+        (
+            "delete all keys from map",
+            json!({"name": 1, "value": 1}),
+            json!({"$patch": "replace"}),
+            json!({}),
+        ),
+        (
+            "add key and delete all keys from map",
+            json!({"name": 1, "value": 1}),
+            json!({"other": "a", "$patch": "replace"}),
+            json!({"other": "a"}),
+        ),
+        (
+            "delete all duplicate entries in a merging list",
+            json!({"mergingList": [{"name": 1}, {"name": 1}, {"name": 2, "value": "a"}, {"name": 3}, {"name": 3}]}),
+            json!({"mergingList": [{"name": 1, "$patch": "delete"}, {"name": 3, "$patch": "delete"}]}),
+            json!({"mergingList": [{"name": 2, "value": "a"}]}),
+        ),
+        (
+            "retainKeys map merges an empty map",
+            json!({"retainKeysMap": {"name": "foo", "value": "a"}}),
+            json!({"retainKeysMap": {}}),
+            json!({"retainKeysMap": {"name": "foo", "value": "a"}}),
+        ),
+        (
+            "retainKeys list can delete a field without directive",
+            json!({"retainKeysMergingList": [{"name": "bar"}, {"name": "foo", "value": "a"}]}),
+            json!({"retainKeysMergingList": [{"name": "foo", "value": null}]}),
+            json!({"retainKeysMergingList": [{"name": "bar"}, {"name": "foo"}]}),
+        ),
+        (
+            "preserve the order from the patch in a merging list",
+            json!({"mergingList": [{"name": 1}, {"name": 2, "value": "b"}, {"name": 3}]}),
+            json!({"mergingList": [{"name": 3, "value": "c"}, {"name": 1, "value": "a"}, {"name": 2, "other": "x"}]}),
+            json!({"mergingList": [{"name": 3, "value": "c"}, {"name": 1, "value": "a"}, {"name": 2, "value": "b", "other": "x"}]}),
+        ),
+        (
+            "preserve the order from the patch in a merging list 2",
+            json!({"mergingList": [{"name": 1}, {"name": 2, "value": "b"}, {"name": 3}]}),
+            json!({"mergingList": [{"name": 3, "value": "c"}, {"name": 1, "value": "a"}]}),
+            json!({"mergingList": [{"name": 2, "value": "b"}, {"name": 3, "value": "c"}, {"name": 1, "value": "a"}]}),
+        ),
+        (
+            "preserve the order in a merging int list",
+            json!({"mergingIntList": [1, 2, 3]}),
+            json!({"mergingIntList": [3, 1, 2]}),
+            json!({"mergingIntList": [3, 1, 2]}),
+        ),
+        (
+            "preserve the order in a merging int list 2",
+            json!({"mergingIntList": [1, 2, 3]}),
+            json!({"mergingIntList": [3, 1]}),
+            json!({"mergingIntList": [2, 3, 1]}),
+        ),
+        (
+            "$setElementOrder with an item missing from the list",
+            json!({"mergingList": [{"name": 1}, {"name": 3}]}),
+            json!({"$setElementOrder/mergingList": [{"name": 3}, {"name": 2}, {"name": 1}], "mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}]}),
+            json!({"mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}]}),
+        ),
+        (
+            "$setElementOrder alone reorders an int list",
+            json!({"mergingIntList": [1, 3]}),
+            json!({"$setElementOrder/mergingIntList": [3, 2, 1]}),
+            json!({"mergingIntList": [3, 1]}),
+        ),
+        (
+            "deleting a missing scalar adds nothing",
+            json!({"mergingIntList": [1, 2]}),
+            json!({"$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"mergingIntList": [1, 2]}),
+        ),
+        (
+            "deleting from a null list keeps it null",
+            json!({"mergingIntList": null}),
+            json!({"$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"mergingIntList": null}),
+        ),
+        (
+            "deleting from an absent list adds none",
+            json!({"foo": ["bar"]}),
+            json!({"$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"foo": ["bar"]}),
+        ),
+        (
+            "deleting from a merging list",
+            json!({"mergingIntList": [1, 2, 3]}),
+            json!({"$deleteFromPrimitiveList/mergingIntList": [2]}),
+            json!({"mergingIntList": [1, 3]}),
+        ),
+        (
+            "deleting from a non-merging list",
+            json!({"nonMergingIntList": [1, 2, 3]}),
+            json!({"$deleteFromPrimitiveList/nonMergingIntList": [2]}),
+            json!({"nonMergingIntList": [1, 3]}),
+        ),
+        // Three-way patches (what kubectl apply sends) applied to the live object.
+        (
+            "nested patch merge with empty list",
+            json!({"name": "hi", "mergingList": [{"name": "hello2"}]}),
+            json!({"$setElementOrder/mergingList": [{"name": "hello"}, {"name": "doesntexist"}],
+                   "mergingList": [{"name": "hello"}, {"$patch": "delete", "name": "doesntexist"}]}),
+            json!({"name": "hi", "mergingList": [{"name": "hello"}, {"name": "hello2"}]}),
+        ),
+        (
+            "delete items in lists of scalars",
+            json!({"mergingIntList": [1, 2, 3, 4]}),
+            json!({"$setElementOrder/mergingIntList": [1, 2], "$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"mergingIntList": [1, 2, 4]}),
+        ),
+        (
+            "delete all duplicate items in lists of scalars",
+            json!({"mergingIntList": [1, 2, 3, 3, 4]}),
+            json!({"$setElementOrder/mergingIntList": [1, 2], "$deleteFromPrimitiveList/mergingIntList": [3]}),
+            json!({"mergingIntList": [1, 2, 4]}),
+        ),
+        (
+            "merge lists of maps",
+            json!({"mergingList": [{"name": 1, "other": "a"}, {"name": 2, "value": 2, "other": "b"}]}),
+            json!({"$setElementOrder/mergingList": [{"name": 4}, {"name": 1}, {"name": 2}, {"name": 3}],
+                   "mergingList": [{"name": 4, "value": 4}, {"name": 3, "value": 3}]}),
+            json!({"mergingList": [{"name": 4, "value": 4}, {"name": 1, "other": "a"}, {"name": 2, "value": 2, "other": "b"}, {"name": 3, "value": 3}]}),
+        ),
+        (
+            "defined nulls remove current fields",
+            json!({"name": "original-name", "value": "original-value", "other": "current-other"}),
+            json!({"name": "modified-name", "value": null}),
+            json!({"name": "modified-name", "other": "current-other"}),
+        ),
+    ];
+    let info = merge_item();
+    for (what, original, patch, want) in cases {
+        let got = smp(&original, &patch, &info).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(got, want, "{what}");
+    }
+    let errors: Vec<(&str, Value, Value, &str)> = vec![
+        (
+            "order in $setElementOrder and patch list must match",
+            json!({"mergingList": [{"name": 1}, {"name": 3}, {"name": 2}]}),
+            json!({"$setElementOrder/mergingList": [{"name": 1}, {"name": 2}, {"name": 3}], "mergingList": [{"name": 3, "value": 3}, {"name": 1, "value": 1}]}),
+            "doesn't match",
+        ),
+        (
+            "int order must match",
+            json!({"mergingIntList": [1, 3, 2]}),
+            json!({"$setElementOrder/mergingIntList": [1, 2, 3], "mergingIntList": [3, 1]}),
+            "doesn't match",
+        ),
+        (
+            "missing merge key",
+            json!({"mergingList": [{"name": 1, "value": "a"}]}),
+            json!({"mergingList": [{"value": "b"}]}),
+            "does not contain declared merge key",
+        ),
+    ];
+    for (what, original, patch, text) in errors {
+        let err = smp(&original, &patch, &info).unwrap_err();
+        assert!(err.to_string().contains(text), "{what}: {err}");
+    }
+}

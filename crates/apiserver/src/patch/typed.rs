@@ -287,14 +287,19 @@ pub(crate) fn merge(
     }
 }
 
-/// Merges list items: items only the live list has keep their places, the
+/// Merges list items: items only the live list has keep their places (duplicates the
+/// configuration does not touch included, as live objects may hold them), the
 /// configuration's items follow the configuration's order.
 fn merge_lists(
     live: &[Value],
     config: &[Value],
     info: Option<&dyn MergeInfo>,
 ) -> Result<Vec<Value>, String> {
-    let (l_order, l_items) = index_items(live, info)?;
+    let (_, l_items) = index_items(live, info)?;
+    let l_order = live
+        .iter()
+        .map(|item| item_element(item, info))
+        .collect::<Result<Vec<_>, _>>()?;
     let (c_order, c_items) = index_items(config, info)?;
     let item_info = items_info(info);
     let merge_item = |element: &PathElement| -> Result<Option<Value>, String> {
@@ -329,7 +334,7 @@ fn merge_lists(
         if li < l_order.len() {
             let element = &l_order[li];
             if !c_items.contains_key(element) {
-                out.extend(merge_item(element)?);
+                out.push(live[li].clone());
                 li += 1;
                 continue;
             }

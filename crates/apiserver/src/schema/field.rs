@@ -62,6 +62,29 @@ impl fmt::Display for FieldPath {
     }
 }
 
+/// A path built while walking a value, turned into a [`FieldPath`] only when an error
+/// (or a pruned field) needs it, so that walks allocate nothing for valid data.
+#[derive(Clone, Copy)]
+pub(crate) enum LazyPath<'a> {
+    /// Where the walk started.
+    Root(&'a FieldPath),
+    /// A named child of a parent.
+    Field(&'a LazyPath<'a>, &'a str),
+    /// A list item of a parent.
+    Index(&'a LazyPath<'a>, usize),
+}
+
+impl LazyPath<'_> {
+    /// The materialized path.
+    pub(crate) fn get(&self) -> FieldPath {
+        match self {
+            Self::Root(p) => (*p).clone(),
+            Self::Field(parent, name) => parent.get().child(name),
+            Self::Index(parent, i) => parent.get().index(*i),
+        }
+    }
+}
+
 /// The type of a field error; each maps to a `metav1.CauseType` (the `reason` of a
 /// `Status` cause) and to the words kube-apiserver prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

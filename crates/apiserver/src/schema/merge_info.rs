@@ -10,6 +10,12 @@
 //!
 //! Only the kinds we serve are covered. Lists absent from this table are atomic, which
 //! is Kubernetes' default for both patch strategies.
+//!
+//! Cross-check after a k8s-openapi upgrade: every `merge_strategies::list::map`,
+//! `list::set` and `map::atomic` call in `k8s-openapi-*/src/v1_*/{api/core,
+//! api/discovery, api/rbac, apimachinery, apiextensions_apiserver}/**` (grep for
+//! them) must have a row here with the same first key; the `every_row_names_an_existing_field`
+//! test catches rows whose field disappeared.
 
 use std::sync::Arc;
 
@@ -248,7 +254,6 @@ fn table() -> Vec<(String, FieldInfo)> {
     add(core("ProjectedVolumeSource"), atomic("sources"));
     add(core("DownwardAPIVolumeSource"), atomic("items"));
     add(core("DownwardAPIProjection"), atomic("items"));
-    add(core("CSIVolumeSource"), atomic_map("volumeAttributes"));
 
     // Service.
     add(
@@ -359,6 +364,10 @@ fn table() -> Vec<(String, FieldInfo)> {
         atomic("selectableFields"),
     );
     add(ext("WebhookConversion"), atomic("conversionReviewVersions"));
+    add(
+        ext("JSONSchemaProps"),
+        keyed("x-kubernetes-validations", "merge", "rule", &["rule"]),
+    );
 
     // Token and access reviews.
     add(

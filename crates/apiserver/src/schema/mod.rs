@@ -8,7 +8,7 @@
 
 mod builtin;
 mod defaults;
-mod field;
+pub(crate) mod field;
 mod merge_info;
 mod openapi;
 mod parse;
@@ -34,9 +34,6 @@ pub enum SchemaError {
     /// A schema could not be read (shape errors or non-structural schema).
     #[error("schema is invalid: {}", list(.0))]
     Parse(Vec<FieldError>),
-    /// A `$ref` pointed at a definition that does not exist.
-    #[error("unresolved schema reference {0:?}")]
-    UnresolvedRef(String),
 }
 
 fn list(errors: &[FieldError]) -> String {

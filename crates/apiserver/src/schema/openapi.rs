@@ -75,9 +75,11 @@ struct Resource {
 }
 
 impl Resource {
+    /// The document (and URL prefix) the resource lives in; TokenRequest is the
+    /// `serviceaccounts/token` subresource, served under the core group.
     fn gv_path(&self) -> String {
-        if self.group.is_empty() {
-            format!("api/{}", self.version)
+        if self.group.is_empty() || self.kind == "TokenRequest" {
+            "api/v1".to_owned()
         } else {
             format!("apis/{}/{}", self.group, self.version)
         }
@@ -835,6 +837,18 @@ mod tests {
             json!(["port", "protocol"])
         );
         refs_resolve(&core, schemas, "#/components/schemas/");
+        let token =
+            &core["paths"]["/api/v1/namespaces/{namespace}/serviceaccounts/{name}/token"]["post"];
+        assert_eq!(
+            token["x-kubernetes-group-version-kind"]["group"],
+            "authentication.k8s.io"
+        );
+        assert!(v3.document("apis/authentication.k8s.io/v1").is_none());
+        // What `kubectl explain services` looks up first: a GVK on the all-namespaces path.
+        assert_eq!(
+            core["paths"]["/api/v1/services"]["get"]["x-kubernetes-group-version-kind"]["kind"],
+            "Service"
+        );
 
         let crd = doc(&v3, "apis/stable.example.com/v1");
         assert!(supports_field_validation(
@@ -903,6 +917,69 @@ mod tests {
                 .get("/apis/rbac.authorization.k8s.io/v1/clusterroles/{name}")
                 .is_some()
         );
+    }
+
+    /// Follows a field path the way `kubectl explain` and kubectl's strategic merge
+    /// patch lookups do: find the schema whose GVK list holds the kind, then walk
+    /// properties through `$ref`, single-element `allOf` and array `items`.
+    fn explain<'a>(doc: &'a Value, kind: &Value, fields: &[&str]) -> &'a Value {
+        let schemas = &doc["components"]["schemas"];
+        let resolve = |mut s: &'a Value| -> &'a Value {
+            loop {
+                if let Some(first) = s.get("allOf").and_then(|a| a.get(0)) {
+                    s = first;
+                } else if let Some(r) = s.get("$ref").and_then(Value::as_str) {
+                    s = &schemas[r.trim_start_matches("#/components/schemas/")];
+                } else if let Some(items) = s.get("items") {
+                    s = items;
+                } else {
+                    return s;
+                }
+            }
+        };
+        let mut s = schemas
+            .as_object()
+            .unwrap()
+            .values()
+            .find(|d| {
+                d["x-kubernetes-group-version-kind"]
+                    .as_array()
+                    .is_some_and(|l| l.contains(kind))
+            })
+            .unwrap();
+        for f in fields {
+            s = &resolve(s)["properties"][*f];
+            assert!(!s.is_null(), "no field {f}");
+        }
+        s
+    }
+
+    #[test]
+    fn explain_and_patch_lookups_walk_the_documents() {
+        let v3 = OpenApiV3::build(&[crontab()]);
+        let core = doc(&v3, "api/v1");
+        let svc = json!({"group": "", "kind": "Service", "version": "v1"});
+        let target = explain(&core, &svc, &["spec", "ports", "targetPort"]);
+        assert!(
+            target["description"]
+                .as_str()
+                .unwrap()
+                .contains("Number or name of the port")
+        );
+        let ports = explain(&core, &svc, &["spec", "ports"]);
+        assert_eq!(ports["x-kubernetes-patch-strategy"], "merge");
+        let pod = json!({"group": "", "kind": "Pod", "version": "v1"});
+        let env = explain(&core, &pod, &["spec", "containers", "env"]);
+        assert_eq!(env["x-kubernetes-patch-merge-key"], "name");
+        let finalizers = explain(&core, &pod, &["metadata", "finalizers"]);
+        assert_eq!(finalizers["x-kubernetes-list-type"], "set");
+        let crd = doc(&v3, "apis/stable.example.com/v1");
+        let ct = json!({"group": "stable.example.com", "kind": "CronTab", "version": "v1"});
+        assert_eq!(
+            explain(&crd, &ct, &["spec", "cronSpec"])["description"],
+            "the schedule"
+        );
+        assert_eq!(explain(&crd, &ct, &["metadata", "name"])["type"], "string");
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub fn parse_crd_schema(value: &Value, path: &FieldPath) -> Result<Schema, Vec<F
     let mut errors = Vec::new();
     let schema = read(value, path, &mut errors);
     if errors.is_empty() {
-        structural(&schema, Level::Root, path, &mut errors);
+        openapi_checks(&schema, path, &mut errors);
+        errors.extend(structural_errors(&schema, path));
+    }
+    if errors.is_empty() {
         check_defaults(&schema, path, &FieldPath::root(), &mut errors);
     }
     if errors.is_empty() {
@@ -328,8 +331,68 @@ enum Level {
     Field,
 }
 
-/// The invariants of apiextensions' structural schemas (and of its extension rules).
-fn structural(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldError>) {
+/// apiextensions' checks of a version schema that are not about structure: maps
+/// beside properties, `uniqueItems`, and the list/map extension rules, everywhere in
+/// the tree (value validations included).
+fn openapi_checks(s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    // `additionalProperties: true` next to properties is tolerated, as there.
+    if !s.properties.is_empty()
+        && matches!(
+            s.additional_properties,
+            Some(AdditionalProperties::Schema(_) | AdditionalProperties::Bool(false))
+        )
+    {
+        errors.push(FieldError::forbidden(
+            path.child("additionalProperties"),
+            "additionalProperties and properties are mutual exclusive",
+        ));
+    }
+    if s.unique_items {
+        errors.push(FieldError::forbidden(
+            path.child("uniqueItems"),
+            "uniqueItems cannot be set to true since the runtime complexity becomes quadratic",
+        ));
+    }
+    extensions(s, path, errors);
+    if let Some(items) = &s.items {
+        openapi_checks(items, &path.child("items"), errors);
+    }
+    for (k, v) in &s.properties {
+        openapi_checks(v, &path.child("properties").key(k), errors);
+    }
+    if let Some(AdditionalProperties::Schema(a)) = &s.additional_properties {
+        openapi_checks(a, &path.child("additionalProperties"), errors);
+    }
+    for (key, list) in [
+        ("allOf", &s.all_of),
+        ("anyOf", &s.any_of),
+        ("oneOf", &s.one_of),
+    ] {
+        for (i, v) in list.iter().enumerate() {
+            openapi_checks(v, &path.child(key).index(i), errors);
+        }
+    }
+    if let Some(n) = &s.not {
+        openapi_checks(n, &path.child("not"), errors);
+    }
+}
+
+/// The structural-schema rules (`ValidateStructural`): invariants of every
+/// structural node plus completeness of the root's value validations. Like
+/// apiextensions, the messages come sorted.
+fn structural_errors(s: &Schema, path: &FieldPath) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    invariants(s, Level::Root, path, &mut errors);
+    completeness(s, path, &mut errors);
+    errors.sort_by_cached_key(ToString::to_string);
+    errors
+}
+
+fn type_name(s: &Schema) -> &'static str {
+    s.type_.map(SchemaType::as_str).unwrap_or_default()
+}
+
+fn invariants(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldError>) {
     if s.type_ == Some(SchemaType::Array) && s.items.is_none() {
         errors.push(FieldError::required(
             path.child("items"),
@@ -337,26 +400,44 @@ fn structural(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldEr
         ));
     }
     if let Some(items) = &s.items {
-        structural(items, Level::Item, &path.child("items"), errors);
+        invariants(items, Level::Item, &path.child("items"), errors);
     }
     for (k, v) in &s.properties {
-        structural(v, Level::Field, &path.child("properties").key(k), errors);
+        invariants(v, Level::Field, &path.child("properties").key(k), errors);
     }
-    if let Some(AdditionalProperties::Schema(a)) = &s.additional_properties {
-        structural(a, Level::Field, &path.child("additionalProperties"), errors);
+    if let Some(ap) = &s.additional_properties {
+        if lvl == Level::Root {
+            errors.push(FieldError::forbidden(
+                path.child("additionalProperties"),
+                "must not be used at the root",
+            ));
+        }
+        if let AdditionalProperties::Schema(a) = ap {
+            invariants(a, Level::Field, &path.child("additionalProperties"), errors);
+        }
     }
-    match &s.additional_properties {
-        Some(_) if !s.properties.is_empty() => errors.push(FieldError::forbidden(
-            path.child("additionalProperties"),
-            "additionalProperties and properties are mutual exclusive",
-        )),
-        Some(AdditionalProperties::Bool(false)) => errors.push(FieldError::forbidden(
-            path.child("additionalProperties"),
-            "must not be false",
-        )),
-        _ => {}
+    if s.int_or_string && s.preserve_unknown_fields {
+        errors.push(FieldError::invalid(
+            path.child("x-kubernetes-preserve-unknown-fields"),
+            true,
+            "must be false if x-kubernetes-int-or-string is true",
+        ));
     }
+    if s.int_or_string && s.embedded_resource {
+        errors.push(FieldError::invalid(
+            path.child("x-kubernetes-embedded-resource"),
+            true,
+            "must be false if x-kubernetes-int-or-string is true",
+        ));
+    }
+    let skip_any_of = is_int_or_string_pattern(&s.any_of);
+    let skip_first_all_of_any_of = s
+        .all_of
+        .first()
+        .is_some_and(|a| is_int_or_string_pattern(&a.any_of));
+    value_validation(s, skip_any_of, skip_first_all_of_any_of, path, errors);
 
+    let check_metadata = lvl == Level::Root || s.embedded_resource;
     if s.embedded_resource && s.type_ != Some(SchemaType::Object) {
         match s.type_ {
             None => errors.push(FieldError::required(
@@ -369,28 +450,18 @@ fn structural(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldEr
                 "must be object if x-kubernetes-embedded-resource is true",
             )),
         }
-    } else if s.type_.is_none() && !s.embedded_resource && !s.int_or_string {
-        match lvl {
-            Level::Root => errors.push(FieldError::required(
-                path.child("type"),
-                "must not be empty at the root",
-            )),
-            Level::Item => errors.push(FieldError::required(
-                path.child("type"),
-                "must not be empty for specified array items",
-            )),
-            Level::Field if !s.preserve_unknown_fields => errors.push(FieldError::required(
-                path.child("type"),
-                "must not be empty for specified object fields",
-            )),
-            Level::Field => {}
-        }
+    } else if s.type_.is_none() && !s.int_or_string && !s.preserve_unknown_fields {
+        let detail = match lvl {
+            Level::Root => "must not be empty at the root",
+            Level::Item => "must not be empty for specified array items",
+            Level::Field => "must not be empty for specified object fields",
+        };
+        errors.push(FieldError::required(path.child("type"), detail));
     }
-    if s.int_or_string && s.type_.is_some() {
-        errors.push(FieldError::invalid(
-            path.child("type"),
-            s.type_.map(SchemaType::as_str).unwrap_or_default(),
-            "must be empty if x-kubernetes-int-or-string is true",
+    if s.embedded_resource && s.additional_properties.is_some() {
+        errors.push(FieldError::forbidden(
+            path.child("additionalProperties"),
+            "must not be used if x-kubernetes-embedded-resource is set",
         ));
     }
     if lvl == Level::Root
@@ -403,33 +474,36 @@ fn structural(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldEr
             "must be object at the root",
         ));
     }
-    if lvl == Level::Root {
+    if check_metadata {
         for key in ["kind", "apiVersion"] {
             if let Some(p) = s.property(key)
                 && p.type_ != Some(SchemaType::String)
             {
                 errors.push(FieldError::invalid(
                     path.child("properties").key(key).child("type"),
-                    p.type_.map(SchemaType::as_str).unwrap_or_default(),
+                    type_name(p),
                     "must be string",
                 ));
             }
         }
-    }
-    if let Some(m) = s.property("metadata") {
-        if m.type_ != Some(SchemaType::Object) {
+        if let Some(m) = s.property("metadata")
+            && m.type_ != Some(SchemaType::Object)
+        {
             errors.push(FieldError::invalid(
                 path.child("properties").key("metadata").child("type"),
-                m.type_.map(SchemaType::as_str).unwrap_or_default(),
+                type_name(m),
                 "must be object",
             ));
         }
-        if lvl == Level::Root && metadata_specifies_too_much(m) {
-            errors.push(FieldError::forbidden(
-                path.child("properties").key("metadata"),
-                "must not specify anything other than name and generateName, but metadata is implicitly specified",
-            ));
-        }
+    }
+    if lvl == Level::Root
+        && let Some(m) = s.property("metadata")
+        && metadata_specifies_too_much(m)
+    {
+        errors.push(FieldError::forbidden(
+            path.child("properties").key("metadata"),
+            "must not specify anything other than name and generateName, but metadata is implicitly specified",
+        ));
     }
     if s.embedded_resource && !s.preserve_unknown_fields && s.properties.is_empty() {
         errors.push(FieldError::required(
@@ -437,33 +511,14 @@ fn structural(s: &Schema, lvl: Level, path: &FieldPath, errors: &mut Vec<FieldEr
             "must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields",
         ));
     }
-    extensions(s, path, errors);
-    for (key, list) in [
-        ("allOf", &s.all_of),
-        ("anyOf", &s.any_of),
-        ("oneOf", &s.one_of),
-    ] {
-        for (i, v) in list.iter().enumerate() {
-            let int_or_string_branch =
-                s.int_or_string && key == "anyOf" && is_int_or_string_pattern(&s.any_of);
-            nested_value_validation(
-                v,
-                s,
-                int_or_string_branch,
-                &path.child(key).index(i),
-                errors,
-            );
-        }
-    }
-    if let Some(n) = &s.not {
-        nested_value_validation(n, s, false, &path.child("not"), errors);
-    }
 }
 
+/// The two int-or-string shapes apiextensions accepts with types inside `anyOf`.
 fn is_int_or_string_pattern(any_of: &[Arc<Schema>]) -> bool {
+    let only_type = |s: &Schema, t: SchemaType| *s == Schema::of_type(t);
     any_of.len() == 2
-        && any_of[0].type_ == Some(SchemaType::Integer)
-        && any_of[1].type_ == Some(SchemaType::String)
+        && only_type(&any_of[0], SchemaType::Integer)
+        && only_type(&any_of[1], SchemaType::String)
 }
 
 fn metadata_specifies_too_much(m: &Schema) -> bool {
@@ -473,14 +528,22 @@ fn metadata_specifies_too_much(m: &Schema) -> bool {
         .all(|k| k == "name" || k == "generateName");
     let others = m.items.is_some()
         || m.additional_properties.is_some()
-        || m.default.is_some()
         || !m.required.is_empty()
         || m.preserve_unknown_fields
         || m.embedded_resource
         || m.int_or_string
         || m.list_type.is_some()
         || m.map_type.is_some()
-        || m.nullable;
+        || m.nullable
+        || m.description.is_some()
+        || m.title.is_some()
+        || m.format.is_some()
+        || m.enum_values.is_some()
+        || !m.all_of.is_empty()
+        || !m.any_of.is_empty()
+        || !m.one_of.is_empty()
+        || m.not.is_some()
+        || !m.validations.is_empty();
     !only_names || others
 }
 
@@ -558,127 +621,161 @@ fn extensions(s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
     }
 }
 
-/// Rules for schemas under allOf/anyOf/oneOf/not: they may only restrict values, never
-/// declare structure, and every property they mention must exist in the structural
-/// part (`structure`).
-fn nested_value_validation(
+/// The junctors (allOf/anyOf/oneOf/not) of a node; `skip_any_of` and
+/// `skip_first_all_of_any_of` exempt the int-or-string shapes.
+fn value_validation(
     v: &Schema,
-    structure: &Schema,
-    int_or_string_branch: bool,
+    skip_any_of: bool,
+    skip_first_all_of_any_of: bool,
     path: &FieldPath,
     errors: &mut Vec<FieldError>,
 ) {
-    if v.type_.is_some() && !int_or_string_branch {
-        errors.push(FieldError::forbidden(
-            path.child("type"),
-            "must be empty to be structural",
-        ));
-    }
-    if v.additional_properties.is_some() {
-        errors.push(FieldError::forbidden(
-            path.child("additionalProperties"),
-            "must be undefined to be structural",
-        ));
-    }
-    if v.default.is_some() {
-        errors.push(FieldError::forbidden(
-            path.child("default"),
-            "must be undefined to be structural",
-        ));
-    }
-    if v.title.is_some() {
-        errors.push(FieldError::forbidden(
-            path.child("title"),
-            "must be empty to be structural",
-        ));
-    }
-    if v.description.is_some() {
-        errors.push(FieldError::forbidden(
-            path.child("description"),
-            "must be empty to be structural",
-        ));
-    }
-    if v.nullable {
-        errors.push(FieldError::forbidden(
-            path.child("nullable"),
-            "must be false to be structural",
-        ));
-    }
-    if v.preserve_unknown_fields {
-        errors.push(FieldError::forbidden(
-            path.child("x-kubernetes-preserve-unknown-fields"),
-            "must be undefined to be structural",
-        ));
-    }
-    if v.embedded_resource {
-        errors.push(FieldError::forbidden(
-            path.child("x-kubernetes-embedded-resource"),
-            "must be false to be structural",
-        ));
-    }
-    if v.int_or_string {
-        errors.push(FieldError::forbidden(
-            path.child("x-kubernetes-int-or-string"),
-            "must be false to be structural",
-        ));
-    }
-    if v.list_type.is_some() {
-        errors.push(FieldError::forbidden(
-            path.child("x-kubernetes-list-type"),
-            "must be undefined to be structural",
-        ));
-    }
-    if !v.list_map_keys.is_empty() {
-        errors.push(FieldError::forbidden(
-            path.child("x-kubernetes-list-map-keys"),
-            "must be undefined to be structural",
-        ));
-    }
-    if v.map_type.is_some() {
-        errors.push(FieldError::forbidden(
-            path.child("x-kubernetes-map-type"),
-            "must be undefined to be structural",
-        ));
-    }
-    for (k, p) in &v.properties {
-        let pp = path.child("properties").key(k);
-        match structure
-            .property(k)
-            .or_else(|| structure.additional_schema())
-        {
-            Some(inner) => nested_value_validation(p, inner, false, &pp, errors),
-            None if structure.preserve_unknown_fields => {
-                nested_value_validation(p, &Schema::default(), false, &pp, errors)
-            }
-            None => errors.push(FieldError::forbidden(
-                pp,
-                "must be specified in the structural part of the schema",
-            )),
+    if !skip_any_of {
+        for (i, n) in v.any_of.iter().enumerate() {
+            nested(n, false, &path.child("anyOf").index(i), errors);
         }
     }
-    if let Some(items) = &v.items {
-        match &structure.items {
-            Some(inner) => {
-                nested_value_validation(items, inner, false, &path.child("items"), errors)
-            }
-            None => errors.push(FieldError::forbidden(
-                path.child("items"),
-                "must be specified in the structural part of the schema",
-            )),
-        }
+    for (i, n) in v.all_of.iter().enumerate() {
+        nested(
+            n,
+            skip_first_all_of_any_of && i == 0,
+            &path.child("allOf").index(i),
+            errors,
+        );
     }
-    for (key, list) in [
-        ("allOf", &v.all_of),
-        ("anyOf", &v.any_of),
-        ("oneOf", &v.one_of),
-    ] {
-        for (i, n) in list.iter().enumerate() {
-            nested_value_validation(n, structure, false, &path.child(key).index(i), errors);
-        }
+    for (i, n) in v.one_of.iter().enumerate() {
+        nested(n, false, &path.child("oneOf").index(i), errors);
     }
     if let Some(n) = &v.not {
-        nested_value_validation(n, structure, false, &path.child("not"), errors);
+        nested(n, false, &path.child("not"), errors);
     }
+}
+
+/// A schema under a junctor may only restrict values, never declare structure.
+fn nested(v: &Schema, skip_any_of: bool, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    value_validation(v, skip_any_of, false, path, errors);
+    if let Some(items) = &v.items {
+        nested(items, false, &path.child("items"), errors);
+    }
+    for (k, p) in &v.properties {
+        nested(p, false, &path.child("properties").key(k), errors);
+    }
+    let mut forbid = |cond: bool, key: &str, detail: &str| {
+        if cond {
+            errors.push(FieldError::forbidden(path.child(key), detail));
+        }
+    };
+    forbid(v.type_.is_some(), "type", "must be empty to be structural");
+    forbid(
+        v.additional_properties.is_some(),
+        "additionalProperties",
+        "must be undefined to be structural",
+    );
+    forbid(
+        v.default.is_some(),
+        "default",
+        "must be undefined to be structural",
+    );
+    forbid(v.title.is_some(), "title", "must be empty to be structural");
+    forbid(
+        v.description.is_some(),
+        "description",
+        "must be empty to be structural",
+    );
+    forbid(v.nullable, "nullable", "must be false to be structural");
+    forbid(
+        v.preserve_unknown_fields,
+        "x-kubernetes-preserve-unknown-fields",
+        "must be false to be structural",
+    );
+    forbid(
+        v.embedded_resource,
+        "x-kubernetes-embedded-resource",
+        "must be false to be structural",
+    );
+    forbid(
+        v.int_or_string,
+        "x-kubernetes-int-or-string",
+        "must be false to be structural",
+    );
+    forbid(
+        !v.list_map_keys.is_empty(),
+        "x-kubernetes-list-map-keys",
+        "must be empty to be structural",
+    );
+    forbid(
+        v.list_type.is_some(),
+        "x-kubernetes-list-type",
+        "must be undefined to be structural",
+    );
+    if v.properties.contains_key("metadata") {
+        errors.push(FieldError::forbidden(
+            path.child("properties").key("metadata"),
+            "must not be specified in a nested context",
+        ));
+    }
+}
+
+/// Every property or items a root junctor mentions must exist in the structural
+/// part (apiextensions checks this for the root's junctors).
+fn completeness(s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+    fn junctors(
+        v: &Schema,
+        s: &Schema,
+        s_path: &FieldPath,
+        v_path: &FieldPath,
+        errors: &mut Vec<FieldError>,
+    ) {
+        if let Some(n) = &v.not {
+            nested_complete(n, Some(s), s_path, &v_path.child("not"), errors);
+        }
+        for (key, list) in [
+            ("allOf", &v.all_of),
+            ("anyOf", &v.any_of),
+            ("oneOf", &v.one_of),
+        ] {
+            for (i, n) in list.iter().enumerate() {
+                nested_complete(n, Some(s), s_path, &v_path.child(key).index(i), errors);
+            }
+        }
+    }
+    fn nested_complete(
+        v: &Schema,
+        s: Option<&Schema>,
+        s_path: &FieldPath,
+        v_path: &FieldPath,
+        errors: &mut Vec<FieldError>,
+    ) {
+        let Some(s) = s else {
+            errors.push(FieldError::required(
+                s_path.clone(),
+                format!("because it is defined in {v_path}"),
+            ));
+            return;
+        };
+        junctors(v, s, s_path, v_path, errors);
+        if let Some(items) = &v.items {
+            nested_complete(
+                items,
+                s.items.as_deref(),
+                &s_path.child("items"),
+                &v_path.child("items"),
+                errors,
+            );
+        }
+        for (k, p) in &v.properties {
+            let sp = s_path.child("properties").key(k);
+            let vp = v_path.child("properties").key(k);
+            match s.property(k) {
+                Some(sf) => nested_complete(p, Some(sf), &sp, &vp, errors),
+                None => errors.push(FieldError::required(
+                    sp,
+                    format!("because it is defined in {vp}"),
+                )),
+            }
+        }
+    }
+    junctors(s, s, path, path, errors);
 }
 
 /// Defaults must themselves be valid against their schema (apiextensions rejects the
@@ -1003,10 +1100,10 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                "properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
                 "properties[b].additionalProperties: Forbidden: additionalProperties and properties are mutual exclusive",
                 "properties[f].x-kubernetes-list-map-keys: Required value: must not be empty if x-kubernetes-list-type is map",
                 "properties[f].items.type: Invalid value: \"string\": must be object when x-kubernetes-list-type is map",
+                "properties[a].anyOf[0].type: Forbidden: must be empty to be structural",
                 "properties[g].properties: Required value: must not be empty if x-kubernetes-embedded-resource is true without x-kubernetes-preserve-unknown-fields",
             ]
         );
@@ -1036,6 +1133,45 @@ mod tests {
                 "properties[spec].properties[replicas].default: Invalid value: \"one\": spec.replicas in body must be of type integer: \"string\""
             ]
         );
+    }
+
+    #[test]
+    fn apiextensions_extra_rules() {
+        let v = json!({"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"x": {"type": "string"}}, "additionalProperties": true},
+            "b": {"type": "array", "items": {"type": "string"}, "uniqueItems": true}
+        }});
+        assert_eq!(
+            messages(parse_crd_schema(&v, &FieldPath::root())),
+            vec![
+                "properties[b].uniqueItems: Forbidden: uniqueItems cannot be set to true since the runtime complexity becomes quadratic"
+            ]
+        );
+        assert!(parse_schema(&json!({"type": "object", "$ref": "#/x"})).is_err());
+        assert!(parse_schema(&json!("object")).is_err());
+    }
+
+    #[test]
+    fn root_junctors_must_be_complete_and_metadata_stays_out_of_them() {
+        let v = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {"a": {"type": "string"}}}},
+            "anyOf": [{"properties": {"spec": {"properties": {"b": {"pattern": "x"}}}}},
+                      {"properties": {"metadata": {"properties": {"name": {"maxLength": 3}}}}}]});
+        assert_eq!(
+            messages(parse_crd_schema(&v, &FieldPath::root())),
+            vec![
+                "anyOf[1].properties[metadata]: Forbidden: must not be specified in a nested context",
+                "properties[metadata]: Required value: because it is defined in anyOf[1].properties[metadata]",
+                "properties[spec].properties[b]: Required value: because it is defined in anyOf[0].properties[spec].properties[b]",
+            ]
+        );
+        let root_map = json!({"type": "object", "additionalProperties": {"type": "string"}});
+        assert_eq!(
+            messages(parse_crd_schema(&root_map, &FieldPath::root())),
+            vec!["additionalProperties: Forbidden: must not be used at the root"]
+        );
+        let all_of = json!({"type": "object", "properties": {"p": {"x-kubernetes-int-or-string": true,
+            "allOf": [{"anyOf": [{"type": "integer"}, {"type": "string"}]}, {"pattern": "^[0-9a-z]+$"}]}}});
+        assert!(parse_crd_schema(&all_of, &FieldPath::root()).is_ok());
     }
 
     #[test]

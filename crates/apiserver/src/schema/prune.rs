@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::field::FieldPath;
+use super::field::{FieldPath, LazyPath};
 use super::{AdditionalProperties, Schema, object_meta_schema};
 
 /// Removes from `value` every field that `schema` does not specify, and returns the
@@ -16,7 +16,8 @@ use super::{AdditionalProperties, Schema, object_meta_schema};
 /// `x-kubernetes-preserve-unknown-fields` unknown fields are kept.
 pub fn prune(value: &mut Value, schema: &Schema) -> Vec<String> {
     let mut pruned = Vec::new();
-    node(value, schema, true, &FieldPath::root(), &mut pruned);
+    let root = FieldPath::root();
+    node(value, schema, true, &LazyPath::Root(&root), &mut pruned);
     pruned.sort();
     pruned
 }
@@ -25,7 +26,7 @@ fn node(
     v: &mut Value,
     s: &Schema,
     resource_root: bool,
-    path: &FieldPath,
+    path: &LazyPath<'_>,
     pruned: &mut Vec<String>,
 ) {
     match v {
@@ -33,7 +34,7 @@ fn node(
         Value::Array(items) => {
             if let Some(item_schema) = &s.items {
                 for (i, item) in items.iter_mut().enumerate() {
-                    node(item, item_schema, false, &path.index(i), pruned);
+                    node(item, item_schema, false, &LazyPath::Index(path, i), pruned);
                 }
             }
         }
@@ -45,12 +46,12 @@ fn object(
     map: &mut Map<String, Value>,
     s: &Schema,
     resource: bool,
-    path: &FieldPath,
+    path: &LazyPath<'_>,
     pruned: &mut Vec<String>,
 ) {
     let mut unknown = Vec::new();
     for (k, v) in map.iter_mut() {
-        let child = path.child(k);
+        let child = LazyPath::Field(path, k);
         if resource && (k == "apiVersion" || k == "kind") {
             continue;
         }
@@ -74,7 +75,7 @@ fn object(
     }
     for k in unknown {
         map.remove(&k);
-        pruned.push(path.child(&k).to_string());
+        pruned.push(path.get().child(&k).to_string());
     }
 }
 

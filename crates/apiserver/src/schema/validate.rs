@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::field::{FieldError, FieldPath};
+use super::field::{FieldError, FieldPath, LazyPath};
 use super::{ListType, Schema, SchemaType};
 
 /// Validates `value` (a whole object, or any value when `schema` is a sub-schema)
@@ -20,12 +20,13 @@ pub fn validate(value: &Value, schema: &Schema) -> Vec<FieldError> {
 /// [`validate`] for a value that lives at `path`.
 pub(crate) fn validate_at(value: &Value, schema: &Schema, path: &FieldPath) -> Vec<FieldError> {
     let mut errors = Vec::new();
-    node(value, schema, path, &mut errors);
+    node(value, schema, &LazyPath::Root(path), &mut errors);
     errors
 }
 
 /// How kube-openapi names a value in its messages: `spec.replicas in body`.
-fn subject(path: &FieldPath) -> String {
+fn subject(path: &LazyPath<'_>) -> String {
+    let path = path.get();
     if path.is_root() {
         "in body".to_owned()
     } else {
@@ -65,7 +66,7 @@ fn num(v: f64) -> String {
     }
 }
 
-fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+fn node(v: &Value, s: &Schema, path: &LazyPath<'_>, errors: &mut Vec<FieldError>) {
     if v.is_null() {
         if s.nullable || (s.type_.is_none() && !s.int_or_string) {
             return;
@@ -76,7 +77,7 @@ fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
             s.type_.map(SchemaType::as_str).unwrap_or("")
         };
         errors.push(FieldError::type_invalid(
-            path.clone(),
+            path.get(),
             Value::Null,
             format!("{} must be of type {expected}: \"null\"", subject(path)),
         ));
@@ -85,7 +86,7 @@ fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
     if s.int_or_string {
         if !(v.is_string() || v.is_i64() || v.is_u64()) {
             errors.push(FieldError::type_invalid(
-                path.clone(),
+                path.get(),
                 v.clone(),
                 format!(
                     "{} must be of type integer,string: \"{}\"",
@@ -99,7 +100,7 @@ fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
         && !has_type(v, t)
     {
         errors.push(FieldError::type_invalid(
-            path.clone(),
+            path.get(),
             v.clone(),
             format!(
                 "{} must be of type {}: \"{}\"",
@@ -120,7 +121,7 @@ fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
                 other => other.to_string(),
             })
             .collect();
-        errors.push(FieldError::not_supported(path.clone(), v.clone(), &names));
+        errors.push(FieldError::not_supported(path.get(), v.clone(), &names));
     }
     match v {
         Value::String(text) => string(text, s, path, errors),
@@ -132,7 +133,7 @@ fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
                 && n.as_i64().is_some_and(|i| i32::try_from(i).is_err())
             {
                 errors.push(FieldError::invalid(
-                    path.clone(),
+                    path.get(),
                     v.clone(),
                     format!("{} must be of type int32: \"{n}\"", subject(path)),
                 ));
@@ -145,18 +146,18 @@ fn node(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
     combinators(v, s, path, errors);
 }
 
-fn string(text: &str, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+fn string(text: &str, s: &Schema, path: &LazyPath<'_>, errors: &mut Vec<FieldError>) {
     let chars = text.chars().count() as u64;
     if let Some(max) = s.max_length
         && chars > max
     {
-        errors.push(FieldError::too_long(path.clone(), max as usize));
+        errors.push(FieldError::too_long(path.get(), max as usize));
     }
     if let Some(min) = s.min_length
         && chars < min
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             text,
             format!("{} should be at least {min} chars long", subject(path)),
         ));
@@ -165,7 +166,7 @@ fn string(text: &str, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>
         && !p.is_match(text)
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             text,
             format!("{} should match '{}'", subject(path), p.as_str()),
         ));
@@ -174,7 +175,7 @@ fn string(text: &str, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>
         && !format_ok(format, text)
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             text,
             format!(
                 "{} must be of type {format}: {}",
@@ -234,17 +235,17 @@ fn cidr_ok(s: &str) -> bool {
     }
 }
 
-fn number(x: f64, v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+fn number(x: f64, v: &Value, s: &Schema, path: &LazyPath<'_>, errors: &mut Vec<FieldError>) {
     if let Some(min) = s.minimum {
         if s.exclusive_minimum && x <= min {
             errors.push(FieldError::invalid(
-                path.clone(),
+                path.get(),
                 v.clone(),
                 format!("{} should be greater than {}", subject(path), num(min)),
             ));
         } else if x < min {
             errors.push(FieldError::invalid(
-                path.clone(),
+                path.get(),
                 v.clone(),
                 format!(
                     "{} should be greater than or equal to {}",
@@ -257,13 +258,13 @@ fn number(x: f64, v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<Fiel
     if let Some(max) = s.maximum {
         if s.exclusive_maximum && x >= max {
             errors.push(FieldError::invalid(
-                path.clone(),
+                path.get(),
                 v.clone(),
                 format!("{} should be less than {}", subject(path), num(max)),
             ));
         } else if x > max {
             errors.push(FieldError::invalid(
-                path.clone(),
+                path.get(),
                 v.clone(),
                 format!(
                     "{} should be less than or equal to {}",
@@ -278,28 +279,24 @@ fn number(x: f64, v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<Fiel
         && (x / m).fract() != 0.0
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             v.clone(),
             format!("{} should be a multiple of {}", subject(path), num(m)),
         ));
     }
 }
 
-fn array(items: &[Value], s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+fn array(items: &[Value], s: &Schema, path: &LazyPath<'_>, errors: &mut Vec<FieldError>) {
     if let Some(max) = s.max_items
         && items.len() as u64 > max
     {
-        errors.push(FieldError::too_many(
-            path.clone(),
-            items.len(),
-            max as usize,
-        ));
+        errors.push(FieldError::too_many(path.get(), items.len(), max as usize));
     }
     if let Some(min) = s.min_items
         && (items.len() as u64) < min
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             Value::Array(items.to_vec()),
             format!("{} should have at least {min} items", subject(path)),
         ));
@@ -308,7 +305,7 @@ fn array(items: &[Value], s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
         Some(ListType::Set) => {
             for (i, item) in items.iter().enumerate() {
                 if items[..i].contains(item) {
-                    errors.push(FieldError::duplicate(path.index(i), item.clone()));
+                    errors.push(FieldError::duplicate(path.get().index(i), item.clone()));
                 }
             }
         }
@@ -330,7 +327,7 @@ fn array(items: &[Value], s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
             let keys: Vec<Value> = items.iter().map(key_of).collect();
             for i in 0..keys.len() {
                 if items[i].is_object() && keys[..i].contains(&keys[i]) {
-                    errors.push(FieldError::duplicate(path.index(i), keys[i].clone()));
+                    errors.push(FieldError::duplicate(path.get().index(i), keys[i].clone()));
                 }
             }
         }
@@ -338,7 +335,7 @@ fn array(items: &[Value], s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
             if s.unique_items {
                 for (i, item) in items.iter().enumerate() {
                     if items[..i].contains(item) {
-                        errors.push(FieldError::duplicate(path.index(i), item.clone()));
+                        errors.push(FieldError::duplicate(path.get().index(i), item.clone()));
                     }
                 }
             }
@@ -346,7 +343,7 @@ fn array(items: &[Value], s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
     }
     if let Some(item_schema) = &s.items {
         for (i, item) in items.iter().enumerate() {
-            node(item, item_schema, &path.index(i), errors);
+            node(item, item_schema, &LazyPath::Index(path, i), errors);
         }
     }
 }
@@ -354,24 +351,24 @@ fn array(items: &[Value], s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
 fn object(
     map: &serde_json::Map<String, Value>,
     s: &Schema,
-    path: &FieldPath,
+    path: &LazyPath<'_>,
     errors: &mut Vec<FieldError>,
 ) {
     for r in &s.required {
         if !map.contains_key(r) {
-            errors.push(FieldError::required(path.child(r), ""));
+            errors.push(FieldError::required(path.get().child(r), ""));
         }
     }
     if let Some(max) = s.max_properties
         && map.len() as u64 > max
     {
-        errors.push(FieldError::too_many(path.clone(), map.len(), max as usize));
+        errors.push(FieldError::too_many(path.get(), map.len(), max as usize));
     }
     if let Some(min) = s.min_properties
         && (map.len() as u64) < min
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             Value::Object(map.clone()),
             format!("{} should have at least {min} properties", subject(path)),
         ));
@@ -383,30 +380,43 @@ fn object(
                 .and_then(Value::as_str)
                 .is_none_or(str::is_empty)
             {
-                errors.push(FieldError::required(path.child(key), "must not be empty"));
+                errors.push(FieldError::required(
+                    path.get().child(key),
+                    "must not be empty",
+                ));
             }
         }
     }
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort();
-    for k in keys {
-        let v = &map[k];
+    let mut child = |k: &String, v: &Value| {
         if let Some(p) = s.property(k) {
-            node(v, p, &path.child(k), errors);
+            node(v, p, &LazyPath::Field(path, k), errors);
         } else if let Some(a) = s.additional_schema() {
-            node(v, a, &path.child(k), errors);
+            node(v, a, &LazyPath::Field(path, k), errors);
         }
+    };
+    // Errors come in key order whatever order the map keeps (serde_json's
+    // `preserve_order` may be switched on by another crate of the workspace).
+    if map.keys().is_sorted() {
+        map.iter().for_each(|(k, v)| child(k, v));
+    } else {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort();
+        keys.into_iter().for_each(|k| child(k, &map[k]));
     }
 }
 
-fn combinators(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldError>) {
+fn combinators(v: &Value, s: &Schema, path: &LazyPath<'_>, errors: &mut Vec<FieldError>) {
     for sub in &s.all_of {
         node(v, sub, path, errors);
     }
-    let passes = |sub: &Schema| validate_at(v, sub, path).is_empty();
+    let passes = |sub: &Schema| {
+        let mut errs = Vec::new();
+        node(v, sub, path, &mut errs);
+        errs.is_empty()
+    };
     if !s.any_of.is_empty() && !s.any_of.iter().any(|sub| passes(sub)) {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             v.clone(),
             format!(
                 "{} must validate at least one schema (anyOf)",
@@ -416,7 +426,7 @@ fn combinators(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
     }
     if !s.one_of.is_empty() && s.one_of.iter().filter(|sub| passes(sub)).count() != 1 {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             v.clone(),
             format!(
                 "{} must validate one and only one schema (oneOf)",
@@ -428,7 +438,7 @@ fn combinators(v: &Value, s: &Schema, path: &FieldPath, errors: &mut Vec<FieldEr
         && passes(n)
     {
         errors.push(FieldError::invalid(
-            path.clone(),
+            path.get(),
             v.clone(),
             format!("{} must not validate the schema (not)", subject(path)),
         ));

@@ -3,7 +3,10 @@
 //!
 //! A log entry keeps the value it replaced, so the state at an older revision is
 //! the current state with the entries after that revision undone. Values are
-//! `Bytes`, shared between the map and the log, never copied. Compaction pops
+//! `Bytes`, shared between the map and the log. Each is copied once, on the
+//! way in, into an allocation of its exact size: a serializer's buffer can be
+//! twice as large as its contents, and it would stay that large for as long as
+//! the object is stored. Compaction pops
 //! entries off the front: nothing at or below the compacted revision is ever
 //! needed again.
 
@@ -11,56 +14,73 @@ use std::collections::{BTreeMap, VecDeque};
 use std::ops::Bound;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use bytes::Bytes;
+
 use super::backend::{LogReader, LogWriter, WriteKind, WriteOp};
 use super::error::{Error, Result};
 use super::types::{Event, KeyRange, KeyValue, ListRequest, ListResponse, Revision};
 
+/// A key's value without the key (the map and the log share one `Arc<str>`).
+#[derive(Clone, Debug)]
+struct Stored {
+    value: Bytes,
+    create_revision: Revision,
+    mod_revision: Revision,
+}
+
+impl Stored {
+    fn to_kv(&self, key: &str) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value: self.value.clone(),
+            create_revision: self.create_revision,
+            mod_revision: self.mod_revision,
+        }
+    }
+}
+
 #[derive(Debug)]
-enum Entry {
+enum Change {
     Put {
-        kv: KeyValue,
-        prev: Option<KeyValue>,
+        stored: Stored,
+        prev: Option<Stored>,
     },
-    Delete {
-        /// The deleted value with its own `mod_revision`.
-        prev: KeyValue,
-        revision: Revision,
-    },
+    /// `prev` is the deleted value with its own `mod_revision`.
+    Delete { prev: Stored, revision: Revision },
+}
+
+#[derive(Debug)]
+struct Entry {
+    key: Arc<str>,
+    change: Change,
 }
 
 impl Entry {
     fn revision(&self) -> Revision {
-        match self {
-            Entry::Put { kv, .. } => kv.mod_revision,
-            Entry::Delete { revision, .. } => *revision,
-        }
-    }
-
-    fn key(&self) -> &str {
-        match self {
-            Entry::Put { kv, .. } => &kv.key,
-            Entry::Delete { prev, .. } => &prev.key,
+        match &self.change {
+            Change::Put { stored, .. } => stored.mod_revision,
+            Change::Delete { revision, .. } => *revision,
         }
     }
 
     /// The key's value just before this entry.
-    fn before(&self) -> Option<&KeyValue> {
-        match self {
-            Entry::Put { prev, .. } => prev.as_ref(),
-            Entry::Delete { prev, .. } => Some(prev),
+    fn before(&self) -> Option<&Stored> {
+        match &self.change {
+            Change::Put { prev, .. } => prev.as_ref(),
+            Change::Delete { prev, .. } => Some(prev),
         }
     }
 
     fn event(&self) -> Event {
-        match self {
-            Entry::Put { kv, prev } => Event::Put {
-                kv: kv.clone(),
-                prev: prev.clone(),
+        match &self.change {
+            Change::Put { stored, prev } => Event::Put {
+                kv: stored.to_kv(&self.key),
+                prev: prev.as_ref().map(|p| p.to_kv(&self.key)),
             },
-            Entry::Delete { prev, revision } => Event::Delete {
+            Change::Delete { prev, revision } => Event::Delete {
                 kv: KeyValue {
                     mod_revision: *revision,
-                    ..prev.clone()
+                    ..prev.to_kv(&self.key)
                 },
             },
         }
@@ -69,7 +89,7 @@ impl Entry {
 
 #[derive(Debug, Default)]
 struct State {
-    current: BTreeMap<String, KeyValue>,
+    current: BTreeMap<Arc<str>, Stored>,
     log: VecDeque<Entry>,
     revision: Revision,
     compacted: Revision,
@@ -135,8 +155,8 @@ impl LogWriter for MemoryWriter {
 
 impl State {
     fn apply(&mut self, op: &WriteOp, revision: Revision) -> Result<Event> {
-        let existing = self.current.get(&op.key);
-        let entry = match (&op.kind, existing) {
+        let existing = self.current.get_key_value(op.key.as_str());
+        let (key, change) = match (&op.kind, existing) {
             (WriteKind::Create, Some(_)) => {
                 return Err(Error::AlreadyExists {
                     key: op.key.clone(),
@@ -147,12 +167,12 @@ impl State {
                     key: op.key.clone(),
                 });
             }
-            (WriteKind::Update { expected }, Some(cur))
+            (WriteKind::Update { expected }, Some((_, cur)))
             | (
                 WriteKind::Delete {
                     expected: Some(expected),
                 },
-                Some(cur),
+                Some((_, cur)),
             ) if cur.mod_revision != *expected => {
                 return Err(Error::Conflict {
                     key: op.key.clone(),
@@ -160,37 +180,45 @@ impl State {
                     current: cur.mod_revision,
                 });
             }
-            (WriteKind::Create, None) => Entry::Put {
-                kv: KeyValue {
-                    key: op.key.clone(),
-                    value: op.value.clone(),
-                    create_revision: revision,
-                    mod_revision: revision,
+            (WriteKind::Create, None) => (
+                Arc::<str>::from(op.key.as_str()),
+                Change::Put {
+                    stored: Stored {
+                        value: Bytes::copy_from_slice(&op.value),
+                        create_revision: revision,
+                        mod_revision: revision,
+                    },
+                    prev: None,
                 },
-                prev: None,
-            },
-            (WriteKind::Update { .. }, Some(cur)) => Entry::Put {
-                kv: KeyValue {
-                    key: op.key.clone(),
-                    value: op.value.clone(),
-                    create_revision: cur.create_revision,
-                    mod_revision: revision,
+            ),
+            (WriteKind::Update { .. }, Some((key, cur))) => (
+                key.clone(),
+                Change::Put {
+                    stored: Stored {
+                        value: Bytes::copy_from_slice(&op.value),
+                        create_revision: cur.create_revision,
+                        mod_revision: revision,
+                    },
+                    prev: Some(cur.clone()),
                 },
-                prev: Some(cur.clone()),
-            },
-            (WriteKind::Delete { .. }, Some(cur)) => Entry::Delete {
-                prev: cur.clone(),
-                revision,
-            },
+            ),
+            (WriteKind::Delete { .. }, Some((key, cur))) => (
+                key.clone(),
+                Change::Delete {
+                    prev: cur.clone(),
+                    revision,
+                },
+            ),
         };
-        match &entry {
-            Entry::Put { kv, .. } => {
-                self.current.insert(kv.key.clone(), kv.clone());
+        match &change {
+            Change::Put { stored, .. } => {
+                self.current.insert(key.clone(), stored.clone());
             }
-            Entry::Delete { prev, .. } => {
-                self.current.remove(&prev.key);
+            Change::Delete { .. } => {
+                self.current.remove(&key);
             }
         }
+        let entry = Entry { key, change };
         let event = entry.event();
         self.log.push_back(entry);
         Ok(event)
@@ -214,13 +242,13 @@ impl State {
 
     /// The keys in `range` whose value at `at` differs from the current one,
     /// with that older value (`None`: the key did not exist at `at`).
-    fn undone_after(&self, range: &KeyRange, at: Revision) -> BTreeMap<&str, Option<&KeyValue>> {
+    fn undone_after(&self, range: &KeyRange, at: Revision) -> BTreeMap<&str, Option<&Stored>> {
         let mut undone = BTreeMap::new();
         // Walking backwards, the last entry seen for a key is its first write
         // after `at`, whose "before" is the key's value at `at`.
         for entry in self.log.iter().rev().take_while(|e| e.revision() > at) {
-            if range.contains(entry.key()) {
-                undone.insert(entry.key(), entry.before());
+            if range.contains(&entry.key) {
+                undone.insert(&*entry.key, entry.before());
             }
         }
         undone
@@ -233,7 +261,7 @@ impl LogReader for MemoryReader {
     }
 
     fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        Ok(read(&self.state).current.get(key).cloned())
+        Ok(read(&self.state).current.get(key).map(|s| s.to_kv(key)))
     }
 
     fn list(&self, req: &ListRequest) -> Result<ListResponse> {
@@ -253,10 +281,15 @@ impl LogReader for MemoryReader {
         let current = state
             .current
             .range::<str, (Bound<&str>, Bound<&str>)>(range.bounds())
-            .map(|(k, v)| (k.as_str(), Some(v)));
-        let mut visible = merge(current, undone.into_iter()).flatten();
+            .map(|(k, v)| (&**k, Some(v)));
+        let mut visible =
+            merge(current, undone.into_iter()).filter_map(|(key, stored)| stored.map(|s| (key, s)));
         let limit = req.effective_limit().unwrap_or(usize::MAX);
-        let items: Vec<KeyValue> = visible.by_ref().take(limit).cloned().collect();
+        let items: Vec<KeyValue> = visible
+            .by_ref()
+            .take(limit)
+            .map(|(key, stored)| stored.to_kv(key))
+            .collect();
         let remaining = visible.count() as u64;
         Ok(ListResponse {
             items,
@@ -285,32 +318,34 @@ impl LogReader for MemoryReader {
             .log
             .range(start..)
             .take_while(|e| e.revision() <= upto)
-            .filter(|e| range.contains(e.key()))
+            .filter(|e| range.contains(&e.key))
             .take(limit)
             .map(Entry::event)
             .collect())
     }
 }
 
+type Item<'a> = (&'a str, Option<&'a Stored>);
+
 /// Merges two key-ordered streams; on equal keys the `overrides` value wins.
 fn merge<'a>(
-    base: impl Iterator<Item = (&'a str, Option<&'a KeyValue>)>,
-    overrides: impl Iterator<Item = (&'a str, Option<&'a KeyValue>)>,
-) -> impl Iterator<Item = Option<&'a KeyValue>> {
+    base: impl Iterator<Item = Item<'a>>,
+    overrides: impl Iterator<Item = Item<'a>>,
+) -> impl Iterator<Item = Item<'a>> {
     let mut base = base.peekable();
     let mut overrides = overrides.peekable();
     std::iter::from_fn(move || match (base.peek(), overrides.peek()) {
         (None, None) => None,
-        (Some(_), None) => base.next().map(|(_, v)| v),
-        (None, Some(_)) => overrides.next().map(|(_, v)| v),
+        (Some(_), None) => base.next(),
+        (None, Some(_)) => overrides.next(),
         (Some((b, _)), Some((o, _))) => {
             if b < o {
-                base.next().map(|(_, v)| v)
+                base.next()
             } else {
                 if b == o {
                     base.next();
                 }
-                overrides.next().map(|(_, v)| v)
+                overrides.next()
             }
         }
     })

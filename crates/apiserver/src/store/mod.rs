@@ -34,6 +34,22 @@
 //!
 //! Reads of a SQLite store run on tokio's blocking pool, so the async methods
 //! must run inside a tokio runtime.
+//!
+//! Using it from the API server:
+//! - `resourceVersion` is `KeyValue::mod_revision` for an object and
+//!   `ListResponse::revision` for a list; a `continue` token needs the last key
+//!   and that revision (`ListRequest::start_after` + `ListRequest::at`), and
+//!   `remainingItemCount` is `ListResponse::remaining`.
+//! - Errors map to statuses: `NotFound` 404, `AlreadyExists` 409,
+//!   `Conflict` 409 (reason Conflict), `Compacted` 410 Gone (the client
+//!   relists), `FutureRevision` 504 "Too large resource version",
+//!   `WatchOverflow` ends the watch (the client relists).
+//! - A bookmark may carry `Watch::progress()`: every event up to that revision
+//!   has been delivered by that watch.
+//! - `Store::spawn_compactor` runs compaction by `StoreOptions::compaction`;
+//!   tests call `Store::compact` directly instead.
+//! - One SQLite file has one store: a second `open_sqlite` of the same file
+//!   (another server on the same data directory) fails with `Error::Locked`.
 
 mod backend;
 mod compactor;
@@ -70,6 +86,10 @@ pub struct StoreOptions {
     pub max_batch_ops: usize,
     /// A group commit stops taking writes once their values reach this size.
     pub max_batch_bytes: usize,
+    /// Group commit: how long the writer may wait for more writes when fewer
+    /// are queued than its previous batch held (0 disables the wait). Memory
+    /// stores, which have no fsync to share, never wait.
+    pub group_commit_linger: Duration,
     /// How many write requests may wait for the writer before callers wait to
     /// queue (backpressure).
     pub queue_depth: usize,
@@ -92,6 +112,7 @@ impl Default for StoreOptions {
             watch_buffer: 4096,
             max_batch_ops: 512,
             max_batch_bytes: 16 << 20,
+            group_commit_linger: Duration::from_micros(500),
             queue_depth: 4096,
             read_connections: 4,
             compaction: CompactionPolicy::default(),
@@ -131,6 +152,10 @@ impl Store {
         // The writer thread for a memory store is the same group-commit thread
         // as for SQLite; failing to spawn one thread is as fatal as failing to
         // allocate.
+        let options = StoreOptions {
+            group_commit_linger: Duration::ZERO,
+            ..options
+        };
         Store::start(
             Box::new(writer),
             Arc::new(reader),
@@ -163,6 +188,7 @@ impl Store {
         let limits = BatchLimits {
             max_ops: options.max_batch_ops.max(1),
             max_bytes: options.max_batch_bytes.max(1),
+            linger: options.group_commit_linger,
         };
         writer::spawn(writer, rx, hub.clone(), limits)?;
         Ok(Store {

@@ -8,6 +8,7 @@
 //! gets its answer on its oneshot: a write is acknowledged only once durable.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,7 +32,11 @@ pub(crate) enum Request {
 pub(crate) struct BatchLimits {
     pub max_ops: usize,
     pub max_bytes: usize,
+    pub linger: Duration,
 }
+
+/// How long the writer sleeps between looks at the queue while it lingers.
+const LINGER_POLL: Duration = Duration::from_micros(20);
 
 pub(crate) fn spawn(
     log: Box<dyn LogWriter>,
@@ -45,14 +50,26 @@ pub(crate) fn spawn(
         .map(drop)
 }
 
+/// Ends every watch when the writer stops, also if it stops by a panic: a
+/// watch must end rather than wait for events that will never come.
+struct CloseOnDrop<'a>(&'a Hub);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 fn run(
     mut log: Box<dyn LogWriter>,
     mut rx: mpsc::Receiver<Request>,
     hub: &Hub,
     limits: BatchLimits,
 ) {
+    let _close = CloseOnDrop(hub);
     let mut next = hub.published() + 1;
     let mut carried: Option<Request> = None;
+    let mut previous_batch = 0;
     let mut ops = Vec::new();
     let mut replies = Vec::new();
     loop {
@@ -79,6 +96,11 @@ fn run(
         let mut bytes = op.value.len();
         ops.push(op);
         replies.push(reply);
+        // Writers whose previous batch just committed are re-submitting: while
+        // fewer are queued than that batch held, wait a little for the rest,
+        // so that one fsync covers them all instead of two. A lone writer (a
+        // batch of one) never waits.
+        let linger_until = Instant::now() + limits.linger;
         while ops.len() < limits.max_ops && bytes < limits.max_bytes {
             match rx.try_recv() {
                 Ok(Request::Write { op, reply }) => {
@@ -90,9 +112,15 @@ fn run(
                     carried = Some(compact);
                     break;
                 }
+                Err(mpsc::error::TryRecvError::Empty)
+                    if ops.len() < previous_batch && Instant::now() < linger_until =>
+                {
+                    std::thread::sleep(LINGER_POLL);
+                }
                 Err(_) => break,
             }
         }
+        previous_batch = ops.len();
         match log.append(&ops, next) {
             Ok(results) => {
                 let mut events: Vec<Event> = Vec::with_capacity(results.len());
@@ -125,7 +153,6 @@ fn run(
         }
         ops.clear();
     }
-    hub.close();
 }
 
 /// Sends `request` built around a fresh oneshot and waits for its answer.

@@ -172,7 +172,10 @@ fn format_discovery_endpoints(endpoints: &[Value]) -> String {
     list_with_more(&list, more, count, MAX_LISTED)
 }
 
-fn load_balancer_status(service: &Value, wide: bool) -> String {
+/// Load-balancer ingress IPs or hostnames, sorted and de-duplicated. The
+/// server prints tables wide, so the 16-character clipping of narrow output
+/// never applies.
+fn load_balancer_status(service: &Value) -> String {
     let mut set = BTreeSet::new();
     for ingress in arr(service, &["status", "loadBalancer", "ingress"]) {
         match (s(ingress, &["ip"]), s(ingress, &["hostname"])) {
@@ -185,11 +188,7 @@ fn load_balancer_status(service: &Value, wide: bool) -> String {
             _ => {}
         }
     }
-    let mut r = set.into_iter().collect::<Vec<_>>().join(",");
-    if !wide && r.len() > 16 {
-        r = format!("{}...", &r[..13]);
-    }
-    r
+    set.into_iter().collect::<Vec<_>>().join(",")
 }
 
 fn service_external_ip(service: &Value, service_type: &str) -> String {
@@ -206,8 +205,7 @@ fn service_external_ip(service: &Value, service_type: &str) -> String {
             }
         }
         "LoadBalancer" => {
-            // The server prints with options.Wide set.
-            let lb = load_balancer_status(service, true);
+            let lb = load_balancer_status(service);
             if !external.is_empty() {
                 let mut results: Vec<String> = Vec::new();
                 if !lb.is_empty() {

@@ -7,6 +7,10 @@
 //! `includeObject` says: `Metadata` (the default, and what kubectl's plain
 //! `get` gets) wraps the metadata in a `PartialObjectMetadata`; kubectl
 //! asks for `Object` only with `--sort-by`; `None` sends `null`.
+//!
+//! On a watch, kube-apiserver sends each event's object as a one-row Table
+//! and includes the column definitions only in the first event (later
+//! ones are built as with `noHeaders`).
 
 mod cells;
 pub mod columns;

@@ -778,3 +778,87 @@ fn go_float_formatting() {
         assert_eq!(format_go_float(f), want, "{f}");
     }
 }
+
+#[test]
+fn printers_survive_malformed_objects() {
+    let kinds = [
+        ("", "Pod"),
+        ("", "Service"),
+        ("", "Endpoints"),
+        ("discovery.k8s.io", "EndpointSlice"),
+        ("", "Node"),
+        ("", "Namespace"),
+        ("", "Secret"),
+        ("", "ConfigMap"),
+        ("", "ServiceAccount"),
+        ("", "Event"),
+        ("events.k8s.io", "Event"),
+        ("coordination.k8s.io", "Lease"),
+        ("rbac.authorization.k8s.io", "RoleBinding"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+    ];
+    let weird = [
+        json!(null),
+        json!(42),
+        json!({"metadata": "x", "spec": [1, 2], "status": {"containerStatuses": "no"}}),
+        json!({"metadata": {"name": 5, "creationTimestamp": "not a time", "labels": {"a": 1}},
+               "spec": {"ports": [{"port": "80"}, null], "containers": null, "readinessGates": [{}]},
+               "status": {"phase": 3, "conditions": [null, {"type": 1}], "initContainerStatuses": [{"state": {"terminated": {}}}],
+                          "loadBalancer": {"ingress": [{"ip": "é"}]}},
+               "subsets": [{"addresses": [{"ip": null}], "ports": [{}]}],
+               "endpoints": [{"addresses": [1, "x"]}], "subjects": [{"kind": "ServiceAccount"}],
+               "series": {}, "involvedObject": {"kind": "ÄÖ"}}),
+    ];
+    for (group, kind) in kinds {
+        let printer = Printer::for_kind(group, kind);
+        let columns = printer.columns().len();
+        for w in &weird {
+            let table = to_table(
+                &printer,
+                std::slice::from_ref(w),
+                &TableListMeta::default(),
+                &TableOptions::default(),
+                now(),
+            );
+            assert_eq!(
+                table["rows"][0]["cells"].as_array().unwrap().len(),
+                columns,
+                "{group}/{kind} {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn json_path_parser_survives_odd_input() {
+    for input in [
+        "",
+        ".",
+        "[",
+        "]",
+        ".a[?(",
+        ".a[?(@",
+        ".a[?(@.b=='x'",
+        ".ü.ö",
+        ".a['ü']",
+        "{",
+        "}",
+        "{.a",
+        "$",
+        ".a[*]]",
+        ".a[1:2]",
+        ".a[?(@.b == 1.5e3)]",
+    ] {
+        if let Ok(p) = JsonPath::parse(input) {
+            let _ = p.find(&json!({"a": [{"b": 1500.0}], "ü": {"ö": 1}}));
+        }
+    }
+    let p = JsonPath::parse(".a[?(@.b == 1.5e3)]").unwrap();
+    assert_eq!(p.find(&json!({"a": [{"b": 1500}]})).len(), 1);
+    assert_eq!(
+        JsonPath::parse(".a['ü']")
+            .unwrap()
+            .find(&json!({"a": {"ü": 2}})),
+        vec![&json!(2)]
+    );
+}

@@ -84,25 +84,32 @@ pub fn default_secret(obj: &mut Value) {
     }
 }
 
+/// Byte fields that are not base64 (Secret `data`, ConfigMap `binaryData`): Go's
+/// decoder rejects them before validation.
+pub fn base64_errors(obj: &Value, field: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if let Some(Value::Object(map)) = obj.get(field) {
+        for (k, v) in map {
+            if let Some(s) = v.as_str()
+                && let Err(e) = base64::engine::general_purpose::STANDARD.decode(s)
+            {
+                errs.push(FieldError::invalid(
+                    FieldPath::new(field).key(k),
+                    "<redacted>",
+                    format!("illegal base64 data: {e}"),
+                ));
+            }
+        }
+    }
+    errs
+}
+
 /// `ValidateSecret`/`ValidateSecretUpdate`.
 pub fn validate_secret(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let size = data_keys(obj, "data", &mut errs);
     if size > MAX_DATA_SIZE {
         errs.push(FieldError::too_long(FieldPath::new("data"), MAX_DATA_SIZE));
-    }
-    if let Some(Value::Object(map)) = obj.get("data") {
-        for (k, v) in map {
-            if let Some(s) = v.as_str()
-                && base64::engine::general_purpose::STANDARD.decode(s).is_err()
-            {
-                errs.push(FieldError::invalid(
-                    FieldPath::new("data").key(k),
-                    "<secret contents redacted>",
-                    "must be base64 encoded",
-                ));
-            }
-        }
     }
     let type_ = str_at(obj, &["type"]).unwrap_or("Opaque");
     let data = |k: &str| at(obj, &["data", k]).is_some();

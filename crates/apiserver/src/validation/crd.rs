@@ -83,6 +83,28 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
             &["Cluster", "Namespaced"],
         ));
     }
+    if let Some(strategy) = str_at(obj, &["spec", "conversion", "strategy"])
+        && strategy != "None"
+        && strategy != "Webhook"
+    {
+        errs.push(FieldError::not_supported(
+            sp.child("conversion").child("strategy"),
+            strategy,
+            &["None", "Webhook"],
+        ));
+    }
+    if obj
+        .get("spec")
+        .and_then(|s| s.get("preserveUnknownFields"))
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        errs.push(FieldError::invalid(
+            sp.child("preserveUnknownFields"),
+            true,
+            "cannot set to true, set x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead",
+        ));
+    }
     errs.extend(validate_names(
         obj.get("spec").and_then(|s| s.get("names")),
         &sp.child("names"),
@@ -361,6 +383,21 @@ mod tests {
         assert_eq!(
             msgs(validate(&no_schema, None)),
             vec!["spec.versions[0].schema.openAPIV3Schema: Required value: schemas are required"]
+        );
+    }
+
+    #[test]
+    fn conversion_and_preserve_unknown_fields() {
+        let mut crd = crontab();
+        default(&mut crd);
+        crd["spec"]["conversion"] = json!({"strategy": "Magic"});
+        crd["spec"]["preserveUnknownFields"] = json!(true);
+        assert_eq!(
+            msgs(validate(&crd, None)),
+            vec![
+                "spec.conversion.strategy: Unsupported value: \"Magic\": supported values: \"None\", \"Webhook\"",
+                "spec.preserveUnknownFields: Invalid value: true: cannot set to true, set x-kubernetes-preserve-unknown-fields to true in spec.versions[*].schema instead",
+            ]
         );
     }
 

@@ -172,21 +172,23 @@ pub fn validate_annotations(annotations: Option<&Value>, path: &FieldPath) -> Ve
     errs
 }
 
-/// Update rules of `metadata`: name, namespace, uid and creationTimestamp are
-/// immutable (the new object's metadata must also be valid on its own).
+/// Update rules of `metadata`: name, namespace and uid are immutable (the new
+/// object's metadata must also be valid on its own). `creationTimestamp` is not
+/// checked: kube-apiserver silently keeps the stored one, and so must the caller.
 pub fn validate_object_meta_update(obj: &Value, old: &Value) -> Vec<FieldError> {
     let path = FieldPath::new("metadata");
     let mut errs = Vec::new();
-    for key in ["name", "namespace", "uid", "creationTimestamp"] {
-        let new = at(obj, &["metadata", key]);
-        let prev = at(old, &["metadata", key]);
-        let changed = match (new, prev) {
+    for key in ["name", "namespace", "uid"] {
+        // Absent, null and "" all mean "not set": clients may omit server-set fields
+        // on update and the server fills them in from the stored object.
+        fn set<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+            at(v, &["metadata", key]).filter(|x| !x.is_null() && x.as_str() != Some(""))
+        }
+        let new = set(obj, key);
+        let changed = match (new, set(old, key)) {
             (Some(n), Some(p)) => n != p,
-            // Clients may omit server-set fields on update; the server fills them in.
             (None, _) => false,
-            (Some(n), None) => {
-                !n.as_str().unwrap_or("").is_empty() && key != "uid" && key != "creationTimestamp"
-            }
+            (Some(_), None) => key != "uid",
         };
         if changed {
             errs.push(FieldError::invalid(
@@ -295,5 +297,7 @@ mod tests {
         );
         let same = json!({"metadata": {"name": "a", "namespace": "n"}});
         assert!(validate_object_meta_update(&same, &old).is_empty());
+        let nulls = json!({"metadata": {"name": "a", "namespace": "n", "uid": null, "creationTimestamp": null}});
+        assert!(validate_object_meta_update(&nulls, &old).is_empty());
     }
 }

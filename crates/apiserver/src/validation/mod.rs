@@ -1,20 +1,21 @@
 //! Per-kind validation and defaulting of built-in types, as kube-apiserver applies them,
 //! as pure functions over `serde_json::Value`.
 //!
-//! The spine calls, for a create: [`default`], then [`validate`] with `old = None`;
+//! The spine calls, for a create: [`decode_errors`] (a 400 when not empty),
+//! [`prepare_create`], [`default`], then [`validate`] with `old = None`;
 //! for an update: [`prepare_update`], [`default`], then [`validate`] with the stored
 //! object. Errors carry Kubernetes field paths and messages; build the `Invalid`
 //! `Status` with [`crate::schema::invalid_message`] (and
 //! [`BuiltinKind::qualified_kind`] for its kind) and [`crate::schema::causes`].
 //!
-//! Not covered (kube-apiserver does these elsewhere): status resets on create
-//! (`PrepareForCreate`), clusterIP/nodePort allocation (the `cluster` module), the
+//! Not covered (kube-apiserver does these elsewhere): clusterIP/nodePort allocation (the `cluster` module), the
 //! service-account token volume, and most of `PodSpec`'s deeper fields (volumes,
 //! probes, security contexts are checked only by the schema's types).
 
 mod core;
 mod crd;
 mod discovery;
+mod events;
 mod meta;
 mod names;
 mod pod;
@@ -24,6 +25,7 @@ mod service;
 use serde_json::Value;
 
 pub use crd::{expected_name as crd_expected_name, version_schemas as crd_version_schemas};
+pub use events::{core_event_to_events_v1, events_v1_to_core_event};
 pub use meta::{
     TOTAL_ANNOTATION_SIZE_LIMIT, validate_annotations, validate_labels, validate_object_meta,
     validate_object_meta_update,
@@ -32,7 +34,9 @@ pub use names::{
     NameRule, config_map_key, dns1035_label, dns1123_label, dns1123_subdomain, label_value,
     qualified_name,
 };
+pub use pod::qos_class;
 
+use crate::schema::field::LazyPath;
 use crate::schema::{BuiltinKind, FieldError, Schema};
 
 impl BuiltinKind {
@@ -108,6 +112,109 @@ fn quantities_as_strings(v: &mut Value, s: &Schema) {
                 for item in items {
                     quantities_as_strings(item, is);
                 }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What kube-apiserver's decoder rejects (400 BadRequest, before any validation):
+/// values of the wrong JSON type for the kind's Go types, resource quantities that
+/// do not parse, and byte fields that are not base64. The messages are this server's (Go's decoder words them
+/// differently: `json: cannot unmarshal string into Go struct field ...`).
+pub fn decode_errors(kind: BuiltinKind, obj: &Value) -> Vec<FieldError> {
+    let schema = kind.schema();
+    let mut errs: Vec<FieldError> = crate::schema::validate(obj, &schema)
+        .into_iter()
+        // Go decodes `null` into any field as its zero value (`creationTimestamp: null`
+        // is in every `kubectl create --dry-run -o yaml` output).
+        .filter(|e| {
+            e.kind == crate::schema::ErrorKind::TypeInvalid && e.bad_value != Some(Value::Null)
+        })
+        .collect();
+    let root = crate::schema::FieldPath::root();
+    quantity_errors(obj, &schema, &LazyPath::Root(&root), &mut errs);
+    match kind {
+        BuiltinKind::Secret => errs.extend(core::base64_errors(obj, "data")),
+        BuiltinKind::ConfigMap => errs.extend(core::base64_errors(obj, "binaryData")),
+        _ => {}
+    }
+    errs
+}
+
+/// `resource.ParseQuantity`'s shape: a signed decimal number and an optional
+/// binary-SI, decimal-SI or exponent suffix.
+fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let digits_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let number_ok = !number.is_empty() && number != "." && number.matches('.').count() <= 1;
+    let suffix_ok = matches!(
+        suffix,
+        "" | "Ki"
+            | "Mi"
+            | "Gi"
+            | "Ti"
+            | "Pi"
+            | "Ei"
+            | "n"
+            | "u"
+            | "m"
+            | "k"
+            | "M"
+            | "G"
+            | "T"
+            | "P"
+            | "E"
+    ) || suffix
+        .strip_prefix(['e', 'E'])
+        .map(|e| e.strip_prefix(['+', '-']).unwrap_or(e))
+        .is_some_and(|e| !e.is_empty() && e.bytes().all(|b| b.is_ascii_digit()));
+    number_ok && suffix_ok
+}
+
+fn quantity_errors(v: &Value, s: &Schema, path: &LazyPath<'_>, errs: &mut Vec<FieldError>) {
+    if s.definition.as_deref() == Some(QUANTITY) {
+        if let Some(text) = v.as_str()
+            && !is_quantity(text)
+        {
+            errs.push(FieldError::invalid(
+                path.get(),
+                text,
+                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            ));
+        }
+        return;
+    }
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map {
+                if let Some(cs) = s.field(k) {
+                    quantity_errors(child, cs, &LazyPath::Field(path, k), errs);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(is) = &s.items {
+                for (i, item) in items.iter().enumerate() {
+                    quantity_errors(item, is, &LazyPath::Index(path, i), errs);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Before defaulting a create: what kube-apiserver's `PrepareForCreate` resets (a
+/// Pod's status becomes `Pending` with its QoS class; a Service's status is emptied).
+pub fn prepare_create(kind: BuiltinKind, obj: &mut Value) {
+    match kind {
+        BuiltinKind::Pod => pod::prepare_create(obj),
+        BuiltinKind::Service => {
+            if let Some(m) = obj.as_object_mut() {
+                m.insert("status".into(), serde_json::json!({"loadBalancer": {}}));
             }
         }
         _ => {}

@@ -63,6 +63,90 @@ fn default_container(c: &mut Map<String, Value>) {
     }
 }
 
+/// A quantity's value as a number (`100m` is 0.1, `1Ki` is 1024); `None` when it
+/// does not parse.
+fn quantity_value(q: &Value) -> Option<f64> {
+    if let Some(n) = q.as_f64() {
+        return Some(n);
+    }
+    let s = q.as_str()?;
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(split);
+    let n: f64 = number.parse().ok()?;
+    let factor = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        e => 10f64.powi(e.strip_prefix(['e', 'E'])?.parse().ok()?),
+    };
+    Some(n * factor)
+}
+
+/// The pod's QoS class (`Guaranteed`, `Burstable` or `BestEffort`) from its
+/// containers' cpu and memory requests and limits, as kube-apiserver computes it.
+pub fn qos_class(obj: &Value) -> &'static str {
+    let spec = obj.get("spec").unwrap_or(&Value::Null);
+    let containers: Vec<&Value> = ["containers", "initContainers"]
+        .iter()
+        .filter_map(|k| spec.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect();
+    let mut any = false;
+    let mut guaranteed = !containers.is_empty();
+    for c in containers {
+        let res = |kind: &str, name: &str| {
+            c.get("resources")
+                .and_then(|r| r.get(kind))
+                .and_then(|m| m.get(name))
+        };
+        for name in ["cpu", "memory"] {
+            let limit = res("limits", name).and_then(quantity_value);
+            // A missing request defaults to the limit.
+            let request = res("requests", name).and_then(quantity_value).or(limit);
+            if request.is_some_and(|r| r != 0.0) || limit.is_some_and(|l| l != 0.0) {
+                any = true;
+            }
+            if limit.is_none() || request != limit {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+/// `PrepareForCreate`: a new pod's status is whatever the server says, not the
+/// client: phase `Pending` and its QoS class.
+pub fn prepare_create(obj: &mut Value) {
+    let qos = qos_class(obj);
+    if let Some(m) = obj.as_object_mut() {
+        m.insert(
+            "status".into(),
+            json!({"phase": "Pending", "qosClass": qos}),
+        );
+    }
+}
+
 /// Pod defaults, including what the ServiceAccount, DefaultTolerationSeconds and
 /// Priority admission plugins add on a default cluster (but not the projected
 /// service-account token volume).
@@ -122,10 +206,67 @@ pub fn default(obj: &mut Value) {
     }
 }
 
+/// `ValidateVolumes` essentials: named (DNS labels), unique. Returns the names.
+fn validate_volumes(spec: &Value, sp: &FieldPath, errs: &mut Vec<FieldError>) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    let volumes = spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for (i, v) in volumes.iter().enumerate() {
+        let np = sp.child("volumes").index(i).child("name");
+        let name = str_at(v, &["name"]).unwrap_or("");
+        if name.is_empty() {
+            errs.push(FieldError::required(np, ""));
+            continue;
+        }
+        for m in dns1123_label(name) {
+            errs.push(FieldError::invalid(np.clone(), name, m));
+        }
+        if names.iter().any(|n| n == name) {
+            errs.push(FieldError::duplicate(np, name));
+        }
+        names.push(name.to_owned());
+    }
+    names
+}
+
+/// A container's volume mounts name existing volumes at unique paths.
+fn validate_mounts(c: &Value, cp: &FieldPath, volumes: &[String], errs: &mut Vec<FieldError>) {
+    let mounts = c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut paths: Vec<&str> = Vec::new();
+    for (j, m) in mounts.iter().enumerate() {
+        let mp = cp.child("volumeMounts").index(j);
+        let name = str_at(m, &["name"]).unwrap_or("");
+        if name.is_empty() {
+            errs.push(FieldError::required(mp.child("name"), ""));
+        } else if !volumes.iter().any(|v| v == name) {
+            errs.push(FieldError::not_found(mp.child("name"), name));
+        }
+        let path = str_at(m, &["mountPath"]).unwrap_or("");
+        if path.is_empty() {
+            errs.push(FieldError::required(mp.child("mountPath"), ""));
+        } else if paths.contains(&path) {
+            errs.push(FieldError::invalid(
+                mp.child("mountPath"),
+                path,
+                "must be unique",
+            ));
+        }
+        paths.push(path);
+    }
+}
+
 fn validate_containers(
     list: &[Value],
     path: &FieldPath,
     names: &mut Vec<String>,
+    volumes: &[String],
     errs: &mut Vec<FieldError>,
 ) {
     for (i, c) in list.iter().enumerate() {
@@ -199,6 +340,7 @@ fn validate_containers(
                 ));
             }
         }
+        validate_mounts(c, &cp, volumes, errs);
         for (j, e) in c
             .get("env")
             .and_then(Value::as_array)
@@ -232,10 +374,23 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
     if containers.is_empty() {
         errs.push(FieldError::required(sp.child("containers"), ""));
     }
+    let volumes = validate_volumes(spec, &sp, &mut errs);
     let mut names = Vec::new();
-    validate_containers(&containers, &sp.child("containers"), &mut names, &mut errs);
+    validate_containers(
+        &containers,
+        &sp.child("containers"),
+        &mut names,
+        &volumes,
+        &mut errs,
+    );
     if let Some(Value::Array(init)) = spec.get("initContainers") {
-        validate_containers(init, &sp.child("initContainers"), &mut names, &mut errs);
+        validate_containers(
+            init,
+            &sp.child("initContainers"),
+            &mut names,
+            &volumes,
+            &mut errs,
+        );
     }
     for (key, allowed) in [
         ("restartPolicy", &RESTART_POLICIES[..]),
@@ -358,6 +513,28 @@ mod tests {
     }
 
     #[test]
+    fn qos_and_initial_status() {
+        let best = json!({"spec": {"containers": [{"name": "a", "image": "x"}]}});
+        assert_eq!(qos_class(&best), "BestEffort");
+        let guaranteed = json!({"spec": {"containers": [{"name": "a", "image": "x",
+            "resources": {"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1000m", "memory": "1024Mi"}}}]}});
+        assert_eq!(qos_class(&guaranteed), "Guaranteed");
+        let limits_only = json!({"spec": {"containers": [{"name": "a", "image": "x",
+            "resources": {"limits": {"cpu": 2, "memory": "512Mi"}}}]}});
+        assert_eq!(qos_class(&limits_only), "Guaranteed");
+        let burstable = json!({"spec": {"containers": [{"name": "a", "image": "x",
+            "resources": {"requests": {"cpu": "100m"}}}]}});
+        assert_eq!(qos_class(&burstable), "Burstable");
+        let mut pod = burstable.clone();
+        pod["status"] = json!({"phase": "Running", "podIP": "10.0.0.1"});
+        prepare_create(&mut pod);
+        assert_eq!(
+            pod["status"],
+            json!({"phase": "Pending", "qosClass": "Burstable"})
+        );
+    }
+
+    #[test]
     fn container_errors() {
         let pod = json!({"spec": {"containers": [{"name": "a"}, {"name": "a", "image": "x", "ports": [{"containerPort": 70000}]}],
                                   "restartPolicy": "Sometimes"}});
@@ -373,6 +550,28 @@ mod tests {
         assert_eq!(
             msgs(validate(&json!({"spec": {}}), None)),
             vec!["spec.containers: Required value"]
+        );
+    }
+
+    #[test]
+    fn volumes_and_mounts() {
+        let pod = json!({"spec": {
+            "volumes": [{"name": "data", "emptyDir": {}}, {"name": "data"}, {"name": "Bad_Name"}],
+            "containers": [{"name": "a", "image": "x", "volumeMounts": [
+                {"name": "data", "mountPath": "/data"}, {"name": "cache", "mountPath": "/data"}]}]}});
+        let got = msgs(validate(&pod, None));
+        assert_eq!(got.len(), 4, "{got:?}");
+        assert_eq!(got[0], "spec.volumes[1].name: Duplicate value: \"data\"");
+        assert!(got[1].starts_with(
+            "spec.volumes[2].name: Invalid value: \"Bad_Name\": a lowercase RFC 1123 label"
+        ));
+        assert_eq!(
+            got[2],
+            "spec.containers[0].volumeMounts[1].name: Not found: \"cache\""
+        );
+        assert_eq!(
+            got[3],
+            "spec.containers[0].volumeMounts[1].mountPath: Invalid value: \"/data\": must be unique"
         );
     }
 

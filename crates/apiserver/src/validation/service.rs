@@ -291,6 +291,33 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         }
         keys.push(key);
     }
+    if let Some(Value::Array(ips)) = spec.get("externalIPs") {
+        for (i, v) in ips.iter().enumerate() {
+            let text = v.as_str().unwrap_or("");
+            for m in ip(text) {
+                errs.push(FieldError::invalid(
+                    sp.child("externalIPs").index(i),
+                    text,
+                    m,
+                ));
+            }
+        }
+    }
+    if let Some(t) = at(
+        spec,
+        &["sessionAffinityConfig", "clientIP", "timeoutSeconds"],
+    )
+    .and_then(Value::as_i64)
+        && !(1..=86400).contains(&t)
+    {
+        errs.push(FieldError::invalid(
+            sp.child("sessionAffinityConfig")
+                .child("clientIP")
+                .child("timeoutSeconds"),
+            t,
+            "must be greater than 0 and less than 86400",
+        ));
+    }
     let affinity = str_at(spec, &["sessionAffinity"]).unwrap_or("None");
     if !["ClientIP", "None"].contains(&affinity) {
         errs.push(FieldError::not_supported(
@@ -449,6 +476,19 @@ mod tests {
         assert_eq!(
             msgs(validate(&new, Some(&old))),
             vec!["spec.clusterIP: Invalid value: \"10.96.0.11\": field is immutable"]
+        );
+    }
+
+    #[test]
+    fn external_ips_and_affinity_timeout() {
+        let svc = json!({"spec": {"ports": [{"port": 1, "protocol": "TCP"}], "externalIPs": ["1.2.3.4", "nope"],
+            "sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 0}}}});
+        assert_eq!(
+            msgs(validate(&svc, None)),
+            vec![
+                "spec.externalIPs[1]: Invalid value: \"nope\": must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds: Invalid value: 0: must be greater than 0 and less than 86400",
+            ]
         );
     }
 

@@ -365,3 +365,94 @@ fn qualified_kinds() {
         "CustomResourceDefinition.apiextensions.k8s.io"
     );
 }
+
+#[test]
+fn decode_errors_catch_wrong_types_and_bad_quantities() {
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "default"},
+                     "spec": {"ports": [{"port": "80"}]}});
+    assert_eq!(
+        msgs(decode_errors(BuiltinKind::Service, &svc)),
+        vec![
+            "spec.ports[0].port: Invalid value: \"80\": spec.ports[0].port in body must be of type integer: \"string\""
+        ]
+    );
+    let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+        "spec": {"containers": [{"name": "a", "image": "x", "resources": {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"cpu": "lots"}}}]}});
+    assert_eq!(
+        msgs(decode_errors(BuiltinKind::Pod, &pod)),
+        vec![
+            "spec.containers[0].resources.limits.cpu: Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        ]
+    );
+    let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s", "namespace": "default"},
+        "data": {"ok": "aGk=", "bad": "not base64!"}});
+    let errs = msgs(decode_errors(BuiltinKind::Secret, &secret));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("data[bad]: Invalid value: \"<redacted>\": illegal base64 data"),
+        "{errs:?}"
+    );
+    let dry_run = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "creationTimestamp": null}});
+    assert!(decode_errors(BuiltinKind::ConfigMap, &dry_run).is_empty());
+    for doc in manifests() {
+        assert!(decode_errors(kind_of(&doc), &doc).is_empty(), "{doc}");
+    }
+}
+
+/// Every JSON pointer to a node of `v` (objects and arrays included).
+fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, c) in m {
+                let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                out.push(p.clone());
+                pointers(c, p, out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, c) in a.iter().enumerate() {
+                let p = format!("{at}/{i}");
+                out.push(p.clone());
+                pointers(c, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn wrong_shapes_anywhere_never_panic() {
+    let junk = [
+        json!(null),
+        json!("x"),
+        json!(-1),
+        json!(1.5),
+        json!([1, "a"]),
+        json!({"k": []}),
+        json!(true),
+    ];
+    for doc in manifests() {
+        let kind = kind_of(&doc);
+        let mut ptrs = Vec::new();
+        pointers(&doc, String::new(), &mut ptrs);
+        for p in &ptrs {
+            for j in &junk {
+                let mut obj = doc.clone();
+                if let Some(slot) = obj.pointer_mut(p) {
+                    *slot = j.clone();
+                }
+                let _ = decode_errors(kind, &obj);
+                let mut pruned = obj.clone();
+                let _ = schema::prune(&mut pruned, &kind.schema());
+                let mut defaulted = obj.clone();
+                prepare_create(kind, &mut defaulted);
+                prepare_update(kind, &mut defaulted, &doc);
+                default(kind, &mut defaulted);
+                let _ = schema::validate(&defaulted, &kind.schema());
+                let _ = validate(kind, &defaulted, None);
+                let _ = validate(kind, &defaulted, Some(&doc));
+                let _ = validate(kind, &doc, Some(&defaulted));
+            }
+        }
+    }
+}

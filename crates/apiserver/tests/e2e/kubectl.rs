@@ -331,3 +331,312 @@ async fn explain_and_api_resources() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn get_columns_selectors_label_annotate_patch_and_describe() {
+    ensure_widgets_crd();
+    let ns = namespace("cols").await;
+    let docs = format!(
+        "{}{}{}",
+        service_yaml(&ns, "web"),
+        service_yaml(&ns, "db"),
+        widget(&ns, "w1", 4)
+    );
+    let r = kubectl(&["apply", "-f", "-"], Some(&docs));
+    assert!(r.ok, "{}", r.stderr);
+
+    let out = ok(&["-n", &ns, "get", "svc", "-o", "wide"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE",
+            "SELECTOR"
+        ]
+    );
+    let web = out.lines().find(|l| l.starts_with("web ")).unwrap();
+    assert!(
+        web.contains("ClusterIP") && web.contains("80/TCP") && web.contains("app=web"),
+        "{web}"
+    );
+
+    let out = ok(&["-n", &ns, "get", "widgets"]);
+    let header: Vec<&str> = out.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "SIZE"]);
+    assert_eq!(
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        ["w1", "4"]
+    );
+
+    let out = ok(&["-n", &ns, "label", "svc", "web", "tier=front"]);
+    assert_eq!(out.trim(), "service/web labeled");
+    let out = ok(&["-n", &ns, "annotate", "svc", "web", "note=hello"]);
+    assert_eq!(out.trim(), "service/web annotated");
+    let out = ok(&["-n", &ns, "get", "svc", "-l", "tier=front", "-o", "name"]);
+    assert_eq!(out.trim(), "service/web");
+    let out = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "svc",
+        "--field-selector",
+        "metadata.name=db",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ]);
+    assert_eq!(out, "db");
+
+    let out = ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "svc",
+        "web",
+        "-p",
+        r#"{"spec":{"ports":[{"port":80,"targetPort":9090}]}}"#,
+    ]);
+    assert_eq!(out.trim(), "service/web patched");
+    let tp = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.spec.ports[0].targetPort} {.spec.ports[0].name}",
+    ]);
+    assert_eq!(
+        tp, "9090 http",
+        "strategic merge keeps the port's other fields"
+    );
+    let out = ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "svc",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"labels":{"m":"1"}}}"#,
+    ]);
+    assert_eq!(out.trim(), "service/web patched");
+    let out = ok(&[
+        "-n",
+        &ns,
+        "patch",
+        "svc",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/metadata/labels/j","value":"2"}]"#,
+    ]);
+    assert_eq!(out.trim(), "service/web patched");
+    let labels = ok(&[
+        "-n",
+        &ns,
+        "get",
+        "svc",
+        "web",
+        "-o",
+        "jsonpath={.metadata.labels.m}{.metadata.labels.j}",
+    ]);
+    assert_eq!(labels, "12");
+    let r = kubectl(
+        &[
+            "-n",
+            &ns,
+            "patch",
+            "svc",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/metadata/name","value":"other"}]"#,
+        ],
+        None,
+    );
+    assert!(!r.ok);
+
+    let out = ok(&["-n", &ns, "describe", "svc", "web"]);
+    assert!(
+        out.contains("Name:") && out.contains("web") && out.contains("tier=front"),
+        "{out}"
+    );
+    assert!(
+        out.contains("TargetPort:") && out.contains("9090/TCP"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn replace_with_a_stale_resource_version_conflicts() {
+    let ns = namespace("stale").await;
+    ok(&["-n", &ns, "create", "configmap", "c", "--from-literal=a=1"]);
+    let old = ok(&["-n", &ns, "get", "cm", "c", "-o", "yaml"]);
+    ok(&["-n", &ns, "label", "cm", "c", "x=y"]);
+    let r = kubectl(&["replace", "-f", "-"], Some(&old));
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("Operation cannot be fulfilled on configmaps \"c\": the object has been modified; please apply your changes to the latest version and try again"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[tokio::test]
+async fn delete_cascade_modes_and_wait_for_delete() {
+    let ns = namespace("cascade").await;
+    for mode in ["background", "foreground", "orphan"] {
+        let owner = format!("owner-{mode}");
+        ok(&["-n", &ns, "create", "configmap", &owner]);
+        let uid = ok(&[
+            "-n",
+            &ns,
+            "get",
+            "cm",
+            &owner,
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        let child = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: child-{mode}\n  namespace: {ns}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: {owner}, uid: {uid}}}\n"
+        );
+        let r = kubectl(&["apply", "-f", "-"], Some(&child));
+        assert!(r.ok, "{}", r.stderr);
+        let out = ok(&[
+            "-n",
+            &ns,
+            "delete",
+            "cm",
+            &owner,
+            &format!("--cascade={mode}"),
+            "--wait=true",
+            "--timeout=20s",
+        ]);
+        assert_eq!(out.trim(), format!("configmap \"{owner}\" deleted"));
+        let child_name = format!("child-{mode}");
+        if mode == "orphan" {
+            std::thread::sleep(Duration::from_millis(300));
+            let refs = ok(&[
+                "-n",
+                &ns,
+                "get",
+                "cm",
+                &child_name,
+                "-o",
+                "jsonpath={.metadata.ownerReferences}",
+            ]);
+            assert_eq!(refs, "", "orphaned child keeps no reference");
+        } else {
+            let r = kubectl(
+                &[
+                    "-n",
+                    &ns,
+                    "wait",
+                    "--for=delete",
+                    &format!("cm/{child_name}"),
+                    "--timeout=20s",
+                ],
+                None,
+            );
+            assert!(r.ok || r.stderr.contains("not found"), "{}", r.stderr);
+        }
+    }
+}
+
+#[tokio::test]
+async fn watch_with_kubectl_prints_changes() {
+    let ns = namespace("kw").await;
+    ok(&["-n", &ns, "create", "configmap", "first"]);
+    let kc = shared().kubeconfig.clone();
+    let ns2 = ns.clone();
+    let watcher = std::thread::spawn(move || {
+        let out = Command::new("timeout")
+            .args(["8", "kubectl", "--kubeconfig"])
+            .arg(&kc)
+            .args(["-n", &ns2, "get", "cm", "-w", "--request-timeout=8s"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    ok(&["-n", &ns, "create", "configmap", "second"]);
+    let out = watcher.join().unwrap();
+    assert!(out.lines().any(|l| l.starts_with("first ")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("second ")), "{out}");
+}
+
+#[tokio::test]
+async fn auth_can_i_impersonation_and_service_account_tokens() {
+    let ns = namespace("authz").await;
+    assert_eq!(ok(&["auth", "can-i", "create", "pods"]).trim(), "yes");
+    let r = kubectl(
+        &[
+            "auth",
+            "can-i",
+            "create",
+            "pods",
+            "-n",
+            &ns,
+            "--as",
+            &format!("system:serviceaccount:{ns}:reader"),
+        ],
+        None,
+    );
+    assert_eq!(r.stdout.trim(), "no");
+    ok(&["-n", &ns, "create", "serviceaccount", "reader"]);
+    ok(&[
+        "-n",
+        &ns,
+        "create",
+        "rolebinding",
+        "reader-view",
+        "--clusterrole=view",
+        &format!("--serviceaccount={ns}:reader"),
+    ]);
+    let can = |verb: &str| {
+        let who = format!("system:serviceaccount:{ns}:reader");
+        kubectl(
+            &["auth", "can-i", verb, "configmaps", "-n", &ns, "--as", &who],
+            None,
+        )
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    let mut list = String::new();
+    for _ in 0..50 {
+        list = can("list");
+        if list == "yes" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(list, "yes");
+    assert_eq!(can("create"), "no");
+
+    let token = ok(&["-n", &ns, "create", "token", "reader"]);
+    let token = token.trim();
+    assert_eq!(token.split('.').count(), 3, "a JWT");
+    let as_reader = |args: &[&str]| kubectl(&[&["--token", token][..], args].concat(), None);
+    let r = as_reader(&["-n", &ns, "get", "configmaps"]);
+    assert!(r.ok, "{}", r.stderr);
+    let r = as_reader(&["-n", &ns, "create", "configmap", "nope"]);
+    assert!(!r.ok);
+    assert!(r.stderr.contains("forbidden"), "{}", r.stderr);
+    let r = kubectl(&["--token", "not-a-token", "get", "ns"], None);
+    assert!(!r.ok);
+    assert!(
+        r.stderr.contains("Unauthorized") || r.stderr.contains("provide credentials"),
+        "{}",
+        r.stderr
+    );
+}

@@ -1,8 +1,10 @@
 //! End-to-end tests over real HTTP: kube-rs clients and kubectl against servers
 //! started in-process by the `testing` harness. One binary, one module per area.
 
+mod bad_input;
 mod common;
 mod controllers;
+mod harness;
 mod kube_crud;
 mod kubectl;
 mod watch;

@@ -251,3 +251,26 @@ fn rebuild_restores_state_from_stored_services() {
     let mut again = svc(json!({"clusterIP": "10.96.5.5"}));
     assert!(a.allocate_service(&mut again, &mut rng()).is_err());
 }
+
+#[test]
+fn turning_into_external_name_releases_the_cluster_ip() {
+    let mut a = ServiceAllocator::default();
+    let mut old = svc(json!({"ports": [{"port": 80}]}));
+    a.allocate_service(&mut old, &mut rng()).unwrap();
+    assert_eq!(a.ips.used(), 1);
+    let mut new = old.clone();
+    let spec = new.spec.as_mut().unwrap();
+    spec.type_ = Some("ExternalName".into());
+    spec.external_name = Some("db.example".into());
+    a.update_service(&old, &mut new, &mut rng()).unwrap();
+    let spec = new.spec.as_ref().unwrap();
+    assert_eq!(
+        (
+            spec.cluster_ip.as_deref(),
+            spec.cluster_ips.as_ref(),
+            spec.ip_families.as_ref()
+        ),
+        (None, None, None)
+    );
+    assert_eq!(a.ips.used(), 0);
+}

@@ -53,8 +53,18 @@ fn ready_and_not_ready_pods_with_named_target_port() {
     assert_eq!(e.metadata.namespace.as_deref(), Some("ns"));
     assert_eq!(
         e.metadata.labels,
-        Some([("team".to_string(), "a".to_string())].into())
+        Some(
+            [
+                ("team".to_string(), "a".to_string()),
+                (
+                    "endpoints.kubernetes.io/managed-by".to_string(),
+                    "endpoint-controller".to_string()
+                )
+            ]
+            .into()
+        )
     );
+    assert!(is_controller_managed(&e));
     assert_eq!(e.metadata.annotations, None);
     assert_eq!(
         subsets_json(&e),
@@ -264,6 +274,31 @@ fn writes_only_on_change_and_updates_keep_metadata() {
     relabelled.metadata.labels = Some([("team".to_string(), "b".to_string())].into());
     match sync_endpoints(&key(), Some(&relabelled), &pods, Some(&stored), None) {
         Some(Write::Update(e)) => assert_eq!(e.metadata.labels.unwrap()["team"], "b"),
+        other => panic!("expected update, got {other:?}"),
+    }
+
+    // Endpoints written before the manager label existed get it.
+    let mut unlabelled = stored.clone();
+    unlabelled
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .remove(LABEL_ENDPOINTS_MANAGED_BY);
+    assert!(matches!(
+        sync_endpoints(&key(), Some(&svc), &pods, Some(&unlabelled), None),
+        Some(Write::Update(_))
+    ));
+    // A label the Service does not have is removed.
+    let mut extra = stored.clone();
+    extra
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert("x".into(), "y".into());
+    match sync_endpoints(&key(), Some(&svc), &pods, Some(&extra), None) {
+        Some(Write::Update(e)) => assert!(!e.metadata.labels.unwrap().contains_key("x")),
         other => panic!("expected update, got {other:?}"),
     }
 }

@@ -4,8 +4,11 @@ mod alloc;
 mod endpoints;
 mod gc;
 mod gohash;
+mod kube_dns;
 mod mirroring;
 mod namespace;
+mod namespace_defaults;
+mod pod_deletion;
 mod slices;
 
 use k8s_openapi::api::core::v1::{Node, Pod, Service};

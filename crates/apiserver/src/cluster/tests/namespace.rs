@@ -66,8 +66,12 @@ fn create_in_missing_namespace_is_not_found() {
             "message": "namespaces \"nope\" not found", "reason": "NotFound",
             "details": {"name": "nope", "kind": "namespaces"}, "code": 404})
     );
-    // Updates and deletes in a missing namespace too.
+    // Updates in a missing namespace too, but deletes pass.
     assert!(admit(&req(Operation::Update, "pods", "p", "nope"), None).is_err());
+    assert_eq!(
+        admit(&req(Operation::Delete, "pods", "p", "nope"), None),
+        Ok(())
+    );
 }
 
 #[test]
@@ -185,6 +189,25 @@ fn delete_marks_terminating_then_waits_then_deletes() {
         }
         other => panic!("{other:?}"),
     }
+
+    let orphan_false = DeleteOptions {
+        propagation: None,
+        orphan_dependents: Some(false),
+    };
+    match delete_namespace(&active, &orphan_false, now()).unwrap() {
+        NamespaceDeletion::MarkTerminating(n) => {
+            assert_eq!(
+                n.metadata.finalizers,
+                Some(vec!["foregroundDeletion".to_string()])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let both = DeleteOptions {
+        propagation: Some(Propagation::Orphan),
+        orphan_dependents: Some(true),
+    };
+    assert!(delete_namespace(&active, &both, now()).is_err());
 
     let mut finalized = marked.clone();
     finalized.spec.as_mut().unwrap().finalizers = None;

@@ -194,6 +194,15 @@ fn no_endpoints_leaves_one_placeholder() {
     assert_eq!(placeholder.get("ports"), None);
     let existing = stored(plan);
     assert!(sync(&svc, &[], &existing).is_empty());
+    // A relabelled Service rewrites its placeholder (recycled as an update).
+    let mut relabelled = svc.clone();
+    relabelled.metadata.labels = Some([("team".to_string(), "b".to_string())].into());
+    let plan = sync(&relabelled, &[], &existing);
+    assert_eq!(plan.update.len(), 1, "{plan:?}");
+    assert_eq!(
+        plan.update[0].metadata.labels.as_ref().unwrap()["team"],
+        "b"
+    );
 }
 
 #[test]
