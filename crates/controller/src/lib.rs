@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod remote;
 mod sources;
+mod task;
 mod watch;
 mod writer;
 

@@ -25,6 +25,7 @@ use crate::config::ControllerConfig;
 use crate::engine::IndexEvent;
 use crate::metrics::Metrics;
 use crate::sources::{self, SyncTracker};
+use crate::task::AbortOnDrop;
 use crate::watch::Progress;
 
 /// The RemoteClusterConfiguration resource (Calico's, cluster-scoped).
@@ -330,14 +331,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
-    }
-}
-
-pub(crate) struct AbortOnDrop(pub(crate) JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

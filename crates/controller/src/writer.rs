@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::engine::Intent;
 use crate::metrics::Metrics;
-use crate::remote::AbortOnDrop;
+use crate::task::AbortOnDrop;
 
 const SERVICE_NAME_LABEL: &str = fedmesh_core::SERVICE_NAME_LABEL;
 
