@@ -60,8 +60,18 @@ async fn services_get_cluster_ips_and_endpoints_follow_pods() {
             .collect();
         Some((ready, not_ready, subset.ports?[0].port))
     })
-    .await
-    .expect("endpoints written");
+    .await;
+    let Some(got) = got else {
+        panic!(
+            "endpoints not written: {:?} pods {:?}",
+            eps.get("web").await,
+            pods.list(&ListParams::default()).await.map(|l| l
+                .items
+                .into_iter()
+                .map(|p| p.status)
+                .collect::<Vec<_>>())
+        );
+    };
     assert_eq!(
         got,
         (
