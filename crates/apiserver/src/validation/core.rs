@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use super::meta::{at, immutable, str_at};
+use super::meta::{at, check_field, immutable, str_at};
 use super::names::{dns1123_label, dns1123_subdomain, ip, port_num, qualified_name};
 use super::service::PROTOCOLS;
 use crate::schema::{FieldError, FieldPath};
@@ -363,16 +363,8 @@ pub fn validate_endpoints(obj: &Value, _old: Option<&Value>) -> Vec<FieldError> 
                 for m in ip(addr) {
                     errs.push(FieldError::invalid(ap.child("ip"), addr, m));
                 }
-                if let Some(h) = str_at(a, &["hostname"]) {
-                    for m in dns1123_label(h) {
-                        errs.push(FieldError::invalid(ap.child("hostname"), h, m));
-                    }
-                }
-                if let Some(n) = str_at(a, &["nodeName"]) {
-                    for m in dns1123_subdomain(n) {
-                        errs.push(FieldError::invalid(ap.child("nodeName"), n, m));
-                    }
-                }
+                check_field(&mut errs, a, &ap, "hostname", dns1123_label);
+                check_field(&mut errs, a, &ap, "nodeName", dns1123_subdomain);
             }
         }
         let ports = s

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use serde_json::{Value, json};
 
 use super::core::endpoint_port;
-use super::meta::{immutable, str_at};
+use super::meta::{check_field, immutable, str_at};
 use super::names::{dns1123_label, dns1123_subdomain, label_value};
 use crate::schema::{FieldError, FieldPath};
 
@@ -97,21 +97,9 @@ pub fn validate(obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
                 errs.push(FieldError::invalid(ap, a, m));
             }
         }
-        if let Some(h) = str_at(e, &["hostname"]) {
-            for m in dns1123_label(h) {
-                errs.push(FieldError::invalid(ep.child("hostname"), h, m));
-            }
-        }
-        if let Some(n) = str_at(e, &["nodeName"]) {
-            for m in dns1123_subdomain(n) {
-                errs.push(FieldError::invalid(ep.child("nodeName"), n, m));
-            }
-        }
-        if let Some(z) = str_at(e, &["zone"]) {
-            for m in label_value(z) {
-                errs.push(FieldError::invalid(ep.child("zone"), z, m));
-            }
-        }
+        check_field(&mut errs, e, &ep, "hostname", dns1123_label);
+        check_field(&mut errs, e, &ep, "nodeName", dns1123_subdomain);
+        check_field(&mut errs, e, &ep, "zone", label_value);
     }
     let ports = obj
         .get("ports")

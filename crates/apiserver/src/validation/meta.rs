@@ -15,6 +15,22 @@ pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     at(v, path).and_then(Value::as_str)
 }
 
+/// Checks the optional string field `field` of `obj` with `check`, adding one
+/// `Invalid` error under `path.field` per message.
+pub(crate) fn check_field(
+    errs: &mut Vec<FieldError>,
+    obj: &Value,
+    path: &FieldPath,
+    field: &str,
+    check: fn(&str) -> Vec<String>,
+) {
+    if let Some(value) = str_at(obj, &[field]) {
+        for message in check(value) {
+            errs.push(FieldError::invalid(path.child(field), value, message));
+        }
+    }
+}
+
 pub(crate) fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
