@@ -87,7 +87,7 @@ pub async fn run(
 /// object fedmesh cannot read is logged and skipped.
 pub fn apply(index: &mut FederationIndex, event: IndexEvent) -> Changes {
     match event {
-        IndexEvent::Service(origin, service) => match ServiceView::new(origin, &service) {
+        IndexEvent::Service(origin, service) => match ServiceView::new(origin, *service) {
             Ok(view) => index.apply_service(view),
             Err(error) => skip("service", &error),
         },
@@ -99,7 +99,7 @@ pub fn apply(index: &mut FederationIndex, event: IndexEvent) -> Changes {
         IndexEvent::SliceDeleted(key) => index.delete_slice(&key),
         IndexEvent::ResetServices(origin, services) => {
             let views = services
-                .iter()
+                .into_iter()
                 .filter_map(|s| {
                     ServiceView::new(origin.clone(), s)
                         .inspect_err(|e| {

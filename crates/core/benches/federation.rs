@@ -152,36 +152,57 @@ fn origin(cluster: usize) -> Origin {
     }
 }
 
+/// One cluster's complete listings, as the controller's watches hand them
+/// over after their initial list (kube-runtime's Init..InitDone).
 #[derive(Clone)]
-struct Events {
-    services: Vec<(Origin, Service)>,
-    slices: Vec<(Origin, EndpointSlice)>,
+struct Listing {
+    origin: Origin,
+    services: Vec<Service>,
+    slices: Vec<EndpointSlice>,
 }
 
-fn events() -> Events {
-    let mut services = Vec::new();
-    let mut slices = Vec::new();
-    for cluster in 0..clusters() {
-        for i in 0..SERVICES {
-            services.push((origin(cluster), service(i)));
-            slices.push((origin(cluster), slice(cluster, i, 0)));
-        }
-    }
-    for i in 0..SERVICES {
-        services.push((Origin::Local, federated(i)));
-    }
-    Events { services, slices }
+fn events() -> Vec<Listing> {
+    (0..clusters())
+        .map(|cluster| {
+            let mut services: Vec<Service> = (0..SERVICES).map(service).collect();
+            if cluster == 0 {
+                services.extend((0..SERVICES).map(federated));
+            }
+            Listing {
+                origin: origin(cluster),
+                services,
+                slices: (0..SERVICES).map(|i| slice(cluster, i, 0)).collect(),
+            }
+        })
+        .collect()
 }
 
-/// Applies every event, converting from Kubernetes objects on the way (as the
-/// controller does with the objects its watches hand over).
-fn build(events: Events) -> FederationIndex {
+fn views(listing: &mut Listing) -> Vec<ServiceView> {
+    std::mem::take(&mut listing.services)
+        .into_iter()
+        .map(|svc| ServiceView::new(listing.origin.clone(), svc).expect("valid service"))
+        .collect()
+}
+
+fn sources(listing: &mut Listing) -> Vec<SourceSlice> {
+    std::mem::take(&mut listing.slices)
+        .into_iter()
+        .map(|slice| SourceSlice::new(listing.origin.clone(), slice).expect("valid slice"))
+        .collect()
+}
+
+/// Builds the index the way the controller does when it starts: each
+/// cluster's Service listing and EndpointSlice listing become one reset each
+/// (`fedmesh_controller::engine::apply` on `ResetServices` / `ResetSlices`),
+/// converting from Kubernetes objects on the way. The `Changes` of each reset
+/// are built and dropped, as the controller builds them (and renders them).
+fn build(listings: Vec<Listing>) -> FederationIndex {
     let mut index = FederationIndex::new();
-    for (origin, svc) in &events.services {
-        index.apply_service(ServiceView::new(origin.clone(), svc).expect("valid service"));
-    }
-    for (origin, slice) in events.slices {
-        index.apply_slice(SourceSlice::new(origin, slice).expect("valid slice"));
+    for mut listing in listings {
+        let views = views(&mut listing);
+        black_box(index.reset_services(&listing.origin, views));
+        let sources = sources(&mut listing);
+        black_box(index.reset_slices(&listing.origin, sources));
     }
     index
 }
@@ -191,29 +212,21 @@ fn bench(c: &mut Criterion) {
 
     // The two halves of a build, timed apart: reading Kubernetes objects into
     // index types, and applying those to the index.
-    let copy = events.clone();
+    let mut copy = events.clone();
     let started = Instant::now();
     let cpu = thread_cpu();
-    let views: Vec<ServiceView> = copy
-        .services
-        .iter()
-        .map(|(origin, svc)| ServiceView::new(origin.clone(), svc).expect("valid service"))
-        .collect();
-    let sources: Vec<SourceSlice> = copy
-        .slices
-        .into_iter()
-        .map(|(origin, slice)| SourceSlice::new(origin, slice).expect("valid slice"))
+    let converted: Vec<(Origin, Vec<ServiceView>, Vec<SourceSlice>)> = copy
+        .iter_mut()
+        .map(|listing| (listing.origin.clone(), views(listing), sources(listing)))
         .collect();
     let converted_in = started.elapsed();
     let converted_cpu = thread_cpu() - cpu;
     let started = Instant::now();
     let cpu = thread_cpu();
     let mut phased = FederationIndex::new();
-    for view in views {
-        phased.apply_service(view);
-    }
-    for source in sources {
-        phased.apply_slice(source);
+    for (origin, views, sources) in converted {
+        black_box(phased.reset_services(&origin, views));
+        black_box(phased.reset_slices(&origin, sources));
     }
     let applied_in = started.elapsed();
     let applied_cpu = thread_cpu() - cpu;
@@ -226,7 +239,8 @@ fn bench(c: &mut Criterion) {
         applied_cpu.as_secs_f64() * 1e3,
     );
 
-    let (services, slices) = (events.services.len(), events.slices.len());
+    let services: usize = events.iter().map(|l| l.services.len()).sum();
+    let slices: usize = events.iter().map(|l| l.slices.len()).sum();
     let copy = events.clone();
     let started = Instant::now();
     let cpu = thread_cpu();

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use fedmesh_selector::{InternedLabels, ParseError, Selector};
+use fedmesh_selector::{ParseError, Selector};
 use k8s_openapi::api::core::v1::Service;
 
 use crate::names::{Origin, ServiceKey};
@@ -66,9 +66,9 @@ pub struct ServiceView {
     /// Where the Service is.
     pub key: ServiceKey,
     /// Its labels, plus the implicit remote-cluster label for remote services.
-    pub labels: BTreeMap<Arc<str>, Arc<str>>,
-    /// The same labels, interned for fast selector evaluation.
-    pub interned: InternedLabels,
+    /// The index interns them when the view is applied: reading a listing of
+    /// a hundred thousand Services only moves each object's own map here.
+    pub labels: BTreeMap<String, String>,
     /// The part it plays.
     pub role: Role,
 }
@@ -88,9 +88,12 @@ pub enum ServiceError {
 }
 
 impl ServiceView {
-    /// Reads `service` found in `origin`.
-    pub fn new(origin: Origin, service: &Service) -> Result<Self, ServiceError> {
-        let meta = &service.metadata;
+    /// Reads `service` found in `origin`, taking its labels (watchers hand
+    /// over owned objects, and copying every label of a mesh would be most of
+    /// the cost of reading it).
+    pub fn new(origin: Origin, mut service: Service) -> Result<Self, ServiceError> {
+        let role = role(&origin, &service);
+        let meta = &mut service.metadata;
         let name = meta.name.as_deref().ok_or(ServiceError::MissingName)?;
         let namespace =
             meta.namespace
@@ -98,25 +101,12 @@ impl ServiceView {
                 .ok_or_else(|| ServiceError::MissingNamespace {
                     name: name.to_owned(),
                 })?;
-
-        let mut labels: BTreeMap<Arc<str>, Arc<str>> = meta
-            .labels
-            .iter()
-            .flatten()
-            .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
-            .collect();
-        if let Origin::Remote(cluster) = &origin {
+        let key = ServiceKey::new(origin, namespace, name);
+        let mut labels = meta.labels.take().unwrap_or_default();
+        if let Origin::Remote(cluster) = &key.origin {
             labels.insert(REMOTE_CLUSTER_LABEL.into(), cluster.as_str().into());
         }
-        let interned = InternedLabels::new(labels.iter().map(|(k, v)| (&**k, &**v)));
-
-        let role = role(&origin, service);
-        Ok(Self {
-            key: ServiceKey::new(origin, namespace, name),
-            labels,
-            interned,
-            role,
-        })
+        Ok(Self { key, labels, role })
     }
 
     /// Whether this Service may back federated Services.

@@ -13,9 +13,9 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlicePort {
     /// The port's name (empty when unnamed).
-    pub name: Arc<str>,
+    pub name: String,
     /// The port's protocol (`TCP` when left out).
-    pub protocol: Arc<str>,
+    pub protocol: String,
     /// The port number on the endpoints.
     pub port: i32,
     /// The application protocol, carried as it is.
@@ -62,7 +62,7 @@ impl SourceSlice {
     /// Reads `slice` found in `origin`, taking its endpoints (watchers hand
     /// over owned objects; a mesh holds a million endpoints, and copying them
     /// would double the cost of building the index).
-    pub fn new(origin: Origin, slice: EndpointSlice) -> Result<Self, SliceError> {
+    pub fn new(origin: Origin, mut slice: EndpointSlice) -> Result<Self, SliceError> {
         let meta = &slice.metadata;
         let name = meta.name.as_deref().ok_or(SliceError::MissingName)?;
         let namespace = meta
@@ -80,14 +80,15 @@ impl SourceSlice {
             address_type: slice.address_type,
             ports: slice
                 .ports
-                .iter()
+                .take()
+                .into_iter()
                 .flatten()
                 .filter_map(|p| {
                     Some(SlicePort {
-                        name: p.name.as_deref().unwrap_or("").into(),
-                        protocol: p.protocol.as_deref().unwrap_or("TCP").into(),
                         port: p.port?,
-                        app_protocol: p.app_protocol.clone(),
+                        name: p.name.unwrap_or_default(),
+                        protocol: p.protocol.unwrap_or_else(|| "TCP".to_owned()),
+                        app_protocol: p.app_protocol,
                     })
                 })
                 .collect(),

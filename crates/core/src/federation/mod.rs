@@ -5,6 +5,7 @@
 
 mod changes;
 mod index;
+mod labels;
 mod render;
 mod view;
 

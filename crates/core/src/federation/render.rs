@@ -91,7 +91,7 @@ fn matched_ports<'a>(
         source
             .ports
             .iter()
-            .find(|p| p.name == wanted.name && p.protocol == wanted.protocol)
+            .find(|p| *p.name == *wanted.name && *p.protocol == *wanted.protocol)
     })
 }
 

@@ -2,6 +2,7 @@
 
 mod bookinfo;
 mod incremental;
+mod listings;
 mod rules;
 mod seed_tutorial;
 
@@ -86,7 +87,7 @@ impl Svc {
     }
 
     fn view(&self, origin: &Origin) -> ServiceView {
-        ServiceView::new(origin.clone(), &self.0).unwrap()
+        ServiceView::new(origin.clone(), self.0.clone()).unwrap()
     }
 
     fn key(&self, origin: &Origin) -> ServiceKey {

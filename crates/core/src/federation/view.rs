@@ -34,7 +34,7 @@ impl<'a> FederatedView<'a> {
 
     /// The Services backing it, local first.
     pub fn backing(&self) -> impl Iterator<Item = &'a ServiceKey> + 'a {
-        self.entry.backing.iter()
+        self.entry.backing.keys()
     }
 
     /// The desired EndpointSlice `name`, or `None` when it should not exist.
@@ -65,8 +65,8 @@ impl<'a> FederatedView<'a> {
         let sources = self
             .entry
             .backing
-            .iter()
-            .flat_map(|backing| self.ns.slices_of(backing).map(|entry| &entry.slice));
+            .values()
+            .flat_map(|&backing| self.ns.slices_of(backing).map(|entry| &entry.slice));
         render::endpoints(
             &self.key,
             &self.entry.federation,
