@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 
 const CHILD_ENV: &str = "FEDMESH_HTTP_DURABILITY_CHILD";
 const TEST_NAME: &str = "sigkill_of_the_server_loses_no_acknowledged_write";
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 8;
 const CLIENTS: usize = 4;
 const NAMESPACE: &str = "default";
 /// Every object of the test carries this label, with its round as the value.
