@@ -120,12 +120,14 @@ pub(super) async fn list(
             metadata["remainingItemCount"] = json!(page.remaining);
         }
     }
-    Ok(json!({
-        "apiVersion": r.api_version(),
-        "kind": r.list_kind,
-        "metadata": metadata,
-        "items": out,
-    }))
+    // Built by hand: `json!` would turn `out` into a Value by serializing it,
+    // a deep copy of every item.
+    let mut list = serde_json::Map::new();
+    list.insert("apiVersion".into(), Value::String(r.api_version()));
+    list.insert("kind".into(), Value::String(r.list_kind.clone()));
+    list.insert("metadata".into(), metadata);
+    list.insert("items".into(), Value::Array(out));
+    Ok(Value::Object(list))
 }
 
 #[cfg(test)]
