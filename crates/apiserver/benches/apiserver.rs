@@ -22,6 +22,7 @@
 //! APIBENCH_PATCH_SECONDS=20: the patch phase stops after this long
 //! APIBENCH_PLAINTEXT=1: plain HTTP/2 instead of TLS
 //! APIBENCH_CONTROLLERS=0: the server without its built-in controllers
+//! APIBENCH_LINGER_US=N: the store's group-commit linger (default: the server's)
 //! ```
 
 // The server child allocates as production does: the `fedmesh` binary, which

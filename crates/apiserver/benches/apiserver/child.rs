@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fedmesh_apiserver::server::ApiServer;
+use fedmesh_apiserver::objects::ObjectStore;
+use fedmesh_apiserver::server::{ApiServer, DB_FILE};
+use fedmesh_apiserver::store::StoreOptions;
 
 use super::client::{self, Target};
 
@@ -39,7 +41,23 @@ pub fn serve(dir: &Path, mode: Mode) {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let server = ApiServer::builder()
+        let mut builder = ApiServer::builder();
+        // An experiment knob, inherited from the parent's environment: the
+        // store's group-commit linger (the server's default otherwise).
+        if let Some(us) = std::env::var("APIBENCH_LINGER_US")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            let options = StoreOptions {
+                group_commit_linger: Duration::from_micros(us),
+                ..StoreOptions::default()
+            };
+            std::fs::create_dir_all(dir).expect("create the data directory");
+            let store =
+                ObjectStore::open_sqlite(&dir.join(DB_FILE), options).expect("open the store");
+            builder = builder.store(store);
+        }
+        let server = builder
             .data_dir(dir)
             .insecure_plaintext(plaintext)
             .builtin_controllers(mode.controllers)

@@ -190,6 +190,17 @@ impl Objects {
         list::list(self, r, ns, opts).await
     }
 
+    /// list, already serialized: the same JSON as `list` gives, without
+    /// holding every item decoded at once.
+    pub async fn list_encoded(
+        &self,
+        r: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Vec<u8>, ApiError> {
+        list::list_encoded(self, r, ns, opts).await
+    }
+
     async fn check_namespace(
         &self,
         r: &ResourceInfo,

@@ -119,7 +119,7 @@ impl From<store::Error> for StorageError {
     }
 }
 
-fn decode(kv: &KeyValue) -> Result<Value, StorageError> {
+pub(crate) fn decode(kv: &KeyValue) -> Result<Value, StorageError> {
     serde_json::from_slice(&kv.value)
         .map_err(|e| StorageError::Backend(format!("stored value of {} is not JSON: {e}", kv.key)))
 }
@@ -133,6 +133,20 @@ fn encode(value: &Value) -> Bytes {
 pub struct Page {
     /// Keys and objects, in key order.
     pub items: Vec<(String, Stored)>,
+    /// The revision the page was read at.
+    pub revision: i64,
+    /// Whether more keys follow.
+    pub more: bool,
+    /// How many keys follow.
+    pub remaining: u64,
+}
+
+/// One page of a list with the values as stored (JSON bytes), so that a
+/// caller can decode them one at a time.
+#[derive(Debug)]
+pub(crate) struct RawPage {
+    /// Keys and values, in key order.
+    pub items: Vec<KeyValue>,
     /// The revision the page was read at.
     pub revision: i64,
     /// Whether more keys follow.
@@ -240,11 +254,7 @@ impl ObjectStore {
         limit: Option<usize>,
         at: Option<i64>,
     ) -> Result<Page, StorageError> {
-        let mut req = ListRequest::prefix(prefix);
-        req.start_after = start_after.map(str::to_owned);
-        req.limit = limit;
-        req.at = at;
-        let resp = self.store.list(req).await?;
+        let resp = self.page_raw(prefix, start_after, limit, at).await?;
         let mut items = Vec::with_capacity(resp.items.len());
         for kv in &resp.items {
             items.push((
@@ -257,6 +267,27 @@ impl ObjectStore {
         }
         Ok(Page {
             items,
+            revision: resp.revision,
+            more: resp.more,
+            remaining: resp.remaining,
+        })
+    }
+
+    /// `page` without decoding the values.
+    pub(crate) async fn page_raw(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        at: Option<i64>,
+    ) -> Result<RawPage, StorageError> {
+        let mut req = ListRequest::prefix(prefix);
+        req.start_after = start_after.map(str::to_owned);
+        req.limit = limit;
+        req.at = at;
+        let resp = self.store.list(req).await?;
+        Ok(RawPage {
+            items: resp.items,
             revision: resp.revision,
             more: resp.more,
             remaining: resp.remaining,
