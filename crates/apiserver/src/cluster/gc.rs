@@ -29,12 +29,14 @@
 //! # Driving it
 //!
 //! [`deletion_decision`] is what the API's DELETE does to an object.
-//! [`plan`] is what the collector does next, given a consistent snapshot
-//! of the objects that take part (owners and dependents, with uid,
-//! ownerReferences, finalizers and whether `deletionTimestamp` is set).
-//! The spine applies the returned actions in order (each delete through
-//! the normal DELETE path with the given propagation), then calls `plan`
-//! again on the next change; it is done when `plan` returns nothing. An
+//! [`plan_node`] is what the collector does next for one object, given a
+//! [`GcView`] of the objects around it: its owners (looked up by kind and
+//! name, matched by uid) and its dependents, a [`Neighbourhood`]. [`plan`]
+//! does the same for every object of a consistent snapshot at once (the
+//! two agree). The spine syncs an object whenever its owners, its
+//! dependents or its own references or finalizers change, applies the
+//! returned actions in order (each delete through the normal DELETE path
+//! with the given propagation), and is done when nothing is returned. An
 //! object whose last finalizer is removed while `deletionTimestamp` is set
 //! must be deleted by the store, as kube-apiserver does.
 
