@@ -13,10 +13,19 @@
 //! grows with `id` and the unique index on `(name, prev_revision)` also serves
 //! "the rows of a key in revision order".
 //!
-//! The database runs in WAL mode with `synchronous=FULL`: every commit is
-//! fsynced before the writer acknowledges it. Readers use their own connections
-//! (a small pool) and read a snapshot inside a read transaction, so they never
-//! block the writer and the writer never blocks them.
+//! The database runs in WAL mode with `synchronous=NORMAL`: a commit appends its
+//! frames to the `-wal` file with `write()` and returns without fsync; SQLite
+//! itself fsyncs the WAL before each checkpoint copies frames into the database
+//! file and fsyncs the database file after it, and only restarts the WAL from
+//! its start after such a complete checkpoint. The writer acknowledges nothing
+//! on commit: `WalSync` (run by the syncer thread) fdatasyncs the `-wal` file
+//! through its own descriptor, which flushes the inode's dirty pages whoever
+//! wrote them, and only then are the batches committed before it answered.
+//! The `-wal` file keeps its inode while the store is open: SQLite deletes it
+//! only when the last connection closes, and the writer's connection closes
+//! after the last flush. Readers use their own connections (a small pool) and
+//! read a snapshot inside a read transaction, so they never block the writer
+//! and the writer never blocks them.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -27,7 +36,7 @@ use bytes::Bytes;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 
-use super::backend::{LogReader, LogWriter, Recovered, WriteKind, WriteOp};
+use super::backend::{Durability, LogReader, LogWriter, Recovered, WriteKind, WriteOp};
 use super::error::{Error, Result, storage};
 use super::types::{Event, KeyRange, KeyValue, ListRequest, ListResponse, Revision};
 
@@ -83,8 +92,8 @@ pub(crate) fn open(
             detail: format!("{} cannot use WAL mode (got {mode})", path.display()),
         });
     }
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(fail("setting synchronous=FULL"))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(fail("setting synchronous=NORMAL"))?;
     reuse_statements(&conn).map_err(fail("fixing query plans"))?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -117,6 +126,13 @@ pub(crate) fn open(
     }
     let (revision, compacted) = meta(&tx)?;
     tx.commit().map_err(fail("committing the schema"))?;
+    let wal = WalSync::open(path)?;
+    // The schema commit above was not flushed either.
+    wal.sync().map_err(|source| Error::OpenFile {
+        path: path.to_owned(),
+        step: "flushing the -wal file",
+        source: Arc::new(source),
+    })?;
     let reader = SqliteReader {
         path: path.to_owned(),
         idle: Mutex::new(Vec::new()),
@@ -127,7 +143,11 @@ pub(crate) fn open(
     let first = reader.connect()?;
     reader.release(first);
     Ok((
-        SqliteWriter { conn, _lock: lock },
+        SqliteWriter {
+            conn,
+            wal: Some(wal),
+            _lock: lock,
+        },
         reader,
         Recovered {
             revision,
@@ -202,8 +222,54 @@ fn meta(conn: &Connection) -> Result<(Revision, Revision)> {
 
 // === impl SqliteWriter ===
 
+/// Flushes the `-wal` file: what makes this backend's commits durable.
+pub(crate) struct WalSync {
+    wal: File,
+}
+
+impl WalSync {
+    /// Opens the `-wal` file of the database at `path` (which an open
+    /// connection in WAL mode has created) and makes the directory entries of
+    /// the database and of the WAL durable, once: a flushed file whose name is
+    /// not on disk is lost as well.
+    fn open(path: &Path) -> Result<WalSync> {
+        let mut wal_path = path.as_os_str().to_owned();
+        wal_path.push("-wal");
+        let wal_path = PathBuf::from(wal_path);
+        let fail = |step: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |source| Error::OpenFile {
+                path,
+                step,
+                source: Arc::new(source),
+            }
+        };
+        let wal = File::open(&wal_path).map_err(fail("opening the -wal file", &wal_path))?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail("flushing the data directory", dir))?;
+        Ok(WalSync { wal })
+    }
+
+    fn sync(&self) -> std::io::Result<()> {
+        self.wal.sync_data()
+    }
+}
+
+impl Durability for WalSync {
+    fn sync(&mut self) -> std::io::Result<()> {
+        WalSync::sync(self)
+    }
+}
+
 pub(crate) struct SqliteWriter {
     conn: Connection,
+    /// Taken by the writer thread for its syncer (`LogWriter::durability`).
+    wal: Option<WalSync>,
     /// Held while the writer lives; the OS releases it if the process dies.
     _lock: File,
 }
@@ -261,6 +327,12 @@ impl LogWriter for SqliteWriter {
         tx.execute("UPDATE meta SET value = ?1 WHERE key = 'compacted'", [to])
             .map_err(storage("recording the compacted revision"))?;
         tx.commit().map_err(storage("committing a compaction"))
+    }
+
+    fn durability(&mut self) -> Option<Box<dyn Durability>> {
+        self.wal
+            .take()
+            .map(|wal| Box::new(wal) as Box<dyn Durability>)
     }
 }
 
