@@ -21,7 +21,14 @@
 //! APIBENCH_WATCHERS=100 APIBENCH_WATCH_WRITES=1000 (defaults)
 //! APIBENCH_PATCH_SECONDS=20: the patch phase stops after this long
 //! APIBENCH_PLAINTEXT=1: plain HTTP/2 instead of TLS
+//! APIBENCH_CONTROLLERS=0: the server without its built-in controllers
+//! APIBENCH_LINGER_US=N: the store's group-commit linger (default: the server's)
 //! ```
+
+// The server child allocates as production does: the `fedmesh` binary, which
+// serves `fedmesh apiserver`, uses mimalloc (crates/fedmesh/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "apiserver/child.rs"]
 mod child;
@@ -67,6 +74,7 @@ struct Settings {
     watchers: usize,
     watch_writes: usize,
     plaintext: bool,
+    controllers: bool,
     patch_budget: Duration,
 }
 
@@ -74,7 +82,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == child::SERVE_CHILD) {
         let dir = args.get(at + 1).expect("--serve-child DIR");
-        child::serve(Path::new(dir), args.iter().any(|a| a == child::PLAINTEXT));
+        let mode = child::Mode {
+            plaintext: args.iter().any(|a| a == child::PLAINTEXT),
+            controllers: !args.iter().any(|a| a == child::NO_CONTROLLERS),
+        };
+        child::serve(Path::new(dir), mode);
         return;
     }
     let settings = Settings {
@@ -85,6 +97,7 @@ fn main() {
         watch_writes: env_usize("APIBENCH_WATCH_WRITES", 1_000).max(1),
         patch_budget: Duration::from_secs(env_usize("APIBENCH_PATCH_SECONDS", 20) as u64),
         plaintext: std::env::var_os("APIBENCH_PLAINTEXT").is_some_and(|v| v == "1"),
+        controllers: std::env::var_os("APIBENCH_CONTROLLERS").is_none_or(|v| v != "0"),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -100,9 +113,16 @@ fn main() {
 }
 
 impl Settings {
+    fn mode(&self) -> child::Mode {
+        child::Mode {
+            plaintext: self.plaintext,
+            controllers: self.controllers,
+        }
+    }
+
     fn describe(&self) -> String {
         format!(
-            "{} objects, {} clients, {} patches, {} watchers x {} writes, {}",
+            "{} objects, {} clients, {} patches, {} watchers x {} writes, {}, {}",
             self.objects,
             self.clients,
             self.patches,
@@ -112,6 +132,11 @@ impl Settings {
                 "plaintext HTTP/2"
             } else {
                 "TLS + bearer token, HTTP/2"
+            },
+            if self.controllers {
+                "built-in controllers on"
+            } else {
+                "built-in controllers off"
             }
         )
     }
@@ -122,7 +147,7 @@ async fn run(s: &Settings, report: &mut Report) {
     cold_start_process(s, report).await;
 
     let data = tempfile::tempdir().expect("tempdir");
-    let server = ServerProcess::spawn(data.path(), s.plaintext);
+    let server = ServerProcess::spawn(data.path(), s.mode());
     eprintln!("server process pid {}", server.pid());
     let conns = connect_many(&server.target, s.clients).await;
     for ns in [BENCH_NS, WARM_NS, WATCH_NS] {
@@ -189,7 +214,7 @@ async fn run(s: &Settings, report: &mut Report) {
     server.stop();
 
     // Start again on the data just written.
-    let server = ServerProcess::spawn(data.path(), s.plaintext);
+    let server = ServerProcess::spawn(data.path(), s.mode());
     report.restart_with_data = Some(ready(&server.target, server.spawned).await);
     server.stop();
 
@@ -397,6 +422,7 @@ async fn cold_start_in_process(s: &Settings, report: &mut Report) {
         let server = fedmesh_apiserver::server::ApiServer::builder()
             .data_dir(dir.path())
             .insecure_plaintext(s.plaintext)
+            .builtin_controllers(s.controllers)
             .start()
             .await
             .expect("start");
@@ -417,7 +443,7 @@ async fn cold_start_process(s: &Settings, report: &mut Report) {
     let mut times = Vec::new();
     for _ in 0..STARTS {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = ServerProcess::spawn(dir.path(), s.plaintext);
+        let server = ServerProcess::spawn(dir.path(), s.mode());
         times.push(ready(&server.target, server.spawned).await);
         server.stop();
     }

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fedmesh_apiserver::server::ApiServer;
+use fedmesh_apiserver::objects::ObjectStore;
+use fedmesh_apiserver::server::{ApiServer, DB_FILE};
+use fedmesh_apiserver::store::StoreOptions;
 
 use super::client::{self, Target};
 
@@ -17,18 +19,48 @@ pub const SERVE_CHILD: &str = "--serve-child";
 /// The argument that makes the child serve plain HTTP.
 pub const PLAINTEXT: &str = "--plaintext";
 
+/// The argument that makes the child run without the built-in controllers.
+pub const NO_CONTROLLERS: &str = "--no-controllers";
+
+/// How the child serves.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Plain HTTP/2 instead of TLS.
+    pub plaintext: bool,
+    /// Whether the built-in controllers run.
+    pub controllers: bool,
+}
+
 /// Runs in the child: serves with a SQLite store in `dir` until stdin closes.
 /// Tells the parent, one line each: its address, the admin token and where the
 /// CA certificate is (`-` in plaintext).
-pub fn serve(dir: &Path, plaintext: bool) {
+pub fn serve(dir: &Path, mode: Mode) {
+    let plaintext = mode.plaintext;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
-        let server = ApiServer::builder()
+        let mut builder = ApiServer::builder();
+        // An experiment knob, inherited from the parent's environment: the
+        // store's group-commit linger (the server's default otherwise).
+        if let Some(us) = std::env::var("APIBENCH_LINGER_US")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            let options = StoreOptions {
+                group_commit_linger: Duration::from_micros(us),
+                ..StoreOptions::default()
+            };
+            std::fs::create_dir_all(dir).expect("create the data directory");
+            let store =
+                ObjectStore::open_sqlite(&dir.join(DB_FILE), options).expect("open the store");
+            builder = builder.store(store);
+        }
+        let server = builder
             .data_dir(dir)
             .insecure_plaintext(plaintext)
+            .builtin_controllers(mode.controllers)
             .start()
             .await
             .expect("server start");
@@ -67,13 +99,16 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     /// Spawns the server on a SQLite data directory and waits for its address.
-    pub fn spawn(dir: &Path, plaintext: bool) -> ServerProcess {
+    pub fn spawn(dir: &Path, mode: Mode) -> ServerProcess {
         let exe = std::env::current_exe().expect("own executable");
         let spawned = Instant::now();
         let mut command = Command::new(exe);
         command.arg(SERVE_CHILD).arg(dir);
-        if plaintext {
+        if mode.plaintext {
             command.arg(PLAINTEXT);
+        }
+        if !mode.controllers {
+            command.arg(NO_CONTROLLERS);
         }
         let mut child = command
             .stdin(Stdio::piped())

@@ -29,12 +29,14 @@
 //! # Driving it
 //!
 //! [`deletion_decision`] is what the API's DELETE does to an object.
-//! [`plan`] is what the collector does next, given a consistent snapshot
-//! of the objects that take part (owners and dependents, with uid,
-//! ownerReferences, finalizers and whether `deletionTimestamp` is set).
-//! The spine applies the returned actions in order (each delete through
-//! the normal DELETE path with the given propagation), then calls `plan`
-//! again on the next change; it is done when `plan` returns nothing. An
+//! [`plan_node`] is what the collector does next for one object, given a
+//! [`GcView`] of the objects around it: its owners (looked up by kind and
+//! name, matched by uid) and its dependents, a [`Neighbourhood`]. [`plan`]
+//! does the same for every object of a consistent snapshot at once (the
+//! two agree). The spine syncs an object whenever its owners, its
+//! dependents or its own references or finalizers change, applies the
+//! returned actions in order (each delete through the normal DELETE path
+//! with the given propagation), and is done when nothing is returned. An
 //! object whose last finalizer is removed while `deletionTimestamp` is set
 //! must be deleted by the store, as kube-apiserver does.
 
@@ -315,6 +317,58 @@ enum OwnerState {
     Invalid,
 }
 
+/// How an object relates to one owner reference of a dependent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerMatch {
+    /// The object is the owner the reference names.
+    Owner,
+    /// It would be, but the dependent is cluster-scoped and the owner
+    /// namespaced: the reference is invalid.
+    Invalid,
+    /// Another object.
+    Other,
+}
+
+/// Whether `candidate` is the owner `r` (a reference of `dependent`) names:
+/// same uid, kind, name and API group, and a namespace the dependent can
+/// reference (its own, or none for a cluster-scoped owner).
+pub fn match_owner(dependent: &GcNode, r: &OwnerReference, candidate: &GcNode) -> OwnerMatch {
+    if candidate.id.uid != r.uid
+        || candidate.id.kind != r.kind
+        || candidate.id.name != r.name
+        || api_group(&candidate.id.api_version) != api_group(&r.api_version)
+    {
+        return OwnerMatch::Other;
+    }
+    match (&dependent.id.namespace, &candidate.id.namespace) {
+        (_, None) => OwnerMatch::Owner,
+        (Some(d), Some(o)) if d == o => OwnerMatch::Owner,
+        (None, Some(_)) => OwnerMatch::Invalid,
+        _ => OwnerMatch::Other,
+    }
+}
+
+/// What looking up an owner reference found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum OwnerLookup<'a> {
+    /// The owner is stored.
+    Found(&'a GcNode),
+    /// No such owner is stored (the reference dangles).
+    Absent,
+    /// The reference cannot name a valid owner (see [`OwnerMatch::Invalid`]).
+    Invalid,
+}
+
+/// What the collector knows of the objects around the node it plans for: a
+/// whole snapshot ([`plan`]) or only the node's owners and dependents
+/// ([`Neighbourhood`]).
+pub trait GcView {
+    /// The owner a reference of `dependent` names.
+    fn owner(&self, dependent: &GcNode, r: &OwnerReference) -> OwnerLookup<'_>;
+    /// Objects with a reference that resolves to `owner`.
+    fn dependents(&self, owner: &GcNode) -> Vec<&GcNode>;
+}
+
 struct Graph<'a> {
     nodes: &'a [GcNode],
     by_uid: BTreeMap<&'a str, Vec<usize>>,
@@ -340,40 +394,22 @@ impl<'a> Graph<'a> {
             dependents,
         }
     }
+}
 
-    fn owner_of(&self, dependent: &GcNode, r: &OwnerReference) -> Result<Option<&'a GcNode>, ()> {
-        let Some(candidates) = self.by_uid.get(r.uid.as_str()) else {
-            return Ok(None);
-        };
-        for &i in candidates {
-            let owner = &self.nodes[i];
-            if owner.id.kind != r.kind
-                || owner.id.name != r.name
-                || api_group(&owner.id.api_version) != api_group(&r.api_version)
-            {
-                continue;
-            }
-            match (&dependent.id.namespace, &owner.id.namespace) {
-                (_, None) => return Ok(Some(owner)),
-                (Some(d), Some(o)) if d == o => return Ok(Some(owner)),
-                (None, Some(_)) => return Err(()),
-                _ => {}
+impl GcView for Graph<'_> {
+    fn owner(&self, dependent: &GcNode, r: &OwnerReference) -> OwnerLookup<'_> {
+        for &i in self.by_uid.get(r.uid.as_str()).into_iter().flatten() {
+            let candidate = &self.nodes[i];
+            match match_owner(dependent, r, candidate) {
+                OwnerMatch::Owner => return OwnerLookup::Found(candidate),
+                OwnerMatch::Invalid => return OwnerLookup::Invalid,
+                OwnerMatch::Other => {}
             }
         }
-        Ok(None)
+        OwnerLookup::Absent
     }
 
-    fn classify(&self, dependent: &GcNode, r: &OwnerReference) -> OwnerState {
-        match self.owner_of(dependent, r) {
-            Err(()) => OwnerState::Invalid,
-            Ok(None) => OwnerState::Dangling,
-            Ok(Some(owner)) if owner.is_deleting_dependents() => OwnerState::Waiting,
-            Ok(Some(_)) => OwnerState::Solid,
-        }
-    }
-
-    /// Dependents of `owner`: objects with a reference resolving to it.
-    fn dependents_of(&self, owner: &GcNode) -> Vec<&'a GcNode> {
+    fn dependents(&self, owner: &GcNode) -> Vec<&GcNode> {
         self.dependents
             .get(owner.id.uid.as_str())
             .into_iter()
@@ -383,75 +419,159 @@ impl<'a> Graph<'a> {
                 d.owner_references
                     .iter()
                     .filter(|r| r.uid == owner.id.uid)
-                    .any(|r| matches!(self.owner_of(d, r), Ok(Some(o)) if o.id == owner.id))
+                    .any(|r| matches!(self.owner(d, r), OwnerLookup::Found(o) if o.id == owner.id))
             })
             .collect()
     }
+}
 
-    fn blocking_dependents_of(&self, owner: &GcNode) -> Vec<&'a GcNode> {
-        self.dependents_of(owner)
-            .into_iter()
+/// The objects around one node, read for that node alone: the owners its
+/// references name (looked up by kind and name) and the objects that
+/// reference its uid. [`plan_node`] over a neighbourhood plans what
+/// [`plan`] over a snapshot of every object would for that node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Neighbourhood {
+    /// Stored objects found for the node's owner references (any that do
+    /// not match a reference are ignored).
+    pub owners: Vec<GcNode>,
+    /// Uids of owner references found invalid without a lookup (a
+    /// cluster-scoped node naming a namespaced kind).
+    pub invalid_owner_uids: Vec<String>,
+    /// Objects with a reference to the node's uid.
+    pub dependents: Vec<GcNode>,
+}
+
+impl GcView for Neighbourhood {
+    fn owner(&self, dependent: &GcNode, r: &OwnerReference) -> OwnerLookup<'_> {
+        if self.invalid_owner_uids.contains(&r.uid) {
+            return OwnerLookup::Invalid;
+        }
+        for candidate in &self.owners {
+            match match_owner(dependent, r, candidate) {
+                OwnerMatch::Owner => return OwnerLookup::Found(candidate),
+                OwnerMatch::Invalid => return OwnerLookup::Invalid,
+                OwnerMatch::Other => {}
+            }
+        }
+        OwnerLookup::Absent
+    }
+
+    fn dependents(&self, owner: &GcNode) -> Vec<&GcNode> {
+        self.dependents
+            .iter()
             .filter(|d| {
                 d.owner_references
                     .iter()
-                    .any(|r| r.uid == owner.id.uid && r.block_owner_deletion == Some(true))
+                    .any(|r| match_owner(d, r, owner) == OwnerMatch::Owner)
             })
             .collect()
     }
+}
 
-    /// The collector's `attemptToDeleteItem` for one dependent.
-    fn attempt_to_delete(&self, item: &GcNode, out: &mut Vec<GcAction>) {
-        if item.deleting || item.owner_references.is_empty() {
-            return;
+fn classify(view: &impl GcView, dependent: &GcNode, r: &OwnerReference) -> OwnerState {
+    match view.owner(dependent, r) {
+        OwnerLookup::Invalid => OwnerState::Invalid,
+        OwnerLookup::Absent => OwnerState::Dangling,
+        OwnerLookup::Found(owner) if owner.is_deleting_dependents() => OwnerState::Waiting,
+        OwnerLookup::Found(_) => OwnerState::Solid,
+    }
+}
+
+fn blocking_dependents_of<'v>(view: &'v impl GcView, owner: &GcNode) -> Vec<&'v GcNode> {
+    view.dependents(owner)
+        .into_iter()
+        .filter(|d| {
+            d.owner_references
+                .iter()
+                .any(|r| r.uid == owner.id.uid && r.block_owner_deletion == Some(true))
+        })
+        .collect()
+}
+
+/// The collector's `attemptToDeleteItem` for one dependent.
+fn attempt_to_delete(view: &impl GcView, item: &GcNode, out: &mut Vec<GcAction>) {
+    if item.deleting || item.owner_references.is_empty() {
+        return;
+    }
+    let mut solid = 0;
+    let mut dangling = Vec::new();
+    let mut waiting = Vec::new();
+    for r in &item.owner_references {
+        match classify(view, item, r) {
+            OwnerState::Solid => solid += 1,
+            OwnerState::Dangling => dangling.push(r.uid.clone()),
+            OwnerState::Waiting => waiting.push(r.uid.clone()),
+            OwnerState::Invalid => {}
         }
-        let mut solid = 0;
-        let mut dangling = Vec::new();
-        let mut waiting = Vec::new();
-        for r in &item.owner_references {
-            match self.classify(item, r) {
-                OwnerState::Solid => solid += 1,
-                OwnerState::Dangling => dangling.push(r.uid.clone()),
-                OwnerState::Waiting => waiting.push(r.uid.clone()),
-                OwnerState::Invalid => {}
-            }
-        }
-        if dangling.is_empty() && waiting.is_empty() {
-            return;
-        }
-        if solid > 0 {
-            let mut owner_uids = dangling;
-            owner_uids.extend(waiting);
-            out.push(GcAction::RemoveOwnerReferences {
+    }
+    if dangling.is_empty() && waiting.is_empty() {
+        return;
+    }
+    if solid > 0 {
+        let mut owner_uids = dangling;
+        owner_uids.extend(waiting);
+        out.push(GcAction::RemoveOwnerReferences {
+            target: item.id.clone(),
+            owner_uids,
+        });
+        return;
+    }
+    let own_dependents = view.dependents(item);
+    if !waiting.is_empty() && !own_dependents.is_empty() {
+        if own_dependents.iter().any(|d| d.is_deleting_dependents()) {
+            out.push(GcAction::UnblockOwnerReferences {
                 target: item.id.clone(),
-                owner_uids,
             });
-            return;
         }
-        let own_dependents = self.dependents_of(item);
-        if !waiting.is_empty() && !own_dependents.is_empty() {
-            if own_dependents.iter().any(|d| d.is_deleting_dependents()) {
-                out.push(GcAction::UnblockOwnerReferences {
-                    target: item.id.clone(),
-                });
-            }
-            out.push(GcAction::Delete {
-                target: item.id.clone(),
-                propagation: Propagation::Foreground,
-            });
-            return;
-        }
-        let propagation = if item.has_finalizer(FINALIZER_ORPHAN) {
-            Propagation::Orphan
-        } else if item.has_finalizer(FINALIZER_FOREGROUND) {
-            Propagation::Foreground
-        } else {
-            Propagation::Background
-        };
         out.push(GcAction::Delete {
             target: item.id.clone(),
-            propagation,
+            propagation: Propagation::Foreground,
+        });
+        return;
+    }
+    let propagation = if item.has_finalizer(FINALIZER_ORPHAN) {
+        Propagation::Orphan
+    } else if item.has_finalizer(FINALIZER_FOREGROUND) {
+        Propagation::Foreground
+    } else {
+        Propagation::Background
+    };
+    out.push(GcAction::Delete {
+        target: item.id.clone(),
+        propagation,
+    });
+}
+
+/// What the collector does for a node in deletion that waits on it: orphan
+/// its dependents, or finish a foreground deletion once nothing blocks it.
+fn finalizer_actions(view: &impl GcView, node: &GcNode, out: &mut Vec<GcAction>) {
+    if node.deleting && node.has_finalizer(FINALIZER_ORPHAN) {
+        for d in view.dependents(node) {
+            out.push(GcAction::RemoveOwnerReferences {
+                target: d.id.clone(),
+                owner_uids: vec![node.id.uid.clone()],
+            });
+        }
+        out.push(GcAction::RemoveFinalizer {
+            target: node.id.clone(),
+            finalizer: FINALIZER_ORPHAN.to_string(),
+        });
+    } else if node.is_deleting_dependents() && blocking_dependents_of(view, node).is_empty() {
+        out.push(GcAction::RemoveFinalizer {
+            target: node.id.clone(),
+            finalizer: FINALIZER_FOREGROUND.to_string(),
         });
     }
+}
+
+/// The collector's next actions for one node, as an owner (orphaning, or
+/// the end of a foreground deletion) and as a dependent (collection), given
+/// what `view` knows of its owners and dependents.
+pub fn plan_node(node: &GcNode, view: &impl GcView) -> Vec<GcAction> {
+    let mut out = Vec::new();
+    finalizer_actions(view, node, &mut out);
+    attempt_to_delete(view, node, &mut out);
+    out
 }
 
 /// The collector's next actions for a snapshot of objects (see the module
@@ -460,26 +580,10 @@ pub fn plan(nodes: &[GcNode]) -> Vec<GcAction> {
     let graph = Graph::new(nodes);
     let mut out = Vec::new();
     for node in nodes {
-        if node.deleting && node.has_finalizer(FINALIZER_ORPHAN) {
-            for d in graph.dependents_of(node) {
-                out.push(GcAction::RemoveOwnerReferences {
-                    target: d.id.clone(),
-                    owner_uids: vec![node.id.uid.clone()],
-                });
-            }
-            out.push(GcAction::RemoveFinalizer {
-                target: node.id.clone(),
-                finalizer: FINALIZER_ORPHAN.to_string(),
-            });
-        } else if node.is_deleting_dependents() && graph.blocking_dependents_of(node).is_empty() {
-            out.push(GcAction::RemoveFinalizer {
-                target: node.id.clone(),
-                finalizer: FINALIZER_FOREGROUND.to_string(),
-            });
-        }
+        finalizer_actions(&graph, node, &mut out);
     }
     for node in nodes {
-        graph.attempt_to_delete(node, &mut out);
+        attempt_to_delete(&graph, node, &mut out);
     }
     out
 }

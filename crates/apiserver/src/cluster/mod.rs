@@ -19,7 +19,9 @@
 //! come out as [`Write`]s or plans, computed against the stored objects so
 //! that a sync that changes nothing writes nothing. A controller task
 //! re-runs a sync for a key whenever one of its inputs changes
-//! ([`endpoints::services_for_pod`] maps a pod change to Service keys).
+//! ([`endpoints::services_for_pod`] is the rule that maps a pod change to
+//! Service keys; [`gc::plan_node`] plans for one object from its owners and
+//! dependents alone).
 
 pub mod alloc;
 pub mod endpoints;

@@ -1,16 +1,23 @@
 //! What kube-controller-manager would run, as tasks inside the server. They use
 //! the same object layer as HTTP clients, so every write follows the same rules.
 //!
-//! Each controller is level-triggered: a watch on the resources it reads wakes
-//! it, and it reconciles everything it owns from a fresh read.
+//! Each controller is incremental, as kube-controller-manager's are: watches
+//! of the prefixes it reads (`feed`) update a compact index and queue the
+//! keys a change affects (`queue`); workers sync one key at a time from a
+//! fresh read of what that key needs (`runner`). Work is proportional to
+//! what changed, and the indexes keep only what routing events needs.
 
+mod decode;
 mod endpoints;
+mod feed;
 mod gc;
 mod namespaces;
+mod queue;
+mod reads;
 mod runner;
+#[cfg(test)]
+mod testing;
 mod writes;
-
-use std::time::Duration;
 
 use serde_json::json;
 use tokio::sync::watch;
@@ -91,38 +98,34 @@ pub async fn bootstrap(objects: &Objects, addr: std::net::SocketAddr) -> Result<
 pub fn spawn(objects: Objects, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut set = tokio::task::JoinSet::new();
-        set.spawn(runner::run(
-            objects.clone(),
-            shutdown.clone(),
-            &[
-                "/registry/core/namespaces/",
-                "/registry/core/serviceaccounts/",
-            ],
-            Duration::from_millis(10),
-            namespaces::reconcile,
-        ));
-        set.spawn(runner::run(
-            objects.clone(),
-            shutdown.clone(),
-            &[
-                "/registry/core/services/",
-                "/registry/core/pods/",
-                "/registry/core/nodes/",
-                "/registry/core/endpoints/",
-                "/registry/discovery.k8s.io/endpointslices/",
-            ],
-            Duration::from_millis(10),
-            endpoints::reconcile,
-        ));
-        // Collection reads every object, so it waits a little longer for a
-        // burst of changes to settle.
-        set.spawn(runner::run(
-            objects.clone(),
-            shutdown.clone(),
-            &["/registry/"],
-            Duration::from_millis(100),
-            gc::reconcile,
-        ));
+        let store = objects.store().raw().clone();
+        runner::start(
+            &mut set,
+            &store,
+            namespaces::NamespaceController::new(objects.clone()),
+            "namespace",
+            &namespaces::SOURCES,
+            1,
+            &shutdown,
+        );
+        runner::start(
+            &mut set,
+            &store,
+            endpoints::EndpointsController::new(objects.clone()),
+            "endpoints",
+            &endpoints::SOURCES,
+            2,
+            &shutdown,
+        );
+        runner::start(
+            &mut set,
+            &store,
+            gc::GcController::new(objects.clone()),
+            "garbage-collector",
+            &[(gc::PREFIX, ())],
+            2,
+            &shutdown,
+        );
         while let Some(done) = set.join_next().await {
             if let Err(e) = done {
                 tracing::error!(error = %e, "a controller stopped");

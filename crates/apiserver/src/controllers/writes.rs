@@ -1,12 +1,10 @@
-//! Reading typed objects for the `cluster` logic and writing what it plans,
-//! through the object layer.
+//! Writing what the `cluster` logic plans, through the object layer (so
+//! that controller writes follow the same rules as clients').
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::Value;
 
 use crate::cluster::Write;
-use crate::objects::{ApiError, DeleteOptions, ListOptions, Objects, WriteOptions};
+use crate::objects::{ApiError, DeleteOptions, Objects, WriteOptions};
 use crate::registry::ResourceInfo;
 
 fn resource(
@@ -18,24 +16,6 @@ fn resource(
         .registry()
         .resolve(group, "v1", plural)
         .ok_or(ApiError::NoRoute)
-}
-
-/// Every object of a resource, in all namespaces, as `T` (objects that do not
-/// fit `T` are skipped).
-pub(super) async fn list_typed<T: DeserializeOwned>(
-    objects: &Objects,
-    group: &str,
-    plural: &str,
-) -> Result<Vec<T>, ApiError> {
-    let r = resource(objects, group, plural)?;
-    let list = objects.list(&r, None, &ListOptions::default()).await?;
-    let Value::Array(items) = list["items"].clone() else {
-        return Ok(Vec::new());
-    };
-    Ok(items
-        .into_iter()
-        .filter_map(|i| serde_json::from_value(i).ok())
-        .collect())
 }
 
 /// Performs one planned write. Updates are conditional on the resourceVersion

@@ -200,12 +200,17 @@ pub(super) async fn serve(
             Ok(response::json(StatusCode::OK, &obj, &[]))
         }
         (Verb::List, None) => {
-            let list = objects.list(&r, ns, &query.list_options(&r)?).await?;
-            let list = match &table {
-                Some(t) => t.list(&list),
-                None => list,
-            };
-            Ok(response::json(StatusCode::OK, &list, &[]))
+            let opts = query.list_options(&r)?;
+            match &table {
+                Some(t) => {
+                    let list = objects.list(&r, ns, &opts).await?;
+                    Ok(response::json(StatusCode::OK, &t.list(&list), &[]))
+                }
+                None => {
+                    let body = objects.list_encoded(&r, ns, &opts).await?;
+                    Ok(response::json_bytes(StatusCode::OK, body))
+                }
+            }
         }
         (Verb::Watch, None) => {
             let opts = query.watch_options(&r, rp.name.as_deref())?;

@@ -29,6 +29,11 @@ pub fn json(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
     with_json(builder, Body::from(bytes))
 }
 
+/// A body already serialized as JSON, with a status code.
+pub fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
+    with_json(Response::builder().status(code), Body::from(body))
+}
+
 /// The `Status` answer for an error.
 pub fn error(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

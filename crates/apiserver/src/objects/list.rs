@@ -4,7 +4,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 
-use super::{ApiError, ListOptions, Objects, StorageError, VersionMatch, storage_failed};
+use super::{ApiError, ListOptions, Objects, StorageError, VersionMatch, storage, storage_failed};
 use crate::registry::ResourceInfo;
 
 /// What a continue token carries: the list's revision and the last key served.
@@ -33,6 +33,78 @@ pub(super) async fn list(
     r: &ResourceInfo,
     ns: Option<&str>,
     opts: &ListOptions,
+) -> Result<Value, ApiError> {
+    let mut out = Vec::new();
+    let metadata = list_into(objects, r, ns, opts, &mut |obj| {
+        out.push(obj);
+        Ok(())
+    })
+    .await?;
+    // `Value::Array` by move: `json!` would serialize `out` into a new Value,
+    // a deep copy of every item.
+    Ok(envelope(r, metadata, Value::Array(out)))
+}
+
+/// The same list as `list`, serialized as JSON: each item is encoded as soon
+/// as it is decoded and presented, so that the decoded items of a large list
+/// are never all in memory at once.
+pub(super) async fn list_encoded(
+    objects: &Objects,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+    opts: &ListOptions,
+) -> Result<Vec<u8>, ApiError> {
+    let mut items = Vec::new();
+    let metadata = list_into(objects, r, ns, opts, &mut |obj| {
+        if !items.is_empty() {
+            items.push(b',');
+        }
+        serde_json::to_writer(&mut items, &obj).map_err(|e| ApiError::Internal(e.to_string()))
+    })
+    .await?;
+    // The envelope's fields in the order its map keeps them, as `to_vec` of
+    // the `list` Value would write them, with the items spliced in.
+    let list = envelope(r, metadata, Value::Array(Vec::new()));
+    let mut body = Vec::with_capacity(items.len() + 256);
+    body.push(b'{');
+    for (i, (key, value)) in list.as_object().into_iter().flatten().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let encoded = serde_json::to_writer(&mut body, key).and_then(|()| {
+            body.push(b':');
+            if key == "items" {
+                body.push(b'[');
+                body.extend_from_slice(&items);
+                body.push(b']');
+                Ok(())
+            } else {
+                serde_json::to_writer(&mut body, value)
+            }
+        });
+        encoded.map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    body.push(b'}');
+    Ok(body)
+}
+
+fn envelope(r: &ResourceInfo, metadata: Value, items: Value) -> Value {
+    let mut list = serde_json::Map::new();
+    list.insert("apiVersion".into(), Value::String(r.api_version()));
+    list.insert("kind".into(), Value::String(r.list_kind.clone()));
+    list.insert("metadata".into(), metadata);
+    list.insert("items".into(), items);
+    Value::Object(list)
+}
+
+/// Reads the list's page, hands each selected item to `sink` in key order,
+/// and returns the list's metadata.
+async fn list_into(
+    objects: &Objects,
+    r: &ResourceInfo,
+    ns: Option<&str>,
+    opts: &ListOptions,
+    sink: &mut (dyn FnMut(Value) -> Result<(), ApiError> + Send),
 ) -> Result<Value, ApiError> {
     let store = objects.store();
     let prefix = r.scope_prefix(ns);
@@ -74,7 +146,7 @@ pub(super) async fn list(
     let start = token.as_ref().map(|t| t.start.as_str());
     let filtering = !opts.labels.is_empty() || !opts.fields.is_empty();
     let limit = (opts.limit > 0 && !filtering).then_some(opts.limit);
-    let page = match store.page(&prefix, start, limit, at).await {
+    let page = match store.page_raw(&prefix, start, limit, at).await {
         Ok(p) => p,
         Err(StorageError::Compacted {
             requested,
@@ -89,25 +161,27 @@ pub(super) async fn list(
         Err(e) => return Err(storage_failed(e)),
     };
     let pinned = opts.fields.pinned_name();
-    let mut out = Vec::new();
+    let mut taken = 0;
     let mut last_key = None;
     let mut more = page.more;
-    for (key, stored) in page.items {
+    for kv in page.items {
         if let Some(n) = pinned
-            && !key.ends_with(&format!("/{n}"))
+            && !kv.key.ends_with(&format!("/{n}"))
         {
             continue;
         }
-        let obj = Objects::present(r, stored.value, stored.mod_revision);
+        let value = storage::decode(&kv).map_err(storage_failed)?;
+        let obj = Objects::present(r, value, kv.mod_revision);
         if !opts.labels.matches(&obj) || !opts.fields.matches(&obj) {
             continue;
         }
-        if filtering && opts.limit > 0 && out.len() >= opts.limit {
+        if filtering && opts.limit > 0 && taken >= opts.limit {
             more = true;
             break;
         }
-        last_key = Some(key);
-        out.push(obj);
+        last_key = Some(kv.key);
+        taken += 1;
+        sink(obj)?;
     }
     let list_rv = at.unwrap_or(page.revision);
     let mut metadata = json!({"resourceVersion": list_rv.to_string()});
@@ -120,17 +194,74 @@ pub(super) async fn list(
             metadata["remainingItemCount"] = json!(page.remaining);
         }
     }
-    Ok(json!({
-        "apiVersion": r.api_version(),
-        "kind": r.list_kind,
-        "metadata": metadata,
-        "items": out,
-    }))
+    Ok(metadata)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoded_list_is_the_list_serialized() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let objects = Objects::new(
+                super::super::ObjectStore::in_memory(),
+                crate::registry::Registry::with_builtins(),
+            );
+            let registry = objects.registry().clone();
+            let ns = registry.resolve("", "v1", "namespaces").unwrap();
+            let cm = registry.resolve("", "v1", "configmaps").unwrap();
+            let opts = super::super::WriteOptions::default();
+            let body = json!({"metadata": {"name": "team"}});
+            objects.create(&ns, None, body, &opts).await.unwrap();
+            for i in 0..5 {
+                let body = json!({"metadata": {"name": format!("c{i}"), "labels": {"n": format!("{}", i % 2)}},
+                                  "data": {"k": "v\"quoted\""}});
+                objects.create(&cm, Some("team"), body, &opts).await.unwrap();
+            }
+            let same = |opts: ListOptions| {
+                let objects = objects.clone();
+                let cm = cm.clone();
+                async move {
+                    let list = objects.list(&cm, Some("team"), &opts).await.unwrap();
+                    let encoded = objects.list_encoded(&cm, Some("team"), &opts).await.unwrap();
+                    assert_eq!(encoded, serde_json::to_vec(&list).unwrap());
+                    list
+                }
+            };
+            let all = same(ListOptions::default()).await;
+            assert_eq!(all["items"].as_array().unwrap().len(), 5);
+            let first = same(ListOptions {
+                limit: 2,
+                ..ListOptions::default()
+            })
+            .await;
+            let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
+            let rest = same(ListOptions {
+                limit: 2,
+                continue_token: Some(token),
+                ..ListOptions::default()
+            })
+            .await;
+            assert_eq!(rest["items"][0]["metadata"]["name"], "c2");
+            let odd = same(ListOptions {
+                labels: crate::objects::selector::LabelSelector::parse("n=1").unwrap(),
+                ..ListOptions::default()
+            })
+            .await;
+            assert_eq!(odd["items"].as_array().unwrap().len(), 2);
+            let none = same(ListOptions {
+                labels: crate::objects::selector::LabelSelector::parse("n=7").unwrap(),
+                ..ListOptions::default()
+            })
+            .await;
+            assert_eq!(none["items"], json!([]));
+        });
+    }
 
     #[test]
     fn tokens_round_trip_and_reject_garbage() {

@@ -12,6 +12,7 @@ mod admission;
 pub mod error;
 mod list;
 pub mod meta;
+mod namespaces;
 pub mod options;
 pub mod selector;
 pub mod storage;
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 
 pub use crate::patch::PatchType;
 pub use error::{ApiError, Cause, Subject};
+pub use namespaces::NamespacePhase;
 pub use options::{
     DeleteOptions, FieldValidation, ListOptions, Propagation, VersionMatch, WatchOptions,
     WriteOptions,
@@ -188,6 +190,17 @@ impl Objects {
         list::list(self, r, ns, opts).await
     }
 
+    /// list, already serialized: the same JSON as `list` gives, without
+    /// holding every item decoded at once.
+    pub async fn list_encoded(
+        &self,
+        r: &ResourceInfo,
+        ns: Option<&str>,
+        opts: &ListOptions,
+    ) -> Result<Vec<u8>, ApiError> {
+        list::list_encoded(self, r, ns, opts).await
+    }
+
     async fn check_namespace(
         &self,
         r: &ResourceInfo,
@@ -197,15 +210,13 @@ impl Objects {
         let Some(ns) = ns.filter(|_| r.namespaced) else {
             return Ok(());
         };
-        let key = format!("/registry/core/namespaces/{ns}");
-        let found = self.store.get(&key).await.map_err(storage_failed)?;
-        match found {
+        match self.store.namespace(ns).await.map_err(storage_failed)? {
             None => Err(ApiError::NotFound(namespaces_subject(ns))),
-            Some(s) if meta::is_terminating(&s.value) => Err(ApiError::Forbidden(format!(
+            Some(NamespacePhase::Terminating) => Err(ApiError::Forbidden(format!(
                 "{} {name:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 r.qualified_plural()
             ))),
-            Some(_) => Ok(()),
+            Some(NamespacePhase::Active) => Ok(()),
         }
     }
 
@@ -289,7 +300,13 @@ impl Objects {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut obj = body.clone();
+            // Only a generated name is ever retried: a given name's attempt
+            // is the last, and can take the body instead of copying it.
+            let mut obj = if given_name.is_empty() {
+                body.clone()
+            } else {
+                std::mem::take(&mut body)
+            };
             let name = if given_name.is_empty() {
                 meta::generate_name(&generate)
             } else {
@@ -300,7 +317,7 @@ impl Objects {
             }
             let warnings = admission::admit(self, r, &mut obj, None, opts)?;
             if tracking == Tracking::Update {
-                obj = track(r, None, &obj, opts, None);
+                obj = track(r, None, obj, opts, None);
             }
             strip_type_meta(&mut obj);
             if opts.dry_run {
@@ -538,7 +555,7 @@ impl Objects {
         let warnings =
             admission::admit(self, r, &mut new, Some(old), opts).map_err(WriteFailure::Api)?;
         strip_type_meta(&mut new);
-        if without_managed_fields(&new) == without_managed_fields(old) {
+        if same_but_managed_fields(&new, old) {
             return Ok(Written {
                 object: Self::present(r, old.clone(), current.mod_revision),
                 warnings,
@@ -546,7 +563,7 @@ impl Objects {
             });
         }
         if tracking == Tracking::Update {
-            new = track(r, Some(old), &new, opts, sub);
+            new = track(r, Some(old), new, opts, sub);
             strip_type_meta(&mut new);
         }
         if opts.dry_run {
@@ -685,9 +702,13 @@ impl Objects {
         list_opts: &ListOptions,
         opts: &DeleteOptions,
     ) -> Result<Value, ApiError> {
-        let list = self.list(r, ns, list_opts).await?;
+        let mut list = self.list(r, ns, list_opts).await?;
+        let items = match list.get_mut("items").map(Value::take) {
+            Some(Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
         let mut deleted = Vec::new();
-        for item in list["items"].as_array().cloned().unwrap_or_default() {
+        for item in items {
             let name = meta::meta_str(&item, "name").unwrap_or("").to_owned();
             let item_ns = meta::meta_str(&item, "namespace").map(str::to_owned);
             match self.delete(r, item_ns.as_deref(), &name, opts).await {
@@ -701,12 +722,15 @@ impl Objects {
             .current_revision()
             .await
             .map_err(storage_failed)?;
-        Ok(json!({
-            "apiVersion": r.api_version(),
-            "kind": r.list_kind,
-            "metadata": {"resourceVersion": rv.to_string()},
-            "items": deleted,
-        }))
+        let mut list = serde_json::Map::new();
+        list.insert("apiVersion".into(), Value::String(r.api_version()));
+        list.insert("kind".into(), Value::String(r.list_kind.clone()));
+        list.insert(
+            "metadata".into(),
+            json!({"resourceVersion": rv.to_string()}),
+        );
+        list.insert("items".into(), Value::Array(deleted));
+        Ok(Value::Object(list))
     }
 
     /// watch; see [`watch::watch`].
@@ -742,8 +766,7 @@ fn ignored_fields(r: &ResourceInfo, sub: Option<Subresource>) -> Vec<patch::Path
     }
 }
 
-fn with_type_meta(r: &ResourceInfo, v: &Value) -> Value {
-    let mut v = v.clone();
+fn with_type_meta(r: &ResourceInfo, mut v: Value) -> Value {
     if let Some(m) = v.as_object_mut() {
         m.insert("apiVersion".into(), json!(r.api_version()));
         m.insert("kind".into(), json!(r.kind));
@@ -755,7 +778,7 @@ fn with_type_meta(r: &ResourceInfo, v: &Value) -> Value {
 fn track(
     r: &ResourceInfo,
     old: Option<&Value>,
-    new: &Value,
+    new: Value,
     opts: &WriteOptions,
     sub: Option<Subresource>,
 ) -> Value {
@@ -771,19 +794,39 @@ fn track(
         now: &now,
         ignored_fields: &ignored,
     };
-    let old = old.map(|o| with_type_meta(r, o));
+    let old = old.map(|o| with_type_meta(r, o.clone()));
     patch::track_update(old.as_ref(), &with_type_meta(r, new), &manager, info)
 }
 
 /// The field manager of writes that name none (and of the server's own writes).
 pub const DEFAULT_MANAGER: &str = "fedmesh-apiserver";
 
-fn without_managed_fields(v: &Value) -> Value {
-    let mut v = v.clone();
-    if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.remove("managedFields");
-    }
-    v
+/// Whether `a` and `b` are equal once their managedFields are left out
+/// (compared in place: copying both objects to drop them cost a patch more).
+fn same_but_managed_fields(a: &Value, b: &Value) -> bool {
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    let same_meta = |x: Option<&Value>, y: Option<&Value>| match (
+        x.and_then(Value::as_object),
+        y.and_then(Value::as_object),
+    ) {
+        (Some(x), Some(y)) => {
+            let kept = |m: &serde_json::Map<String, Value>| {
+                m.iter().filter(|(k, _)| *k != "managedFields").count()
+            };
+            kept(x) == kept(y)
+                && x.iter()
+                    .filter(|(k, _)| *k != "managedFields")
+                    .all(|(k, v)| y.get(k) == Some(v))
+        }
+        _ => x == y,
+    };
+    a.len() == b.len()
+        && same_meta(a.get("metadata"), b.get("metadata"))
+        && a.iter()
+            .filter(|(k, _)| *k != "metadata")
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 fn patch_failed(e: patch::PatchError, subject: Subject) -> ApiError {
@@ -853,4 +896,27 @@ fn has_pending_finalizers(r: &ResourceInfo, obj: &Value) -> bool {
             .as_array()
             .is_some_and(|a| !a.is_empty());
     ns_fins || !meta::finalizers(obj).is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn managed_fields_alone_do_not_make_objects_differ() {
+        let a = json!({"metadata": {"name": "a", "managedFields": [{"manager": "x"}]}, "spec": {"n": 1}});
+        let b = json!({"metadata": {"name": "a"}, "spec": {"n": 1}});
+        let c = json!({"metadata": {"name": "a", "managedFields": []}, "spec": {"n": 2}});
+        let d = json!({"metadata": {"name": "b", "managedFields": [{"manager": "x"}]}, "spec": {"n": 1}});
+        let e = json!({"metadata": {"name": "a"}, "spec": {"n": 1}, "status": {}});
+        assert!(same_but_managed_fields(&a, &b));
+        assert!(same_but_managed_fields(&b, &a));
+        assert!(!same_but_managed_fields(&a, &c));
+        assert!(!same_but_managed_fields(&a, &d));
+        assert!(!same_but_managed_fields(&b, &e));
+        assert!(!same_but_managed_fields(&e, &b));
+        let bare = json!({"spec": {"n": 1}});
+        let only_managed = json!({"metadata": {"managedFields": []}, "spec": {"n": 1}});
+        assert!(!same_but_managed_fields(&bare, &only_managed));
+    }
 }

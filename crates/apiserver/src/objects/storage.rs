@@ -2,10 +2,12 @@
 //! in and out instead of bytes, and the few errors the verbs tell apart.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::Value;
 
+use super::namespaces::{self, NamespacePhase, NamespaceStates};
 use crate::store::{self, Event, KeyValue, ListRequest, Store, StoreOptions};
 
 /// An object as stored, with the revision of its last write.
@@ -117,7 +119,7 @@ impl From<store::Error> for StorageError {
     }
 }
 
-fn decode(kv: &KeyValue) -> Result<Value, StorageError> {
+pub(crate) fn decode(kv: &KeyValue) -> Result<Value, StorageError> {
     serde_json::from_slice(&kv.value)
         .map_err(|e| StorageError::Backend(format!("stored value of {} is not JSON: {e}", kv.key)))
 }
@@ -139,25 +141,71 @@ pub struct Page {
     pub remaining: u64,
 }
 
+/// One page of a list with the values as stored (JSON bytes), so that a
+/// caller can decode them one at a time.
+#[derive(Debug)]
+pub(crate) struct RawPage {
+    /// Keys and values, in key order.
+    pub items: Vec<KeyValue>,
+    /// The revision the page was read at.
+    pub revision: i64,
+    /// Whether more keys follow.
+    pub more: bool,
+    /// How many keys follow.
+    pub remaining: u64,
+}
+
 /// Handle on the store; cheap to clone.
+///
+/// Every write goes through here, so this is also where the namespaces'
+/// phases are kept current (see `namespaces`).
 #[derive(Debug, Clone)]
 pub struct ObjectStore {
     store: Store,
+    namespaces: Arc<NamespaceStates>,
 }
 
 impl ObjectStore {
+    fn over(store: Store) -> Self {
+        ObjectStore {
+            store,
+            namespaces: Arc::default(),
+        }
+    }
+
     /// An empty in-memory store.
     pub fn in_memory() -> Self {
-        ObjectStore {
-            store: Store::in_memory(StoreOptions::default()),
-        }
+        ObjectStore::over(Store::in_memory(StoreOptions::default()))
     }
 
     /// The SQLite store at `path` (created if needed).
     pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Self, StorageError> {
-        Ok(ObjectStore {
-            store: Store::open_sqlite(path, options)?,
-        })
+        Ok(ObjectStore::over(Store::open_sqlite(path, options)?))
+    }
+
+    /// The phase of namespace `name`, `None` if it does not exist: from memory
+    /// when a write or an earlier read recorded it, else read from the store.
+    pub async fn namespace(&self, name: &str) -> Result<Option<NamespacePhase>, StorageError> {
+        if let Some(known) = self.namespaces.known(name) {
+            return Ok(known);
+        }
+        let key = format!("{}{name}", namespaces::NAMESPACE_PREFIX);
+        let Some(kv) = self.store.get(&key).await? else {
+            // Absence has no revision to record it at; a later create records
+            // the namespace.
+            return Ok(None);
+        };
+        let phase = NamespacePhase::of(&decode(&kv)?);
+        self.namespaces.record(&key, kv.mod_revision, Some(phase));
+        Ok(Some(phase))
+    }
+
+    /// Notes a successful write of `key` for the namespace phases.
+    fn wrote(&self, key: &str, revision: i64, value: Option<&Value>) {
+        if namespaces::name_of(key).is_some() {
+            self.namespaces
+                .record(key, revision, value.map(NamespacePhase::of));
+        }
     }
 
     /// The underlying store.
@@ -206,11 +254,7 @@ impl ObjectStore {
         limit: Option<usize>,
         at: Option<i64>,
     ) -> Result<Page, StorageError> {
-        let mut req = ListRequest::prefix(prefix);
-        req.start_after = start_after.map(str::to_owned);
-        req.limit = limit;
-        req.at = at;
-        let resp = self.store.list(req).await?;
+        let resp = self.page_raw(prefix, start_after, limit, at).await?;
         let mut items = Vec::with_capacity(resp.items.len());
         for kv in &resp.items {
             items.push((
@@ -229,9 +273,32 @@ impl ObjectStore {
         })
     }
 
+    /// `page` without decoding the values.
+    pub(crate) async fn page_raw(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: Option<usize>,
+        at: Option<i64>,
+    ) -> Result<RawPage, StorageError> {
+        let mut req = ListRequest::prefix(prefix);
+        req.start_after = start_after.map(str::to_owned);
+        req.limit = limit;
+        req.at = at;
+        let resp = self.store.list(req).await?;
+        Ok(RawPage {
+            items: resp.items,
+            revision: resp.revision,
+            more: resp.more,
+            remaining: resp.remaining,
+        })
+    }
+
     /// Creates a key; fails if it exists. Returns the write's revision.
     pub async fn create(&self, key: &str, value: &Value) -> Result<i64, StorageError> {
-        Ok(self.store.create(key, encode(value)).await?.mod_revision)
+        let revision = self.store.create(key, encode(value)).await?.mod_revision;
+        self.wrote(key, revision, Some(value));
+        Ok(revision)
     }
 
     /// Replaces a key whose last write was at `expected`.
@@ -241,16 +308,20 @@ impl ObjectStore {
         value: &Value,
         expected: i64,
     ) -> Result<i64, StorageError> {
-        Ok(self
+        let revision = self
             .store
             .update(key, encode(value), expected)
             .await?
-            .mod_revision)
+            .mod_revision;
+        self.wrote(key, revision, Some(value));
+        Ok(revision)
     }
 
     /// Deletes a key whose last write was at `expected`.
     pub async fn delete(&self, key: &str, expected: i64) -> Result<i64, StorageError> {
-        Ok(self.store.delete(key, Some(expected)).await?.mod_revision)
+        let revision = self.store.delete(key, Some(expected)).await?.mod_revision;
+        self.wrote(key, revision, None);
+        Ok(revision)
     }
 
     /// Changes under `prefix` after revision `after`, in order.

@@ -75,6 +75,7 @@ pub struct ApiServerBuilder {
     faults: Faults,
     plaintext: bool,
     guard: Option<Arc<Guard>>,
+    controllers: bool,
 }
 
 /// Entry point: `ApiServer::builder()....start().await`.
@@ -94,6 +95,7 @@ impl ApiServer {
             faults: Faults::default(),
             plaintext: false,
             guard: None,
+            controllers: true,
         }
     }
 }
@@ -158,6 +160,14 @@ impl ApiServerBuilder {
     /// tests without a data directory).
     pub fn guard(mut self, guard: Arc<Guard>) -> Self {
         self.guard = Some(guard);
+        self
+    }
+
+    /// Run the built-in controllers (namespace lifecycle, endpoints, garbage
+    /// collection, ...; default on). Off, the server is the API and its store
+    /// alone: the API server benchmark measures it so, next to the default.
+    pub fn builtin_controllers(mut self, on: bool) -> Self {
+        self.controllers = on;
         self
     }
 
@@ -232,7 +242,9 @@ impl ApiServerBuilder {
             self.faults.clone(),
             faults::layer,
         ));
-        let controllers = crate::controllers::spawn(objects.clone(), shutdown_rx.clone());
+        let controllers = self
+            .controllers
+            .then(|| crate::controllers::spawn(objects.clone(), shutdown_rx.clone()));
         let rbac = tokio::spawn(rbac_sync::follow(
             objects.clone(),
             guard.clone(),
@@ -287,7 +299,7 @@ pub struct RunningServer {
     kubeconfig: Kubeconfig,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
-    controllers: JoinHandle<()>,
+    controllers: Option<JoinHandle<()>>,
     compactor: JoinHandle<()>,
     rbac: JoinHandle<()>,
     guard: Arc<Guard>,
@@ -338,7 +350,9 @@ impl RunningServer {
         if tokio::time::timeout(DRAIN, &mut task).await.is_err() {
             task.abort();
         }
-        self.controllers.abort();
+        if let Some(c) = &self.controllers {
+            c.abort();
+        }
         self.compactor.abort();
         self.rbac.abort();
     }
@@ -346,7 +360,9 @@ impl RunningServer {
     /// Stops at once, as a crash would: connections are dropped mid-request.
     pub fn kill(self) {
         self.task.abort();
-        self.controllers.abort();
+        if let Some(c) = &self.controllers {
+            c.abort();
+        }
         self.compactor.abort();
         self.rbac.abort();
     }

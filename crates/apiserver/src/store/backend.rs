@@ -43,6 +43,20 @@ pub(crate) trait LogWriter: Send + 'static {
     /// Drops the history that no read at or after `to` can need, and records `to`
     /// as the compacted revision. `from` is the previous compacted revision.
     fn compact(&mut self, from: Revision, to: Revision) -> Result<()>;
+
+    /// What makes committed batches durable when `append` alone does not: the
+    /// writer then acknowledges a batch only after a `Durability::sync` that
+    /// began after the batch was committed. `None` (the default) when `append`
+    /// is enough. Taken once, when the writer starts.
+    fn durability(&mut self) -> Option<Box<dyn Durability>> {
+        None
+    }
+}
+
+/// Makes every batch that `LogWriter::append` has returned so far durable. It
+/// runs on its own thread, concurrently with later `append`s.
+pub(crate) trait Durability: Send + 'static {
+    fn sync(&mut self) -> std::io::Result<()>;
 }
 
 pub(crate) trait LogReader: Send + Sync + 'static {

@@ -80,6 +80,18 @@ pub enum Error {
         #[source]
         source: Arc<rusqlite::Error>,
     },
+    /// A file beside the database (its `-wal` file, its directory) could not
+    /// be opened or flushed while opening the store.
+    #[error("opening the store failed while {step} ({path})")]
+    OpenFile {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        step: &'static str,
+        /// The I/O error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// Another store holds the database (another API server on the same data
     /// directory, or a store of this process that has not finished closing).
     #[error("the store at {path} is locked by another process or store")]
@@ -105,6 +117,17 @@ pub enum Error {
         /// The SQLite error.
         #[source]
         source: Arc<rusqlite::Error>,
+    },
+    /// Flushing committed writes to disk failed. The writes it covered are
+    /// not acknowledged and may or may not have been applied (they may be
+    /// readable now and gone after a power loss); the store accepts no more
+    /// writes, since a retried flush cannot prove the earlier data reached the
+    /// disk. Restart the server on the same data directory.
+    #[error("flushing committed writes to disk failed; the store accepts no more writes")]
+    Sync {
+        /// The I/O error of the flush.
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// A stored row does not have the shape the store writes.
     #[error("corrupt store: {detail}")]

@@ -10,21 +10,39 @@
 //!   Store  (async API: get / list / create / update / delete / watch / compact)
 //!     |  writes: queued on a channel          reads: straight to a LogReader
 //!     v                                          (snapshot, never blocks writes)
-//!   writer thread: group commit  ---- committed events ---->  Hub  --> Watch, Watch, ..
-//!     |  one transaction (one fsync) per batch,               (bounded channel per
-//!     |  preconditions checked in queue order                   watch; overflow ends it)
-//!     v
+//!   writer thread: group commit            syncer thread (SQLite only)
+//!     |  one transaction per batch,  ------>  one fdatasync of the -wal file per
+//!     |  preconditions checked in     batch   run of committed batches, then, in
+//!     |  queue order; commits N+1     N       order, their events --> Hub --> Watch, ..
+//!     |  while N is being flushed             and their answers      (bounded channel
+//!     v                                                               per watch)
 //!   LogWriter / LogReader   (backend.rs: the small interface to a storage engine)
-//!     |-- memory.rs: BTreeMap (current) + VecDeque (log), values shared
-//!     '-- sqlite.rs: WAL, synchronous=FULL; log table with UNIQUE(name, prev_revision)
-//!                    plus a current-state table; a pool of read connections
+//!     |-- memory.rs: BTreeMap (current) + VecDeque (log), values shared; the
+//!     |              writer publishes and answers right after each batch
+//!     '-- sqlite.rs: WAL, synchronous=NORMAL + WalSync; log table with
+//!                    UNIQUE(name, prev_revision) plus a current-state table;
+//!                    a pool of read connections
 //! ```
 //!
 //! Guarantees:
-//! - A write is acknowledged only after its transaction is durable (SQLite
-//!   commits with `synchronous=FULL`, so an fsync backs every commit): a process
-//!   killed with SIGKILL loses no acknowledged write, and after reopening
-//!   revisions continue above the last one.
+//! - A write is acknowledged, and its event published to watches, only after
+//!   its transaction is durable: SQLite commits with `synchronous=NORMAL` (no
+//!   fsync in the commit) and the syncer thread answers a batch only after an
+//!   fdatasync of the `-wal` file that began after the batch committed; one
+//!   such flush covers every batch committed before it, and the writer commits
+//!   the next batch meanwhile (pipelining, as etcd does). Neither a SIGKILL
+//!   nor a power loss loses an acknowledged write, and after reopening
+//!   revisions continue above the last one. If a flush fails, the writes it
+//!   covered and every later one fail with `Error::Sync` (outcome unknown),
+//!   the watches end, and the store takes no more writes.
+//! - Reads (get, list) use their own connections and may see a
+//!   write that is committed but not yet flushed, a few milliseconds before it
+//!   is acknowledged; etcd never shows such a write. It matters only if the
+//!   machine loses power (or the flush fails) in that window: the write can
+//!   then vanish although a reader saw it, as an unanswered write to etcd may
+//!   or may not have been applied. `current_revision` and watches only cover
+//!   flushed writes, so a list's revision may briefly be above
+//!   `current_revision`; a watch from it still starts there.
 //! - Watches see every change under their prefix after their start revision,
 //!   once, in revision order. A watch that falls `StoreOptions::watch_buffer`
 //!   events behind ends with `Error::WatchOverflow` instead of slowing writers
@@ -56,6 +74,7 @@ mod compactor;
 mod error;
 mod memory;
 mod sqlite;
+mod syncer;
 mod types;
 mod watch;
 mod writer;
@@ -165,8 +184,9 @@ impl Store {
         .unwrap_or_else(|e| panic!("cannot spawn the store's writer thread: {e}"))
     }
 
-    /// Opens the SQLite store at `path`, creating it if needed (WAL mode, an
-    /// fsync on every commit). Revisions continue above the last one stored.
+    /// Opens the SQLite store at `path`, creating it if needed (WAL mode; a
+    /// write is answered once flushed to disk, see the module documentation).
+    /// Revisions continue above the last one stored.
     pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Store> {
         let (writer, reader, recovered) =
             sqlite::open(path, options.read_connections, options.lock_wait)?;
@@ -190,7 +210,9 @@ impl Store {
             max_bytes: options.max_batch_bytes.max(1),
             linger: options.group_commit_linger,
         };
-        writer::spawn(writer, rx, hub.clone(), limits)?;
+        let mut writer = writer;
+        let durability = writer.durability();
+        writer::spawn(writer, durability, rx, hub.clone(), limits)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 requests,

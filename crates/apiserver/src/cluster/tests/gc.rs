@@ -404,3 +404,79 @@ fn background_cascade_converges_and_orphans_survive() {
         }]
     );
 }
+
+/// The neighbourhood a per-object collector reads for `node` out of a
+/// snapshot: the objects its references name by uid, and its dependents.
+fn neighbourhood_in(node: &GcNode, all: &[GcNode]) -> Neighbourhood {
+    Neighbourhood {
+        owners: all
+            .iter()
+            .filter(|o| node.owner_references.iter().any(|r| r.uid == o.id.uid))
+            .cloned()
+            .collect(),
+        invalid_owner_uids: Vec::new(),
+        dependents: all
+            .iter()
+            .filter(|d| d.owner_references.iter().any(|r| r.uid == node.id.uid))
+            .cloned()
+            .collect(),
+    }
+}
+
+#[test]
+fn planning_one_node_over_its_neighbourhood_agrees_with_the_snapshot_plan() {
+    let ns = Some("ns");
+    let rs = obj(id("ReplicaSet", "rs", ns), vec![]);
+    let gone = id("ReplicaSet", "gone", ns);
+    let fg = deleting(obj(id("ConfigMap", "fg", ns), vec![]), FINALIZER_FOREGROUND);
+    let or = deleting(obj(id("ConfigMap", "or", ns), vec![]), FINALIZER_ORPHAN);
+    let mid = obj(id("ConfigMap", "mid", ns), vec![oref(&fg.id, true)]);
+    let leaf = obj(id("ConfigMap", "leaf", ns), vec![oref(&mid.id, true)]);
+    let shared = obj(
+        id("Pod", "shared", ns),
+        vec![oref(&rs.id, false), oref(&gone, false), oref(&fg.id, true)],
+    );
+    let dangling = obj(id("Pod", "dangling", ns), vec![oref(&gone, true)]);
+    let orphaned = obj(id("Pod", "orphaned", ns), vec![oref(&or.id, true)]);
+    let cluster_scoped = obj(id("Node", "n", None), vec![oref(&rs.id, true)]);
+    let all = vec![
+        rs,
+        fg,
+        or,
+        mid,
+        leaf,
+        shared,
+        dangling,
+        orphaned,
+        cluster_scoped,
+    ];
+    let key = |a: &GcAction| format!("{a:?}");
+    let mut whole: Vec<String> = plan(&all).iter().map(key).collect();
+    let mut per_node: Vec<String> = all
+        .iter()
+        .flat_map(|n| plan_node(n, &neighbourhood_in(n, &all)))
+        .map(|a| key(&a))
+        .collect();
+    assert!(!whole.is_empty());
+    whole.sort();
+    per_node.sort();
+    assert_eq!(per_node, whole);
+}
+
+#[test]
+fn an_invalid_reference_found_without_a_lookup_is_left_alone() {
+    let rs = id("ReplicaSet", "rs", Some("ns"));
+    let node = obj(id("Node", "n", None), vec![oref(&rs, true)]);
+    let around = Neighbourhood {
+        invalid_owner_uids: vec![rs.uid.clone()],
+        ..Neighbourhood::default()
+    };
+    assert_eq!(plan_node(&node, &around), vec![]);
+    assert_eq!(
+        plan_node(&node, &Neighbourhood::default()),
+        vec![GcAction::Delete {
+            target: node.id.clone(),
+            propagation: Propagation::Background
+        }]
+    );
+}
