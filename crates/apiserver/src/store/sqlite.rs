@@ -811,6 +811,32 @@ mod tests {
     }
 
     #[test]
+    fn commits_without_fsync_come_with_a_flush_of_the_wal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let (mut writer, _reader, _) = open(&path, 1, Duration::from_secs(1)).unwrap();
+        let synchronous: i64 = writer
+            .conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        // 1 is NORMAL: the commit leaves the flush to the syncer, so the
+        // writer must hand it one, once.
+        assert_eq!(synchronous, 1);
+        let mut durability = writer.durability().expect("a WAL flush");
+        assert!(writer.durability().is_none());
+        let op = WriteOp {
+            key: "/k".to_owned(),
+            value: Bytes::from_static(b"{}"),
+            kind: WriteKind::Create,
+        };
+        assert!(writer.append(&[op], 1).unwrap()[0].is_ok());
+        durability.sync().unwrap();
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+    }
+
+    #[test]
     fn cached_statements_are_not_compiled_again() {
         let dir = tempfile::tempdir().unwrap();
         let (mut writer, reader, _) =

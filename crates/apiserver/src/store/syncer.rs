@@ -78,7 +78,8 @@ impl Syncer {
         Ok(Syncer { tx, thread, failed })
     }
 
-    /// The flush error, once a flush has failed.
+    /// Why no more writes can be acknowledged: a flush failed, or this
+    /// thread ended.
     pub fn failed(&self) -> Option<&Error> {
         self.failed.get()
     }
@@ -100,12 +101,23 @@ impl Syncer {
     }
 }
 
+/// Stops the writer from committing more when this thread ends, also by a
+/// panic: nothing would flush and answer those writes.
+struct RefuseOnExit<'a>(&'a OnceLock<Error>);
+
+impl Drop for RefuseOnExit<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.set(Error::Closed);
+    }
+}
+
 fn run(
     mut durability: Box<dyn Durability>,
     rx: &Receiver<Committed>,
     hub: &Hub,
     failed: &OnceLock<Error>,
 ) {
+    let _refuse = RefuseOnExit(failed);
     let mut pending: Vec<Committed> = Vec::new();
     while let Ok(first) = rx.recv() {
         pending.push(first);
