@@ -1,6 +1,6 @@
 //! API server benchmark (a bench binary that prints a table), on loopback
-//! against a real server with a SQLite data directory (WAL, `synchronous=FULL`:
-//! the production durability).
+//! against a real server with a SQLite data directory (WAL, every write
+//! acknowledged only after an fdatasync of the WAL: the production durability).
 //!
 //! - creates/s and merge patches/s of ~1 KB Endpoints from 16 concurrent
 //!   clients, each its own HTTP/2 connection sending raw requests;
