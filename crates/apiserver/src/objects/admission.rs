@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::{ApiError, Cause, FieldValidation, Objects, Subject, WriteOptions, meta};
 use k8s_openapi::api::core::v1::Service;
 
-use crate::registry::ResourceInfo;
+use crate::registry::{ResourceInfo, Subresource};
 use crate::schema::{BuiltinKind, FieldError, Schema};
 use crate::validation;
 
@@ -71,8 +71,9 @@ pub(super) fn admit(
     }
     match (builtin_kind(r), &r.crd) {
         (Some(kind), _) => {
-            if let Some(old) = old {
-                validation::prepare_update(kind, obj, old);
+            match old {
+                Some(old) => validation::prepare_update(kind, obj, old),
+                None => validation::prepare_create(kind, obj),
             }
             validation::default(kind, obj);
             let errs = validation::validate(kind, obj, old);
@@ -81,6 +82,14 @@ pub(super) fn admit(
             }
         }
         (None, Some(crd)) => {
+            // As kube-apiserver: with a status subresource, a create cannot set
+            // status; only `/status` can.
+            if old.is_none()
+                && r.has_subresource(Subresource::Status)
+                && let Some(m) = obj.as_object_mut()
+            {
+                m.remove("status");
+            }
             let permissive;
             let schema = match &crd.structural {
                 Some(s) => {

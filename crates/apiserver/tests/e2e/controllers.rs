@@ -28,11 +28,15 @@ async fn services_get_cluster_ips_and_endpoints_follow_pods() {
     let eps: Api<Endpoints> = Api::namespaced(client(), &ns);
     let slices: Api<EndpointSlice> = Api::namespaced(client(), &ns);
     for (n, ip, ready) in [("a", "10.1.0.1", true), ("b", "10.1.0.2", false)] {
-        let p = pods
-            .create(&PostParams::default(), &pod(n, "web", ip, ready))
-            .await
-            .unwrap();
+        let wanted = pod(n, "web", ip, ready);
+        let mut p = pods.create(&PostParams::default(), &wanted).await.unwrap();
+        // A create sets a pod's status to Pending, as kube-apiserver does.
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Pending")
+        );
         // kubelet's part: the status as the test wants it.
+        p.status = wanted.status;
         pods.replace_status(n, &PostParams::default(), &p)
             .await
             .unwrap();

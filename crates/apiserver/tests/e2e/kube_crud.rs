@@ -156,6 +156,24 @@ async fn status_subresource_splits_spec_and_status() {
     }))
     .unwrap();
     let created = api.create(&PostParams::default(), &pod).await.unwrap();
+    let on_create = created.status.clone().unwrap();
+    assert_eq!(
+        (on_create.phase.as_deref(), on_create.qos_class.as_deref()),
+        (Some("Pending"), Some("BestEffort")),
+        "a create cannot set a pod's status"
+    );
+    let mut lb = serde_json::to_value(service("lb")).unwrap();
+    lb["status"] = json!({"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}});
+    let lb: Service = serde_json::from_value(lb).unwrap();
+    let svc = Api::<Service>::namespaced(client(), &ns)
+        .create(&PostParams::default(), &lb)
+        .await
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(svc.status).unwrap(),
+        json!({"loadBalancer": {}}),
+        "a create cannot set a service's status"
+    );
     let status = json!({"status": {"phase": "Running", "podIP": "10.0.0.5"}, "spec": {"nodeName": "ignored"}});
     let after = api
         .patch_status("p", &PatchParams::default(), &Patch::Merge(&status))

@@ -240,6 +240,13 @@ async fn client_side_apply_of_a_crd_and_its_objects_then_reapply() {
         "{out}"
     );
 
+    // With a status subresource, a create cannot set status (only /status can).
+    let with_status = format!("{}status:\n  ready: true\n", widget(&ns, "w3", 2));
+    let r = kubectl(&["create", "-f", "-"], Some(&with_status));
+    assert!(r.ok, "{}", r.stderr);
+    let status = ok(&["-n", &ns, "get", "widget", "w3", "-o", "jsonpath={.status}"]);
+    assert_eq!(status, "", "status dropped on create");
+
     let too_big = widget(&ns, "w2", 11);
     let r = kubectl(&["apply", "-f", "-"], Some(&too_big));
     assert!(!r.ok);
