@@ -49,9 +49,13 @@ fn address_for(service: &Service, pod: &Pod) -> Option<EndpointAddress> {
     let spec = pod.spec.as_ref();
     Some(EndpointAddress {
         ip: ip.to_string(),
-        // The controller always points nodeName at the pod's (possibly
-        // empty) spec.nodeName.
-        node_name: Some(spec.and_then(|s| s.node_name.clone()).unwrap_or_default()),
+        // kube's controller points nodeName at the pod's spec.nodeName even
+        // when empty, which validation then rejects; that never happens there
+        // (a pod with an IP is scheduled), but pods here are objects only, so
+        // an unscheduled pod gets no nodeName instead of failing the write.
+        node_name: spec
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty()),
         hostname: if pods::should_set_hostname(pod, service) {
             spec.and_then(|s| s.hostname.clone())
         } else {

@@ -761,4 +761,95 @@ mod tests {
         index.begin_list(Source::Pods);
         assert_eq!(index.end_list(Source::Pods), keys(&[("c", "new")]));
     }
+
+    #[tokio::test]
+    async fn endpoints_follow_a_pod_whose_labels_move_it_out_of_the_selector() {
+        use crate::controllers::testing::{eventually, objects_with_namespace};
+        use crate::objects::WriteOptions;
+        use crate::registry::Subresource;
+        let objects = objects_with_namespace("ep").await;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut set = tokio::task::JoinSet::new();
+        crate::controllers::runner::start(
+            &mut set,
+            objects.store().raw(),
+            EndpointsController::new(objects.clone()),
+            "endpoints",
+            &SOURCES,
+            1,
+            &rx,
+        );
+        let registry = objects.registry();
+        let pods = registry.resolve("", "v1", "pods").unwrap();
+        let services = registry.resolve("", "v1", "services").unwrap();
+        let eps = registry.resolve("", "v1", "endpoints").unwrap();
+        let opts = WriteOptions::default();
+        let created = objects
+            .create(
+                &pods,
+                Some("ep"),
+                json!({"metadata": {"name": "a", "labels": {"app": "web"}},
+                       "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+                &opts,
+            )
+            .await
+            .unwrap()
+            .object;
+        let mut with_status = created;
+        with_status["status"] = json!({"phase": "Running", "podIP": "10.1.0.1",
+            "podIPs": [{"ip": "10.1.0.1"}], "conditions": [{"type": "Ready", "status": "True"}]});
+        objects
+            .update(
+                &pods,
+                Some("ep"),
+                "a",
+                with_status,
+                &opts,
+                Some(Subresource::Status),
+            )
+            .await
+            .unwrap();
+        objects
+            .create(
+                &services,
+                Some("ep"),
+                json!({"metadata": {"name": "web"},
+                       "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}),
+                &opts,
+            )
+            .await
+            .unwrap();
+        let address = async || {
+            let e = objects.get(&eps, Some("ep"), "web").await.ok()?;
+            Some(e["subsets"][0]["addresses"][0]["ip"].as_str()?.to_owned())
+        };
+        let written = eventually(async || address().await.as_deref() == Some("10.1.0.1")).await;
+        assert!(
+            written,
+            "endpoints {:?}, pod {:?}",
+            objects.get(&eps, Some("ep"), "web").await,
+            objects.get(&pods, Some("ep"), "a").await
+        );
+        let mut moved = objects.get(&pods, Some("ep"), "a").await.unwrap();
+        moved["metadata"]["labels"] = json!({"app": "other"});
+        objects
+            .update(&pods, Some("ep"), "a", moved, &opts, None)
+            .await
+            .unwrap();
+        let emptied = eventually(async || {
+            objects
+                .get(&eps, Some("ep"), "web")
+                .await
+                .is_ok_and(|e| e.get("subsets").is_none())
+        })
+        .await;
+        assert!(
+            emptied,
+            "the pod's old labels route the change to the Service"
+        );
+        tx.send(true).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), set.join_all())
+            .await
+            .expect("the controller stops on shutdown");
+    }
 }
