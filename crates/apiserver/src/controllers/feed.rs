@@ -9,10 +9,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::queue::Backoff;
-use crate::store::{Event, KeyValue, ListRequest, Revision, Store};
+use super::reads;
+use crate::store::{Event, KeyValue, Revision, Store};
 
-/// Items per page of a list.
-const PAGE: usize = 1000;
 /// Pauses between failed lists or watches.
 const RETRY: Backoff = Backoff {
     base: Duration::from_millis(100),
@@ -58,27 +57,12 @@ async fn list<S: Copy>(
     source: S,
     sink: &dyn Sink<S>,
 ) -> Result<Revision, FeedError> {
-    let failed = |source| FeedError::List { prefix, source };
     sink.begin_list(source);
-    let mut req = ListRequest::prefix(prefix).limit(PAGE);
-    loop {
-        let page = store.list(req.clone()).await.map_err(failed)?;
-        for kv in &page.items {
-            sink.listed(source, kv);
-        }
-        match page.items.last() {
-            Some(last) if page.more => {
-                req = ListRequest::prefix(prefix)
-                    .limit(PAGE)
-                    .at(page.revision)
-                    .start_after(last.key.clone());
-            }
-            _ => {
-                sink.end_list(source);
-                return Ok(page.revision);
-            }
-        }
-    }
+    let revision = reads::pages(store, prefix, |kv| sink.listed(source, kv))
+        .await
+        .map_err(|source| FeedError::List { prefix, source })?;
+    sink.end_list(source);
+    Ok(revision)
 }
 
 /// Lists and watches, delivering to `sink`, until the watch ends.
@@ -140,6 +124,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::controllers::reads::PAGE;
     use crate::store::StoreOptions;
 
     /// Records what it is fed; while `hold` is set it blocks in `changed`,

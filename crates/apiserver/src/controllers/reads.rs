@@ -6,9 +6,10 @@ use serde::de::DeserializeOwned;
 
 use super::decode;
 use crate::objects::ApiError;
-use crate::store::{KeyValue, ListRequest, Store};
+use crate::store::{KeyValue, ListRequest, Revision, Store};
 
-const PAGE: usize = 500;
+/// Keys per page of a list read.
+pub(super) const PAGE: usize = 500;
 
 fn failed(e: crate::store::Error) -> ApiError {
     ApiError::Internal(e.to_string())
@@ -31,11 +32,21 @@ where
 pub(super) async fn for_each(
     store: &Store,
     prefix: &str,
-    mut f: impl FnMut(&KeyValue),
+    f: impl FnMut(&KeyValue),
 ) -> Result<(), ApiError> {
+    pages(store, prefix, f).await.map(|_| ()).map_err(failed)
+}
+
+/// Calls `f` on every key-value under `prefix`, reading pages of [`PAGE`] at
+/// one revision, and returns that revision.
+pub(super) async fn pages(
+    store: &Store,
+    prefix: &str,
+    mut f: impl FnMut(&KeyValue),
+) -> Result<Revision, crate::store::Error> {
     let mut req = ListRequest::prefix(prefix).limit(PAGE);
     loop {
-        let page = store.list(req).await.map_err(failed)?;
+        let page = store.list(req).await?;
         page.items.iter().for_each(&mut f);
         match page.items.last() {
             Some(last) if page.more => {
@@ -44,7 +55,7 @@ pub(super) async fn for_each(
                     .at(page.revision)
                     .start_after(last.key.clone());
             }
-            _ => return Ok(()),
+            _ => return Ok(page.revision),
         }
     }
 }
