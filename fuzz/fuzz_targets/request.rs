@@ -152,7 +152,7 @@ fn world() -> &'static World {
             .enable_all()
             .build()
             .expect("runtime");
-        let objects = Objects::new(ObjectStore::in_memory(), Registry::with_builtins());
+        let objects = Objects::new(ObjectStore::in_memory().expect("an in-memory store"), Registry::with_builtins());
         let addr = "127.0.0.1:6443".parse().expect("address");
         let live = runtime.block_on(async {
             fedmesh_apiserver::controllers::bootstrap(&objects, addr)

@@ -264,7 +264,7 @@ fn main() {
 
     runtime.block_on(async {
         let before = rss_bytes();
-        let store = Store::in_memory(StoreOptions::default());
+        let store = Store::in_memory(StoreOptions::default()).expect("memory store");
         bench_creates("memory", &store, objects, clients).await;
         let value = payload_bytes as f64 / objects as f64;
         let report = |when: &str| {

@@ -17,7 +17,7 @@ type Open = fn(StoreOptions) -> Harness;
 
 fn memory(options: StoreOptions) -> Harness {
     Harness {
-        store: Store::in_memory(options),
+        store: Store::in_memory(options).unwrap(),
         _dir: None,
     }
 }

@@ -177,7 +177,8 @@ mod tests {
         let store = Store::in_memory(StoreOptions {
             watch_buffer: 4,
             ..StoreOptions::default()
-        });
+        })
+        .unwrap();
         for i in 0..(PAGE + 2) {
             store
                 .create(&format!("/p/{i:05}"), Bytes::from_static(b"{}"))
@@ -223,7 +224,8 @@ mod tests {
         let store = Store::in_memory(StoreOptions {
             watch_buffer: 2,
             ..StoreOptions::default()
-        });
+        })
+        .unwrap();
         let record = std::sync::Arc::new(Record::default());
         let (tx, rx) = watch::channel(false);
         let task = {

@@ -10,7 +10,7 @@ use crate::registry::Registry;
 
 /// An object layer over an empty in-memory store, with namespace `ns`.
 pub(super) async fn objects_with_namespace(ns: &str) -> Objects {
-    let objects = Objects::new(ObjectStore::in_memory(), Registry::with_builtins());
+    let objects = Objects::new(ObjectStore::in_memory().unwrap(), Registry::with_builtins());
     let r = objects.registry().resolve("", "v1", "namespaces").unwrap();
     objects
         .create(

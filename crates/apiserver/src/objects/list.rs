@@ -209,7 +209,7 @@ mod tests {
             .unwrap();
         runtime.block_on(async {
             let objects = Objects::new(
-                super::super::ObjectStore::in_memory(),
+                super::super::ObjectStore::in_memory().unwrap(),
                 crate::registry::Registry::with_builtins(),
             );
             let registry = objects.registry().clone();

@@ -174,8 +174,10 @@ impl ObjectStore {
     }
 
     /// An empty in-memory store.
-    pub fn in_memory() -> Self {
-        ObjectStore::over(Store::in_memory(StoreOptions::default()))
+    pub fn in_memory() -> Result<Self, StorageError> {
+        Ok(ObjectStore::over(
+            Store::in_memory(StoreOptions::default())?,
+        ))
     }
 
     /// The SQLite store at `path` (created if needed).

@@ -46,6 +46,9 @@ pub enum StartError {
         #[source]
         source: crate::objects::StorageError,
     },
+    /// The in-memory store (no data directory) could not be started.
+    #[error("cannot start the in-memory store: {0}")]
+    MemoryStore(#[source] crate::objects::StorageError),
     /// Certificates, keys or tokens could not be loaded or made.
     #[error("cannot set up TLS and authentication: {0}")]
     Security(String),
@@ -211,7 +214,7 @@ impl ApiServerBuilder {
         let store = match (self.store, &self.data_dir) {
             (Some(s), _) => s,
             (None, Some(dir)) => open_data_dir(dir)?,
-            (None, None) => ObjectStore::in_memory(),
+            (None, None) => ObjectStore::in_memory().map_err(StartError::MemoryStore)?,
         };
         let compactor = store.raw().spawn_compactor();
         let objects = Objects::new(store.clone(), Registry::with_builtins());

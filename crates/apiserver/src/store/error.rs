@@ -129,6 +129,14 @@ pub enum Error {
         #[source]
         source: Arc<std::io::Error>,
     },
+    /// The store's writer thread could not be started (the system is out of
+    /// threads or memory).
+    #[error("cannot start the store's writer thread")]
+    Spawn {
+        /// The I/O error of the spawn.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     /// A stored row does not have the shape the store writes.
     #[error("corrupt store: {detail}")]
     Corrupt {

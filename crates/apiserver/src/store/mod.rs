@@ -166,11 +166,8 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// An empty store that lives in this process only.
-    pub fn in_memory(options: StoreOptions) -> Store {
+    pub fn in_memory(options: StoreOptions) -> Result<Store> {
         let (writer, reader) = memory::open();
-        // The writer thread for a memory store is the same group-commit thread
-        // as for SQLite; failing to spawn one thread is as fatal as failing to
-        // allocate.
         let options = StoreOptions {
             group_commit_linger: Duration::ZERO,
             ..options
@@ -181,7 +178,6 @@ impl Store {
             Recovered::default(),
             options,
         )
-        .unwrap_or_else(|e| panic!("cannot spawn the store's writer thread: {e}"))
     }
 
     /// Opens the SQLite store at `path`, creating it if needed (WAL mode; a
@@ -190,11 +186,7 @@ impl Store {
     pub fn open_sqlite(path: &Path, options: StoreOptions) -> Result<Store> {
         let (writer, reader, recovered) =
             sqlite::open(path, options.read_connections, options.lock_wait)?;
-        Store::start(Box::new(writer), Arc::new(reader), recovered, options).map_err(|e| {
-            Error::Corrupt {
-                detail: format!("cannot spawn the store's writer thread: {e}"),
-            }
-        })
+        Store::start(Box::new(writer), Arc::new(reader), recovered, options)
     }
 
     fn start(
@@ -202,7 +194,7 @@ impl Store {
         reader: Arc<dyn LogReader>,
         recovered: Recovered,
         options: StoreOptions,
-    ) -> std::io::Result<Store> {
+    ) -> Result<Store> {
         let hub = Arc::new(Hub::new(recovered.revision, recovered.compacted));
         let (requests, rx) = mpsc::channel(options.queue_depth.max(1));
         let limits = BatchLimits {
@@ -212,7 +204,9 @@ impl Store {
         };
         let mut writer = writer;
         let durability = writer.durability();
-        writer::spawn(writer, durability, rx, hub.clone(), limits)?;
+        writer::spawn(writer, durability, rx, hub.clone(), limits).map_err(|e| Error::Spawn {
+            source: Arc::new(e),
+        })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 requests,

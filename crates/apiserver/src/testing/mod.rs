@@ -72,7 +72,7 @@ impl TestServer {
     /// Starts a server.
     pub async fn start_with(opts: TestServerOptions) -> Result<Self, HarnessError> {
         let dir = tempfile::tempdir().map_err(HarnessError::TempDir)?;
-        let store = ObjectStore::in_memory();
+        let store = ObjectStore::in_memory().map_err(StartError::MemoryStore)?;
         let faults = Faults::default();
         let mut me = TestServer {
             name: opts.name,
