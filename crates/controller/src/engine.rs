@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use fedmesh_core::{
-    Changes, FederatedKey, FederationIndex, Origin, ServiceKey, ServiceView, SliceKey, SourceSlice,
+    Changes, FederatedKey, MeshIndex, Origin, ServiceKey, ServiceView, SliceKey, SourceSlice,
 };
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -65,7 +65,7 @@ pub async fn run(
     intents: mpsc::Sender<Vec<Intent>>,
     warnings: mpsc::Sender<ServiceWarning>,
 ) {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     while let Some(event) = events.recv().await {
         let changes = apply(&mut index, event);
         for warning in &changes.warnings {
@@ -85,7 +85,7 @@ pub async fn run(
 
 /// Applies one event to the index, converting objects at the edge: an
 /// object fedmesh cannot read is logged and skipped.
-pub fn apply(index: &mut FederationIndex, event: IndexEvent) -> Changes {
+pub fn apply(index: &mut MeshIndex, event: IndexEvent) -> Changes {
     match event {
         IndexEvent::Service(origin, service) => match ServiceView::new(origin, *service) {
             Ok(view) => index.apply_service(view),
@@ -133,7 +133,7 @@ fn skip(what: &str, error: &dyn std::error::Error) -> Changes {
 }
 
 /// Renders what `changes` says changed, as intents for the writer.
-pub fn render(index: &FederationIndex, changes: &Changes) -> Vec<Intent> {
+pub fn render(index: &MeshIndex, changes: &Changes) -> Vec<Intent> {
     changes
         .dirty
         .iter()

@@ -1,6 +1,6 @@
 //! The Services and EndpointSlices of one cluster, as index events.
 
-use fedmesh_core::federation::{MANAGED_BY, MANAGED_BY_LABEL};
+use fedmesh_core::mesh::{MANAGED_BY, MANAGED_BY_LABEL};
 use fedmesh_core::{Origin, ServiceKey, SliceKey};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;

@@ -1,18 +1,18 @@
-//! The federation index at mesh scale: 100 clusters x 1,000 services x 10
+//! The mesh index (federated services) at mesh scale: 100 clusters x 1,000 services x 10
 //! endpoints, and 1,000 local federated services each backed by the same-named
 //! service in every cluster (1,000 endpoints each).
 //!
 //! Targets (issue 5): one endpoint change recomputes only its federated
 //! services in under 50 us; building the whole index from scratch in under 1 s.
 //!
-//! Run: `cargo bench -p fedmesh-core --bench federation`
+//! Run: `cargo bench -p fedmesh-core --bench mesh`
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use fedmesh_core::{ClusterName, FederatedKey, FederationIndex, Origin, ServiceView, SourceSlice};
+use fedmesh_core::{ClusterName, FederatedKey, MeshIndex, Origin, ServiceView, SourceSlice};
 use k8s_openapi::api::core::v1::{ObjectReference, Service, ServicePort, ServiceSpec};
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -196,8 +196,8 @@ fn sources(listing: &mut Listing) -> Vec<SourceSlice> {
 /// (`fedmesh_controller::engine::apply` on `ResetServices` / `ResetSlices`),
 /// converting from Kubernetes objects on the way. The `Changes` of each reset
 /// are built and dropped, as the controller builds them (and renders them).
-fn build(listings: Vec<Listing>) -> FederationIndex {
-    let mut index = FederationIndex::new();
+fn build(listings: Vec<Listing>) -> MeshIndex {
+    let mut index = MeshIndex::new();
     for mut listing in listings {
         let views = views(&mut listing);
         black_box(index.reset_services(&listing.origin, views));
@@ -223,7 +223,7 @@ fn bench(c: &mut Criterion) {
     let converted_cpu = thread_cpu() - cpu;
     let started = Instant::now();
     let cpu = thread_cpu();
-    let mut phased = FederationIndex::new();
+    let mut phased = MeshIndex::new();
     for (origin, views, sources) in converted {
         black_box(phased.reset_services(&origin, views));
         black_box(phased.reset_slices(&origin, sources));

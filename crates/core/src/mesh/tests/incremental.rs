@@ -2,8 +2,8 @@
 
 use super::*;
 
-fn setup() -> FederationIndex {
-    let mut index = FederationIndex::new();
+fn setup() -> MeshIndex {
+    let mut index = MeshIndex::new();
     for cluster in ["east", "west"] {
         let origin = remote(cluster);
         for app in ["a", "b"] {

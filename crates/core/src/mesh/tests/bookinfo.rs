@@ -67,7 +67,7 @@ fn prod_03() -> Cluster {
     }
 }
 
-fn load(index: &mut FederationIndex, origin: &Origin, cluster: &Cluster) {
+fn load(index: &mut MeshIndex, origin: &Origin, cluster: &Cluster) {
     index.reset_cluster(
         origin,
         cluster.services.iter().map(|s| s.view(origin)).collect(),
@@ -75,7 +75,7 @@ fn load(index: &mut FederationIndex, origin: &Origin, cluster: &Cluster) {
     );
 }
 
-fn endpoint_count(index: &FederationIndex, name: &str) -> usize {
+fn endpoint_count(index: &MeshIndex, name: &str) -> usize {
     subsets(index, &fed_key(NS, name))
         .iter()
         .map(|(ready, not_ready, _)| ready.len() + not_ready.len())
@@ -84,7 +84,7 @@ fn endpoint_count(index: &FederationIndex, name: &str) -> usize {
 
 #[test]
 fn prod_01_sees_three_reviews_endpoints_and_one_ratings_endpoint() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     load(&mut index, &Origin::Local, &prod_01());
     load(&mut index, &remote("uc-aks-prod-03"), &prod_03());
 
@@ -108,7 +108,7 @@ fn prod_01_sees_three_reviews_endpoints_and_one_ratings_endpoint() {
 
 #[test]
 fn prod_03_sees_the_remote_ratings_endpoint() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     load(&mut index, &Origin::Local, &prod_03());
     load(&mut index, &remote("uc-aks-prod-01"), &prod_01());
 

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{ObjectReference, Service, ServicePort, ServiceS
 use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::FederationIndex;
+use super::MeshIndex;
 use crate::names::{ClusterName, FederatedKey, Origin, ServiceKey, SliceKey};
 use crate::service::{SERVICE_SELECTOR_ANNOTATION, ServiceView};
 use crate::slice::{SERVICE_NAME_LABEL, SourceSlice};
@@ -168,10 +168,7 @@ impl Slc {
 }
 
 /// Addresses of the desired Endpoints, per subset: (ready ips, not-ready ips, port names).
-fn subsets(
-    index: &FederationIndex,
-    key: &FederatedKey,
-) -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
+fn subsets(index: &MeshIndex, key: &FederatedKey) -> Vec<(Vec<String>, Vec<String>, Vec<String>)> {
     let endpoints = index.federation(key).expect("federated").endpoints();
     endpoints
         .subsets
@@ -200,7 +197,7 @@ fn subsets(
 }
 
 /// Every endpoint address across the desired EndpointSlices.
-fn slice_ips(index: &FederationIndex, key: &FederatedKey) -> Vec<String> {
+fn slice_ips(index: &MeshIndex, key: &FederatedKey) -> Vec<String> {
     let mut ips: Vec<String> = index
         .federation(key)
         .expect("federated")

@@ -20,8 +20,8 @@ fn federated(ns: &str, name: &str, selector: &str) -> Svc {
 }
 
 /// An index with `web` in the local cluster and in `east`, each with one endpoint.
-fn mesh() -> FederationIndex {
-    let mut index = FederationIndex::new();
+fn mesh() -> MeshIndex {
+    let mut index = MeshIndex::new();
     let east = remote("east");
     index.apply_service(web("ns", "web").view(&Origin::Local));
     index.apply_slice(web_slice("ns", "web-1", "web", "10.0.0.1").source(&Origin::Local));
@@ -152,7 +152,7 @@ fn annotation_with_spec_selector_is_neither_federated_nor_backing() {
 
 #[test]
 fn ports_match_by_name_and_protocol_keeping_backing_numbers() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     index.apply_service(
         svc("ns", "dns")
             .label("app", "dns")
@@ -249,7 +249,7 @@ fn removing_the_annotation_or_the_service_stops_federation() {
 
 #[test]
 fn not_ready_endpoints_stay_not_ready() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     index.apply_service(web("ns", "web").view(&Origin::Local));
     index.apply_slice(
         slc("ns", "web-1", "web")
@@ -291,7 +291,7 @@ fn selectors_without_restrictions_and_impossible_ones() {
     index.apply_service(
         federated("ns", "never", r#"app == "web" && app == "db""#).view(&Origin::Local),
     );
-    let backing = |index: &FederationIndex, name: &str| -> Vec<String> {
+    let backing = |index: &MeshIndex, name: &str| -> Vec<String> {
         index
             .federation(&fed_key("ns", name))
             .unwrap()
@@ -335,7 +335,7 @@ fn a_backing_service_whose_labels_change_moves_between_federations() {
 
 #[test]
 fn slices_arriving_before_their_service_are_used_once_it_comes() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     let east = remote("east");
     index.apply_slice(web_slice("ns", "web-1", "web", "10.9.0.1").source(&east));
     index.apply_service(federated("ns", "fed", r#"app == "web""#).view(&Origin::Local));
@@ -372,7 +372,7 @@ fn reset_and_remove_cluster_drop_what_is_gone() {
 
 #[test]
 fn large_backing_slices_split_into_slices_of_at_most_100() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     index.apply_service(web("ns", "web").view(&Origin::Local));
     let mut big = slc("ns", "web-big", "web").port("http", "TCP", 80);
     for i in 0..250 {
@@ -405,7 +405,7 @@ fn large_backing_slices_split_into_slices_of_at_most_100() {
 
 #[test]
 fn endpoints_are_capped_at_1000_addresses_and_say_so() {
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     for cluster in 0..3 {
         let origin = remote(&format!("c{cluster}"));
         index.apply_service(web("ns", "web").view(&origin));

@@ -8,7 +8,7 @@ use foldhash::HashMap;
 use crate::names::FederatedKey;
 
 /// The federated Services an event touched. The writer re-renders exactly these
-/// (`FederationIndex::federation`) and makes the cluster match.
+/// (`MeshIndex::federation`) and makes the cluster match.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
     /// Per federated Service, what to rewrite.

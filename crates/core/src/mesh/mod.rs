@@ -13,7 +13,7 @@ mod view;
 mod tests;
 
 pub use changes::{Changes, Dirty, Warning};
-pub use index::FederationIndex;
+pub use index::MeshIndex;
 pub use render::{
     ENDPOINTS_MANAGED_BY_LABEL, MANAGED_BY, MANAGED_BY_LABEL, MAX_ENDPOINTS_ADDRESSES,
     MAX_SLICE_ENDPOINTS, OVER_CAPACITY_ANNOTATION, SKIP_MIRROR_LABEL, SOURCE_ANNOTATION,

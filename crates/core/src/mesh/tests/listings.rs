@@ -14,7 +14,7 @@ use crate::Changes;
 /// and its EndpointSlices by name.
 type Snapshot = BTreeMap<FederatedKey, (Endpoints, BTreeMap<String, EndpointSlice>)>;
 
-fn snapshot(index: &FederationIndex) -> Snapshot {
+fn snapshot(index: &MeshIndex) -> Snapshot {
     index
         .federated_keys()
         .into_iter()
@@ -286,7 +286,7 @@ fn sources(cluster: usize, spec: &ClusterSpec) -> Vec<SourceSlice> {
 }
 
 /// Each cluster's listings as resets, services first or slices first.
-fn by_listings(index: &mut FederationIndex, mesh: &[ClusterSpec], slices_first: bool) -> Changes {
+fn by_listings(index: &mut MeshIndex, mesh: &[ClusterSpec], slices_first: bool) -> Changes {
     let mut changes = Changes::default();
     for (cluster, spec) in mesh.iter().enumerate() {
         let origin = origin_of(cluster);
@@ -303,13 +303,13 @@ fn by_listings(index: &mut FederationIndex, mesh: &[ClusterSpec], slices_first: 
 
 /// The same objects as single events: deletions of what a listing lacks, then
 /// one apply per object, in the listing's order.
-fn by_events(index: &mut FederationIndex, mesh: &[ClusterSpec], slices_first: bool) -> Changes {
+fn by_events(index: &mut MeshIndex, mesh: &[ClusterSpec], slices_first: bool) -> Changes {
     let mut changes = Changes::default();
     for (cluster, spec) in mesh.iter().enumerate() {
         let origin = origin_of(cluster);
         let views = views(cluster, spec);
         let sources = sources(cluster, spec);
-        let apply_services = |index: &mut FederationIndex, changes: &mut Changes| {
+        let apply_services = |index: &mut MeshIndex, changes: &mut Changes| {
             let live: BTreeSet<&ServiceKey> = views.iter().map(|v| &v.key).collect();
             for ns in NAMESPACES {
                 for name in NAMES {
@@ -323,7 +323,7 @@ fn by_events(index: &mut FederationIndex, mesh: &[ClusterSpec], slices_first: bo
                 changes.merge(index.apply_service(view));
             }
         };
-        let apply_slices = |index: &mut FederationIndex, changes: &mut Changes| {
+        let apply_slices = |index: &mut MeshIndex, changes: &mut Changes| {
             let live: BTreeSet<&SliceKey> = sources.iter().map(|s| &s.key).collect();
             for ns in NAMESPACES {
                 for (i, name) in NAMES.iter().enumerate().take(3) {
@@ -358,8 +358,8 @@ proptest! {
         slices_first in any::<bool>(),
     ) {
         // The first listings into an empty index, as when the controller starts.
-        let mut listed = FederationIndex::new();
-        let mut evented = FederationIndex::new();
+        let mut listed = MeshIndex::new();
+        let mut evented = MeshIndex::new();
         let listed_changes = by_listings(&mut listed, &first, slices_first);
         let evented_changes = by_events(&mut evented, &first, slices_first);
         prop_assert_eq!(&listed_changes, &evented_changes);

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use super::*;
-use crate::federation::{ENDPOINTS_MANAGED_BY_LABEL, MANAGED_BY, SKIP_MIRROR_LABEL};
+use crate::mesh::{ENDPOINTS_MANAGED_BY_LABEL, MANAGED_BY, SKIP_MIRROR_LABEL};
 
 fn my_app() -> Svc {
     svc("default", "my-app")
@@ -26,9 +26,9 @@ fn my_app_slice(name: &str, ip: &str, pod: &str, node: &str) -> Slc {
         .endpoint(ip, pod, node)
 }
 
-fn tutorial() -> FederationIndex {
+fn tutorial() -> MeshIndex {
     let cluster = remote("remotecluster");
-    let mut index = FederationIndex::new();
+    let mut index = MeshIndex::new();
     index.apply_service(my_app().view(&cluster));
     index.apply_slice(
         my_app_slice(

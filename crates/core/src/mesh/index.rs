@@ -2,7 +2,7 @@
 //! the federated Services they touch come out.
 //!
 //! ```text
-//!  FederationIndex
+//!  MeshIndex
 //!   └─ NamespaceIndex (per namespace: federation never crosses namespaces)
 //!       ├─ labels ───────────── label keys and values, interned to ids
 //!       ├─ slots ────────────── every Service of every cluster (and the
@@ -43,7 +43,7 @@ use crate::slice::SourceSlice;
 
 /// Every Service and EndpointSlice of the mesh that federation needs, indexed.
 #[derive(Debug, Default)]
-pub struct FederationIndex {
+pub struct MeshIndex {
     namespaces: HashMap<Arc<str>, NamespaceIndex>,
 }
 
@@ -143,7 +143,7 @@ enum Registration {
     Impossible,
 }
 
-impl FederationIndex {
+impl MeshIndex {
     /// An empty index.
     pub fn new() -> Self {
         Self::default()
@@ -204,7 +204,7 @@ impl FederationIndex {
 
     /// Replaces the EndpointSlices known in `origin` with a complete listing of
     /// them, as after a (re)list: slices not in the listing are deleted. Like
-    /// [`FederationIndex::reset_services`], one `Changes` for the listing.
+    /// [`MeshIndex::reset_services`], one `Changes` for the listing.
     pub fn reset_slices(&mut self, origin: &Origin, slices: Vec<SourceSlice>) -> Changes {
         let mut changes = ChangeLog::default();
         let known = self.slice_keys_of(origin);
