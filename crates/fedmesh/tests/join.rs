@@ -54,7 +54,10 @@ fn join_args(local: &TestServer, remote: &TestServer, extra: &[&str]) -> Vec<Str
 }
 
 fn rccs(client: &kube::Client) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &fedmesh_controller::remote::api_resource())
+    Api::all_with(
+        client.clone(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
+    )
 }
 
 /// The kubeconfig in the access Secret `name`-access of `cluster`.

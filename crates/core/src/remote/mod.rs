@@ -12,4 +12,4 @@ pub use spec::{
     OverlayRoutingMode, RemoteClusterSpec, SecretRef, SpecError, UnreachablePolicy,
     kubeconfig_from_secret,
 };
-pub use status::{Condition, RemoteStatus, SyncEvent, SyncState, Withdrawal};
+pub use status::{Condition, Reason, RemoteStatus, SyncEvent, SyncState, Withdrawal};

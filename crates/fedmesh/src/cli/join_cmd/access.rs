@@ -95,7 +95,8 @@ pub(crate) async fn ensure_access(
         format!("local cluster {}", local.label),
         report,
     );
-    let crd = fedmesh_controller::remote::crd().context("the built-in CRD manifest is invalid")?;
+    let crd =
+        fedmesh_controller::mesh::remotes::crd().context("the built-in CRD manifest is invalid")?;
     applier
         .ensure_exists(
             &Kind::cluster::<CustomResourceDefinition>(),
@@ -117,7 +118,7 @@ pub(crate) async fn ensure_access(
         .await?;
     applier
         .ensure(
-            &Kind::cluster_dynamic(fedmesh_controller::remote::api_resource()),
+            &Kind::cluster_dynamic(fedmesh_controller::mesh::remotes::api_resource()),
             remote_cluster_configuration(name, namespace),
         )
         .await?;
@@ -149,7 +150,7 @@ fn remote_cluster_configuration(name: &ClusterName, namespace: &str) -> Value {
 async fn wait_until_served(applier: &Applier<'_>) -> anyhow::Result<()> {
     let rccs = Api::<DynamicObject>::all_with(
         applier.client().clone(),
-        &fedmesh_controller::remote::api_resource(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
     );
     let deadline = tokio::time::Instant::now() + CRD_SERVED_TIMEOUT;
     loop {
