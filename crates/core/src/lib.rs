@@ -11,6 +11,7 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
+pub mod identity;
 pub mod mesh;
 pub mod names;
 pub mod remote;
