@@ -20,11 +20,13 @@ use std::sync::Arc;
 
 use fedmesh_selector::{InternedLabels, InternedLabelsBuilder, Selector};
 use foldhash::{HashMap, HashSet};
+use k8s_openapi::api::core::v1::Pod;
 
 use super::endpoint::{
-    EndpointKey, EndpointKind, EndpointView, NAMESPACE_LABEL, NAMESPACE_LABEL_PREFIX, NamespaceKey,
-    ORCHESTRATOR_K8S, ORCHESTRATOR_LABEL, PROFILE_NAME_LABEL, ProfileKey, ProfileView,
-    SERVICE_ACCOUNT_LABEL, SERVICE_ACCOUNT_LABEL_PREFIX, ServiceAccountKey,
+    EndpointError, EndpointKey, EndpointKind, EndpointView, NAMESPACE_LABEL,
+    NAMESPACE_LABEL_PREFIX, NamespaceKey, ORCHESTRATOR_K8S, ORCHESTRATOR_LABEL, PROFILE_NAME_LABEL,
+    ProfileKey, ProfileView, SERVICE_ACCOUNT_LABEL, SERVICE_ACCOUNT_LABEL_PREFIX,
+    ServiceAccountKey,
 };
 use super::query::{EndpointQuery, NamespaceScope, Reach, ServiceAccountMatch};
 use crate::names::Origin;
@@ -151,6 +153,21 @@ impl IdentityIndex {
         let mut changed = Vec::new();
         self.upsert_endpoint(view, &mut changed);
         IdentityChanges::finish(changed)
+    }
+
+    /// A pod was created or changed: upserted when it is a Calico workload
+    /// endpoint, deleted when it stopped being one (host-networked or
+    /// finished; see [`EndpointView::from_pod`]).
+    pub fn apply_pod(
+        &mut self,
+        origin: Origin,
+        pod: Pod,
+    ) -> Result<IdentityChanges, EndpointError> {
+        let key = EndpointKey::of_pod(origin.clone(), &pod)?;
+        Ok(match EndpointView::from_pod(origin, pod)? {
+            Some(view) => self.upsert(view),
+            None => self.delete(&key),
+        })
     }
 
     /// A pod or HostEndpoint was deleted (or stopped being an endpoint).

@@ -320,6 +320,32 @@ fn pods_that_are_not_endpoints_and_listings() {
 
     let mut index = seed_004();
     let b = remote("cluster-b");
+    // A pod that finishes stops being an endpoint.
+    let mut finished = pod(
+        "myapp",
+        "backend-9",
+        &["10.1.0.9"],
+        &[("app", "backend-app")],
+    );
+    finished.status.as_mut().unwrap().phase = Some("Failed".into());
+    let changes = index.apply_pod(b.clone(), finished).unwrap();
+    assert_eq!(
+        changes.endpoints,
+        [EndpointKey::workload(b.clone(), "myapp", "backend-9")]
+    );
+    assert_eq!(index.len(), 5);
+    index
+        .apply_pod(
+            b.clone(),
+            pod(
+                "myapp",
+                "backend-9",
+                &["10.1.0.9"],
+                &[("app", "backend-app")],
+            ),
+        )
+        .unwrap();
+    assert_eq!(index.len(), 6);
     // A relist of cluster B without postgres-1: it goes, the others stay unchanged.
     let changes = index.reset_endpoints(
         &b,
