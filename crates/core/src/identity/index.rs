@@ -464,8 +464,6 @@ impl IdentityIndex {
             origin, namespace, ..
         } = key
         {
-            let ns_name = format!("{NAMESPACE_LABEL_PREFIX}{PROFILE_NAME_LABEL}");
-            labels.insert(&ns_name, namespace);
             let ns_key = ProfileKey::Namespace(NamespaceKey {
                 origin: origin.clone(),
                 name: namespace.clone(),
@@ -473,9 +471,10 @@ impl IdentityIndex {
             if let Some(profile) = self.profiles.get(&ns_key) {
                 labels.extend(profile.inherited.iter().map(|(k, v)| (k, v)));
             }
+            // After the profile's labels: the name label is Calico's, not the user's.
+            let ns_name = format!("{NAMESPACE_LABEL_PREFIX}{PROFILE_NAME_LABEL}");
+            labels.insert(&ns_name, namespace);
             if let Some(account) = service_account {
-                let sa_name = format!("{SERVICE_ACCOUNT_LABEL_PREFIX}{PROFILE_NAME_LABEL}");
-                labels.insert(&sa_name, account);
                 let sa_key = ProfileKey::ServiceAccount(ServiceAccountKey {
                     origin: origin.clone(),
                     namespace: namespace.clone(),
@@ -484,6 +483,8 @@ impl IdentityIndex {
                 if let Some(profile) = self.profiles.get(&sa_key) {
                     labels.extend(profile.inherited.iter().map(|(k, v)| (k, v)));
                 }
+                let sa_name = format!("{SERVICE_ACCOUNT_LABEL_PREFIX}{PROFILE_NAME_LABEL}");
+                labels.insert(&sa_name, account);
                 calico.push((SERVICE_ACCOUNT_LABEL, account));
             }
             calico.push((NAMESPACE_LABEL, namespace));
@@ -515,12 +516,16 @@ impl IdentityIndex {
             let relabelled = labels != old.labels;
             let announce = relabelled || old.ips != ips;
             let old_account = old.service_account.clone();
-            if old_account != service_account {
+            if old_account != service_account
+                && let EndpointKey::Workload {
+                    origin, namespace, ..
+                } = &view.key
+            {
                 if let Some(sa) = &old_account {
-                    self.leave(&account_profile(&view.key, sa), id);
+                    self.leave(&account_profile(origin, namespace, sa), id);
                 }
                 if let Some(sa) = &service_account {
-                    self.join(account_profile(&view.key, sa), id);
+                    self.join(account_profile(origin, namespace, sa), id);
                 }
             }
             if relabelled {
@@ -583,7 +588,7 @@ impl IdentityIndex {
                 });
                 self.join(ns, id);
                 if let Some(sa) = self.slot(id).and_then(|e| e.service_account.clone()) {
-                    self.join(account_profile(&key, &sa), id);
+                    self.join(account_profile(origin, namespace, &sa), id);
                 }
             }
         }
@@ -619,7 +624,7 @@ impl IdentityIndex {
                 });
                 self.leave(&ns, id);
                 if let Some(sa) = &endpoint.service_account {
-                    self.leave(&account_profile(key, sa), id);
+                    self.leave(&account_profile(origin, namespace, sa), id);
                 }
             }
         }
@@ -750,10 +755,10 @@ impl IdentityIndex {
     }
 }
 
-fn account_profile(key: &EndpointKey, account: &Arc<str>) -> ProfileKey {
+fn account_profile(origin: &Origin, namespace: &Arc<str>, account: &Arc<str>) -> ProfileKey {
     ProfileKey::ServiceAccount(ServiceAccountKey {
-        origin: key.origin().clone(),
-        namespace: key.namespace().cloned().unwrap_or_else(|| Arc::from("")),
+        origin: origin.clone(),
+        namespace: namespace.clone(),
         name: account.clone(),
     })
 }

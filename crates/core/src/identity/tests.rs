@@ -777,3 +777,48 @@ fn endpoint_listing_as_table_and_json() {
     );
     assert_eq!(json["endpoints"][0]["cluster"], serde_json::Value::Null);
 }
+
+#[test]
+fn a_pod_that_changes_service_account_follows_the_new_one() {
+    let mut index = IdentityIndex::new();
+    let b = remote("cluster-b");
+    let account = |name: &str, pairs: &[(&str, &str)]| ProfileView {
+        key: ProfileKey::ServiceAccount(ServiceAccountKey {
+            origin: b.clone(),
+            namespace: "myapp".into(),
+            name: name.into(),
+        }),
+        labels: labels(pairs),
+    };
+    index.upsert_profile(account("db-sa", &[("role", "db")]));
+    index.upsert_profile(account("other-sa", &[("role", "other")]));
+    // A namespace label may not override Calico's name label.
+    index.upsert_profile(namespace(
+        b.clone(),
+        "myapp",
+        &[("projectcalico.org/name", "spoof")],
+    ));
+    index.upsert(view(b.clone(), "myapp", "p", &["10.1.0.1"], &[]));
+    let key = EndpointKey::workload(b.clone(), "myapp", "p");
+    assert_eq!(index.get(&key).unwrap().label_map()["pcsa.role"], "db");
+    assert_eq!(
+        index.get(&key).unwrap().label_map()["pcns.projectcalico.org/name"],
+        "myapp"
+    );
+    let mut moved = pod("myapp", "p", &["10.1.0.1"], &[]);
+    moved.spec.as_mut().unwrap().service_account_name = Some("other-sa".into());
+    index.apply_pod(b.clone(), moved).unwrap();
+    assert_eq!(index.get(&key).unwrap().label_map()["pcsa.role"], "other");
+    // The old service account no longer reaches it; the new one does.
+    assert!(
+        index
+            .upsert_profile(account("db-sa", &[("role", "x")]))
+            .is_empty()
+    );
+    assert_eq!(
+        index
+            .upsert_profile(account("other-sa", &[("role", "y")]))
+            .endpoints,
+        [key]
+    );
+}
