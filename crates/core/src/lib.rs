@@ -1,5 +1,7 @@
 //! fedmesh's semantics as pure, deterministic code: federated services
-//! (`mesh`, Calico's semantics) and the remote clusters behind them (`remote`).
+//! (`mesh`, Calico's semantics), the remote clusters behind them (`remote`),
+//! and the Federation v1 control plane (`federation`: member clusters,
+//! propagation, shard health).
 //!
 //! Events go in (objects upserted or deleted in a named cluster); the desired
 //! objects come out. Nothing here does I/O or needs an async runtime, so every
@@ -11,6 +13,7 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
+pub mod federation;
 pub mod mesh;
 pub mod names;
 pub mod remote;
