@@ -85,12 +85,13 @@ impl ClusterSpec {
         let spec = object.get("spec").unwrap_or(&serde_json::Value::Null);
         let (field, server) = match str_at(spec, &["server"]) {
             Some(server) => ("spec.server", server),
-            None => ("spec.serverAddressByClientCIDRs", v1_server(spec).ok_or(
-                ClusterSpecError::Required {
+            None => (
+                "spec.serverAddressByClientCIDRs",
+                v1_server(spec).ok_or(ClusterSpecError::Required {
                     field: "spec.server",
                     hint: "; the member's API server URL, for example https://10.0.0.1:6443",
-                },
-            )?),
+                })?,
+            ),
         };
         if !is_http_url(server) {
             return Err(ClusterSpecError::Server {

@@ -181,7 +181,11 @@ impl ClusterStatus {
             (
                 Some(p),
                 Probe::Unhealthy { .. } | Probe::Unreachable { .. } | Probe::Unauthorized { .. },
-            ) => failures < failure_threshold.max(1) && p.reason != Reason::ClusterConfigInvalid,
+            ) => {
+                failures < failure_threshold.max(1)
+                    && p.last_probe.is_some()
+                    && p.reason != Reason::ClusterConfigInvalid
+            }
             _ => false,
         };
         let last_failure = (*probe != Probe::Healthy).then(|| message.clone());

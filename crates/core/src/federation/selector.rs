@@ -173,7 +173,10 @@ fn requirement(index: usize, raw: RawRequirement) -> Result<Requirement, Cluster
         [v] => v
             .parse::<i64>()
             .map_err(|_| values_error(operator, "needs exactly one value, an integer")),
-        _ => Err(values_error(operator, "needs exactly one value, an integer")),
+        _ => Err(values_error(
+            operator,
+            "needs exactly one value, an integer",
+        )),
     };
     let key = raw.key.clone();
     match raw.operator.to_ascii_lowercase().as_str() {
@@ -183,8 +186,7 @@ fn requirement(index: usize, raw: RawRequirement) -> Result<Requirement, Cluster
             } else {
                 ("In", false)
             };
-            check_values(&raw.values, single)
-                .map_err(|expected| values_error(name, expected))?;
+            check_values(&raw.values, single).map_err(|expected| values_error(name, expected))?;
             Ok(Requirement::In(key, raw.values))
         }
         "notin" | "!=" => {
@@ -193,8 +195,7 @@ fn requirement(index: usize, raw: RawRequirement) -> Result<Requirement, Cluster
             } else {
                 ("NotIn", false)
             };
-            check_values(&raw.values, single)
-                .map_err(|expected| values_error(name, expected))?;
+            check_values(&raw.values, single).map_err(|expected| values_error(name, expected))?;
             Ok(Requirement::NotIn(key, raw.values))
         }
         "exists" => no_values(&raw.values)

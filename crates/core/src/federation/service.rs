@@ -53,5 +53,6 @@ fn member_spec(federated: &ServiceSpec, mine: Option<&ServiceSpec>) -> ServiceSp
 
 /// Whether two ports are the same port: the same number and protocol.
 fn same_port(a: &ServicePort, b: &ServicePort) -> bool {
-    a.port == b.port && a.protocol.as_deref().unwrap_or("TCP") == b.protocol.as_deref().unwrap_or("TCP")
+    a.port == b.port
+        && a.protocol.as_deref().unwrap_or("TCP") == b.protocol.as_deref().unwrap_or("TCP")
 }

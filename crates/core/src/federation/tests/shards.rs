@@ -1,1 +1,278 @@
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::json;
+
 use super::super::*;
+use crate::names::{ClusterName, FederatedKey};
+
+fn cluster(name: &str) -> ClusterName {
+    ClusterName::new(name).unwrap()
+}
+
+fn key() -> FederatedKey {
+    FederatedKey::new("mynamespace", "nginx")
+}
+
+fn service(ingress: serde_json::Value, external_ips: &[&str]) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": "nginx", "namespace": "mynamespace"},
+        "spec": {"type": "LoadBalancer", "externalIPs": external_ips},
+        "status": {"loadBalancer": {"ingress": ingress}}
+    }))
+    .unwrap()
+}
+
+/// A slice of nginx with endpoints whose `ready` conditions are given
+/// (`None`: no condition, which counts as ready).
+fn slice(service: &str, ready: &[Option<bool>]) -> EndpointSlice {
+    let endpoints: Vec<serde_json::Value> = ready
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let mut e = json!({"addresses": [format!("10.1.0.{i}")]});
+            if let Some(r) = r {
+                e["conditions"] = json!({"ready": r});
+            }
+            e
+        })
+        .collect();
+    serde_json::from_value(json!({
+        "metadata": {"name": "s", "namespace": "mynamespace",
+                     "labels": {"kubernetes.io/service-name": service}},
+        "addressType": "IPv4",
+        "endpoints": endpoints
+    }))
+    .unwrap()
+}
+
+fn zone(z: &str, r: &str) -> Topology {
+    Topology {
+        zones: vec![z.into()],
+        region: Some(r.into()),
+    }
+}
+
+fn health(index: &ShardIndex, c: &str) -> Health {
+    index
+        .shards(&key())
+        .shards
+        .iter()
+        .find(|s| s.cluster.as_str() == c)
+        .map(|s| s.health)
+        .unwrap()
+}
+
+#[test]
+fn a_shard_is_healthy_with_an_address_a_ready_endpoint_and_a_ready_cluster() {
+    let a = cluster("us-central1-a");
+    let mut index = ShardIndex::new();
+    assert_eq!(
+        index.apply_cluster(
+            &a,
+            ClusterState::Ready,
+            &zone("us-central1-a", "us-central1")
+        ),
+        Vec::<FederatedKey>::new(),
+        "no shard there yet"
+    );
+    // Created, no address yet: the load balancer has not answered.
+    assert!(index.apply_service(&a, &key(), Some(&service(json!([]), &[]))));
+    assert_eq!(health(&index, "us-central1-a"), Health::NoExternalAddress);
+    // An address, but no ready endpoint.
+    assert!(index.apply_service(
+        &a,
+        &key(),
+        Some(&service(json!([{"ip": "104.197.247.191"}]), &[]))
+    ));
+    assert_eq!(health(&index, "us-central1-a"), Health::NoReadyEndpoints);
+    // Endpoints, none ready: no change.
+    assert_eq!(
+        index.apply_slice(
+            &a,
+            "mynamespace",
+            "s",
+            Some(&slice("nginx", &[Some(false)]))
+        ),
+        Vec::<FederatedKey>::new()
+    );
+    // One ready: healthy, and only this Service is named.
+    assert_eq!(
+        index.apply_slice(
+            &a,
+            "mynamespace",
+            "s",
+            Some(&slice("nginx", &[Some(false), None]))
+        ),
+        vec![key()]
+    );
+    assert_eq!(health(&index, "us-central1-a"), Health::Healthy);
+    // More ready endpoints change nothing the status shows.
+    assert!(
+        index
+            .apply_slice(
+                &a,
+                "mynamespace",
+                "s",
+                Some(&slice("nginx", &[Some(true), None]))
+            )
+            .is_empty()
+    );
+    // The cluster goes Offline: every shard there is named.
+    assert_eq!(
+        index.apply_cluster(
+            &a,
+            ClusterState::Offline,
+            &zone("us-central1-a", "us-central1")
+        ),
+        vec![key()]
+    );
+    assert_eq!(health(&index, "us-central1-a"), Health::ClusterNotReady);
+    assert_eq!(
+        index.apply_cluster(
+            &a,
+            ClusterState::Ready,
+            &zone("us-central1-a", "us-central1")
+        ),
+        vec![key()]
+    );
+    assert_eq!(health(&index, "us-central1-a"), Health::Healthy);
+    // The last ready endpoint goes.
+    assert_eq!(index.apply_slice(&a, "mynamespace", "s", None), vec![key()]);
+    assert_eq!(health(&index, "us-central1-a"), Health::NoReadyEndpoints);
+    // The Service is deleted in the member: the shard is gone.
+    assert!(index.apply_service(&a, &key(), None));
+    assert!(index.shards(&key()).shards.is_empty());
+    assert!(!index.apply_service(&a, &key(), None));
+}
+
+#[test]
+fn external_ips_count_and_slices_may_come_before_their_service() {
+    let a = cluster("a");
+    let mut index = ShardIndex::new();
+    index.apply_cluster(&a, ClusterState::Ready, &Topology::default());
+    // Slices first (a relist's order is not guaranteed): nothing to report yet.
+    assert!(
+        index
+            .apply_slice(&a, "mynamespace", "s", Some(&slice("nginx", &[Some(true)])))
+            .is_empty()
+    );
+    index.apply_service(&a, &key(), Some(&service(json!(null), &["192.0.2.10"])));
+    let shards = index.shards(&key());
+    assert!(shards.shards[0].healthy());
+    assert_eq!(shards.shards[0].region, None);
+    // A slice moving to another Service takes its endpoints with it.
+    assert_eq!(
+        index.apply_slice(&a, "mynamespace", "s", Some(&slice("other", &[Some(true)]))),
+        vec![key()]
+    );
+    assert_eq!(health(&index, "a"), Health::NoReadyEndpoints);
+}
+
+#[test]
+fn status_lists_every_address_sorted_and_the_annotation_every_shard() {
+    let mut index = ShardIndex::new();
+    let members = [
+        (
+            "asia-east1-a",
+            "asia-east1",
+            json!([{"ip": "130.211.57.243"}]),
+            true,
+        ),
+        (
+            "us-central1-a",
+            "us-central1",
+            json!([{"ip": "104.197.247.191"}, {"ip": "2001:db8::1"}]),
+            true,
+        ),
+        (
+            "us-central1-f",
+            "us-central1",
+            json!([{"hostname": "lb.example.com"}, {"ip": "104.197.244.180"}]),
+            false,
+        ),
+    ];
+    for (name, region, ingress, ready) in members {
+        let c = cluster(name);
+        index.apply_cluster(&c, ClusterState::Ready, &zone(name, region));
+        index.apply_service(&c, &key(), Some(&service(ingress, &[])));
+        index.apply_slice(
+            &c,
+            "mynamespace",
+            "s",
+            Some(&slice("nginx", &[Some(ready)])),
+        );
+    }
+    let shards = index.shards(&key());
+    assert_eq!(shards.service, key());
+    let ingress: Vec<(Option<String>, Option<String>)> = shards
+        .ingress()
+        .into_iter()
+        .map(|i| (i.ip, i.hostname))
+        .collect();
+    assert_eq!(
+        ingress,
+        [
+            (Some("104.197.244.180".into()), None),
+            (Some("104.197.247.191".into()), None),
+            (Some("130.211.57.243".into()), None),
+            (Some("2001:db8::1".into()), None),
+            (None, Some("lb.example.com".into())),
+        ]
+    );
+    let annotation: serde_json::Value = serde_json::from_str(&shards.annotation()).unwrap();
+    assert_eq!(
+        annotation,
+        json!([
+            {"cluster": "asia-east1-a", "healthy": true, "health": "Healthy",
+             "zones": ["asia-east1-a"], "region": "asia-east1", "addresses": ["130.211.57.243"]},
+            {"cluster": "us-central1-a", "healthy": true, "health": "Healthy",
+             "zones": ["us-central1-a"], "region": "us-central1",
+             "addresses": ["104.197.247.191", "2001:db8::1"]},
+            {"cluster": "us-central1-f", "healthy": false, "health": "NoReadyEndpoints",
+             "zones": ["us-central1-f"], "region": "us-central1",
+             "addresses": ["104.197.244.180", "lb.example.com"]},
+        ])
+    );
+    // What DNS reads: typed addresses per shard.
+    let f = &shards.shards[2];
+    assert_eq!(f.addresses.ipv4.len(), 1);
+    assert!(f.addresses.hostnames.contains("lb.example.com"));
+    assert_eq!(
+        shards.shards[1]
+            .addresses
+            .ipv6
+            .iter()
+            .next()
+            .unwrap()
+            .to_string(),
+        "2001:db8::1"
+    );
+
+    // A member leaving the federation takes its shard.
+    assert_eq!(index.remove_cluster(&cluster("asia-east1-a")), vec![key()]);
+    assert_eq!(index.shards(&key()).shards.len(), 2);
+}
+
+#[test]
+fn relists_replace_a_members_services_and_slices() {
+    let a = cluster("a");
+    let other = FederatedKey::new("mynamespace", "other");
+    let mut index = ShardIndex::new();
+    index.apply_cluster(&a, ClusterState::Ready, &Topology::default());
+    let lb = service(json!([{"ip": "192.0.2.1"}]), &[]);
+    index.apply_service(&a, &key(), Some(&lb));
+    index.apply_slice(&a, "mynamespace", "s", Some(&slice("nginx", &[Some(true)])));
+    assert!(index.shards(&key()).shards[0].healthy());
+
+    // The relist has `other` instead of nginx, and no slices.
+    let changed = index.reset_services(&a, [(other.clone(), &lb)]);
+    assert_eq!(changed, vec![key(), other.clone()]);
+    assert!(index.shards(&key()).shards.is_empty());
+    assert_eq!(index.reset_slices(&a, []), Vec::<FederatedKey>::new());
+    let s = slice("other", &[None]);
+    assert_eq!(
+        index.reset_slices(&a, [("mynamespace", "s", &s)]),
+        vec![other.clone()]
+    );
+    assert!(index.shards(&other).shards[0].healthy());
+}
