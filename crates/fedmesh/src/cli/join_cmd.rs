@@ -4,8 +4,8 @@
 //! points at it. Every step is create-or-update, so a second run changes
 //! nothing and says "unchanged".
 
-mod access;
-mod reader;
+pub(crate) mod access;
+pub(crate) mod reader;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ use clap::Args;
 use super::apply::Report;
 use super::connect::Cluster;
 use super::runtime;
+use reader::{Identity, Target};
 
 /// Arguments of `fedmesh join`.
 #[derive(Debug, Args)]
@@ -141,17 +142,24 @@ pub(crate) async fn join(
     options: &JoinOptions,
     report: Report<'_>,
 ) -> anyhow::Result<()> {
-    reader::ensure_reader(remote, &options.namespace, report).await?;
-    let existing = access::existing_kubeconfig(local, name, &options.namespace).await?;
+    let target = Target {
+        cluster: remote,
+        place: format!("remote cluster {}", remote.label),
+    };
+    let reader = Identity::reader();
+    reader::ensure_identity(&target, &reader, &options.namespace, report).await?;
+    let existing =
+        access::existing_kubeconfig(local, &access::secret_name(name), &options.namespace).await?;
     let credential = reader::credential(
-        remote,
+        &target,
+        &reader,
         &options.namespace,
         existing.as_deref(),
         options,
         report,
     )
     .await?;
-    let kubeconfig = access::reader_kubeconfig(remote, name, &credential)?;
+    let kubeconfig = access::access_kubeconfig(remote, name, reader.name, &credential)?;
     access::ensure_access(local, name, &options.namespace, &kubeconfig, report).await?;
     report(&format!(
         "joined: {} reads {} as RemoteClusterConfiguration {name}",

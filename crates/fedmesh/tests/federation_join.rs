@@ -1,0 +1,236 @@
+//! `fedmesh federation join` against two embedded API servers: the member
+//! identity and its limits, the Secret and Cluster in the federation, that
+//! core reads the Cluster, that `kubectl get clusters` lists it, and that a
+//! second run changes nothing.
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
+use fedmesh_core::federation::ClusterSpec;
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fedmesh");
+
+async fn command(program: &str, args: Vec<String>) -> Output {
+    let run = tokio::process::Command::new(program).args(args).output();
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("finishes within 60s")
+        .expect("runs")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+async fn server(name: &str) -> TestServer {
+    TestServer::start_with(TestServerOptions {
+        name: name.into(),
+        ..TestServerOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn join_args(federation: &TestServer, member: &TestServer) -> Vec<String> {
+    vec![
+        "federation".into(),
+        "join".into(),
+        "--federation".into(),
+        federation.kubeconfig_path().display().to_string(),
+        "--member".into(),
+        member.kubeconfig_path().display().to_string(),
+        "--name".into(),
+        "west".into(),
+    ]
+}
+
+fn clusters(client: &kube::Client) -> Api<DynamicObject> {
+    Api::all_with(
+        client.clone(),
+        &ApiResource {
+            group: "federation.fedmesh.io".into(),
+            version: "v1alpha1".into(),
+            api_version: "federation.fedmesh.io/v1alpha1".into(),
+            kind: "Cluster".into(),
+            plural: "clusters".into(),
+        },
+    )
+}
+
+async fn client_of(kubeconfig: &str) -> kube::Client {
+    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
+    let config =
+        kube::Config::from_custom_kubeconfig(parsed, &kube::config::KubeConfigOptions::default())
+            .await
+            .unwrap();
+    kube::Client::try_from(config).unwrap()
+}
+
+/// `kubectl auth can-i VERB RESOURCE...` (the resource may carry flags).
+async fn can_i(kubeconfig: &Path, verb: &str, resource: &str) -> String {
+    let mut args = vec![
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "auth".into(),
+        "can-i".into(),
+        verb.into(),
+    ];
+    args.extend(resource.split_whitespace().map(str::to_owned));
+    let out = command("kubectl", args).await;
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test]
+async fn federation_join_registers_a_member_with_limited_credentials_idempotently() {
+    let fed = server("federation").await;
+    let west = server("west").await;
+    let (fc, wc) = (fed.client().unwrap(), west.client().unwrap());
+
+    let first = command(BIN, join_args(&fed, &west)).await;
+    let out = text(&first);
+    assert!(first.status.success(), "{out}");
+    for line in [
+        "created Namespace fedmesh in member cluster west",
+        "created ServiceAccount fedmesh/fedmesh-federation-member in member cluster west",
+        "created ClusterRole fedmesh-federation-member in member cluster west",
+        "created ClusterRoleBinding fedmesh-federation-member in member cluster west",
+        "created token for ServiceAccount fedmesh/fedmesh-federation-member in member cluster west",
+        "created CustomResourceDefinition clusters.federation.fedmesh.io in federation federation",
+        "created Secret fedmesh/west-member in federation federation",
+        "created Cluster west in federation federation",
+        "joined: west is member west of the federation at federation",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+
+    // The Cluster points at the member's server and the Secret; core reads it.
+    let cluster = clusters(&fc).get("west").await.unwrap();
+    let object = serde_json::to_value(&cluster).unwrap();
+    let spec = ClusterSpec::from_object(&object, "fedmesh").unwrap();
+    assert_eq!(spec.server, west.url());
+    assert_eq!(
+        (spec.secret.namespace.as_str(), spec.secret.name.as_str()),
+        ("fedmesh", "west-member")
+    );
+    let listed = command(
+        "kubectl",
+        vec![
+            "--kubeconfig".into(),
+            fed.kubeconfig_path().display().to_string(),
+            "get".into(),
+            "clusters".into(),
+        ],
+    )
+    .await;
+    let table = text(&listed);
+    assert!(listed.status.success(), "{table}");
+    assert!(
+        table.contains("READY") && table.contains("ZONES") && table.contains("REGION"),
+        "{table}"
+    );
+    assert!(table.lines().any(|l| l.starts_with("west ")), "{table}");
+
+    // The Secret's kubeconfig reaches the member as the member identity.
+    let secret = Api::<Secret>::namespaced(fc.clone(), "fedmesh")
+        .get("west-member")
+        .await
+        .unwrap();
+    let kubeconfig = String::from_utf8(secret.data.unwrap()["kubeconfig"].0.clone()).unwrap();
+    let doc: Value = serde_saphyr::from_str(&kubeconfig).unwrap();
+    assert_eq!(doc["clusters"][0]["cluster"]["server"], json!(west.url()));
+    assert!(doc["users"][0]["user"]["token"].is_string(), "{kubeconfig}");
+    let member = client_of(&kubeconfig).await;
+
+    // What propagation needs works: create a namespace and a Service in it.
+    Api::<Namespace>::all(member.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": "mynamespace"}})).unwrap(),
+        )
+        .await
+        .unwrap();
+    let services = Api::<Service>::namespaced(member.clone(), "mynamespace");
+    services
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "nginx"},
+                "spec": {"ports": [{"port": 80}]}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    services.delete("nginx", &Default::default()).await.unwrap();
+    // Nothing more: no Secrets.
+    let secrets = Api::<Secret>::namespaced(member.clone(), "fedmesh")
+        .get("anything")
+        .await;
+    assert!(
+        matches!(&secrets, Err(kube::Error::Api(s)) if s.code == 403),
+        "{secrets:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("member");
+    std::fs::write(&path, &kubeconfig).unwrap();
+    for (verb, resource, allowed) in [
+        ("create", "services", "yes"),
+        ("update", "services", "yes"),
+        ("delete", "services", "yes"),
+        ("watch", "services", "yes"),
+        ("create", "namespaces", "yes"),
+        ("delete", "namespaces", "no"),
+        ("list", "endpointslices.discovery.k8s.io", "yes"),
+        ("create", "endpointslices.discovery.k8s.io", "no"),
+        ("watch", "endpoints", "yes"),
+        ("delete", "endpoints", "no"),
+        ("list", "nodes", "yes"),
+        ("patch", "nodes", "no"),
+        ("get", "secrets", "no"),
+        ("create", "pods", "no"),
+        ("create", "deployments.apps", "no"),
+        ("update", "services --subresource=status", "no"),
+        ("create", "clusterroles.rbac.authorization.k8s.io", "no"),
+    ] {
+        assert_eq!(
+            can_i(&path, verb, resource).await,
+            allowed,
+            "can-i {verb} {resource}"
+        );
+    }
+
+    // A second run changes nothing and says so.
+    let version = cluster.metadata.resource_version.clone();
+    let second = command(BIN, join_args(&fed, &west)).await;
+    let out = text(&second);
+    assert!(second.status.success(), "{out}");
+    let changed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("created") || l.starts_with("updated"))
+        .collect();
+    assert!(changed.is_empty(), "second run changed {changed:?}:\n{out}");
+    assert!(
+        out.contains("unchanged Cluster west in federation federation"),
+        "{out}"
+    );
+    assert_eq!(
+        clusters(&fc)
+            .get("west")
+            .await
+            .unwrap()
+            .metadata
+            .resource_version,
+        version
+    );
+    drop(wc);
+}
