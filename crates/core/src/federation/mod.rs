@@ -44,7 +44,8 @@ pub use selector::{
     CLUSTER_SELECTOR_ANNOTATION, ClusterSelector, ClusterSelectorError, Requirement,
 };
 pub use shards::{
-    Addresses, Health, SHARDS_ANNOTATION, ServiceShards, Shard, ShardIndex, ready_endpoints,
+    Addresses, ERRORS_ANNOTATION, Health, SHARDS_ANNOTATION, ServiceShards, Shard, ShardIndex,
+    ready_endpoints,
 };
 pub use topology::{
     LEGACY_REGION_LABEL, LEGACY_ZONE_LABEL, NodeTopology, REGION_LABEL, Topology, ZONE_LABEL,

@@ -25,8 +25,12 @@ use crate::names::{ClusterName, FederatedKey};
 use crate::slice::SERVICE_NAME_LABEL;
 
 /// The annotation on a federated Service listing its shards (JSON, see
-/// [`annotation`]).
+/// [`ServiceShards::annotation`]).
 pub const SHARDS_ANNOTATION: &str = "federation.fedmesh.io/shards";
+
+/// The annotation on a federated object listing the members where writing
+/// its copy failed (JSON, see [`ServiceShards::errors_annotation`]).
+pub const ERRORS_ANNOTATION: &str = "federation.fedmesh.io/errors";
 
 /// A shard's externally reachable addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -152,6 +156,8 @@ pub struct ServiceShards {
     pub service: FederatedKey,
     /// Its shards: one per member holding a copy.
     pub shards: Vec<Shard>,
+    /// Members where the last write of its copy failed, and why.
+    pub errors: BTreeMap<ClusterName, String>,
 }
 
 impl ServiceShards {
@@ -207,6 +213,20 @@ impl ServiceShards {
             .collect();
         serde_json::Value::Array(shards).to_string()
     }
+
+    /// The value of [`ERRORS_ANNOTATION`], `None` when every write succeeded:
+    /// a JSON object from member name to the error its API server returned,
+    /// `{"west": "services \"nginx\" is forbidden: exceeded quota"}`.
+    pub fn errors_annotation(&self) -> Option<String> {
+        (!self.errors.is_empty()).then(|| {
+            let errors: serde_json::Map<String, serde_json::Value> = self
+                .errors
+                .iter()
+                .map(|(c, e)| (c.as_str().to_owned(), json!(e)))
+                .collect();
+            serde_json::Value::Object(errors).to_string()
+        })
+    }
 }
 
 /// A member cluster's state and place, as shards need them.
@@ -234,6 +254,8 @@ pub struct ShardIndex {
     members: HashMap<ClusterName, MemberShards>,
     /// Which members hold a copy of each federated Service.
     holders: BTreeMap<FederatedKey, BTreeSet<ClusterName>>,
+    /// Failed writes of copies, per federated Service and member.
+    errors: BTreeMap<FederatedKey, BTreeMap<ClusterName, String>>,
 }
 
 /// Ready endpoints of a slice: endpoints with an address whose `ready`
@@ -282,7 +304,18 @@ impl ShardIndex {
         for key in &held {
             self.unhold(key, cluster);
         }
-        held
+        let mut changed: BTreeSet<FederatedKey> = held.into_iter().collect();
+        let errored: Vec<FederatedKey> = self
+            .errors
+            .iter()
+            .filter(|(_, e)| e.contains_key(cluster))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in errored {
+            self.set_error(cluster, &key, None);
+            changed.insert(key);
+        }
+        changed.into_iter().collect()
     }
 
     /// Applies a member's copy of the federated Service `key` upserted
@@ -401,6 +434,38 @@ impl ShardIndex {
         ServiceShards {
             service: key.clone(),
             shards,
+            errors: self.errors.get(key).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Records the outcome of writing `key`'s copy in `cluster`: the error a
+    /// member returned, or `None` once a write (or the plan's "nothing to
+    /// do") succeeds. Says whether the federated Service's status changes.
+    pub fn set_error(
+        &mut self,
+        cluster: &ClusterName,
+        key: &FederatedKey,
+        error: Option<&str>,
+    ) -> bool {
+        match error {
+            Some(error) => {
+                let errors = self.errors.entry(key.clone()).or_default();
+                if errors.get(cluster).is_some_and(|e| e == error) {
+                    return false;
+                }
+                errors.insert(cluster.clone(), error.to_owned());
+                true
+            }
+            None => {
+                let Some(errors) = self.errors.get_mut(key) else {
+                    return false;
+                };
+                let removed = errors.remove(cluster).is_some();
+                if errors.is_empty() {
+                    self.errors.remove(key);
+                }
+                removed
+            }
         }
     }
 

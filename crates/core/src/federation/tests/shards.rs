@@ -276,3 +276,38 @@ fn relists_replace_a_members_services_and_slices() {
     );
     assert!(index.shards(&other).shards[0].healthy());
 }
+
+#[test]
+fn a_failed_write_in_one_member_shows_in_the_status_until_it_succeeds() {
+    let (a, b) = (cluster("a"), cluster("b"));
+    let mut index = ShardIndex::new();
+    index.apply_cluster(&a, ClusterState::Ready, &Topology::default());
+    index.apply_service(
+        &a,
+        &key(),
+        Some(&service(json!([{"ip": "192.0.2.1"}]), &[])),
+    );
+    assert_eq!(index.shards(&key()).errors_annotation(), None);
+    let quota = "services \"nginx\" is forbidden: exceeded quota: services=0";
+    assert!(index.set_error(&b, &key(), Some(quota)));
+    assert!(
+        !index.set_error(&b, &key(), Some(quota)),
+        "the same error again"
+    );
+    let shards = index.shards(&key());
+    assert_eq!(
+        shards.shards.len(),
+        1,
+        "the other member's shard is unaffected"
+    );
+    let errors: serde_json::Value =
+        serde_json::from_str(&shards.errors_annotation().unwrap()).unwrap();
+    assert_eq!(errors, json!({"b": quota}));
+    assert!(index.set_error(&b, &key(), None));
+    assert!(!index.set_error(&b, &key(), None));
+    assert_eq!(index.shards(&key()).errors_annotation(), None);
+    // A member removed from the federation takes its errors along.
+    index.set_error(&b, &key(), Some(quota));
+    assert_eq!(index.remove_cluster(&b), vec![key()]);
+    assert!(index.shards(&key()).errors.is_empty());
+}
