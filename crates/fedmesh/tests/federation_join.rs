@@ -4,41 +4,16 @@
 //! second run changes nothing.
 
 use std::path::Path;
-use std::process::Output;
-use std::time::Duration;
 
-use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
+use fedmesh_apiserver::testing::TestServer;
 use fedmesh_core::federation::ClusterSpec;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kube::api::{Api, ApiResource, DynamicObject, PostParams};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fedmesh");
+mod support;
 
-async fn command(program: &str, args: Vec<String>) -> Output {
-    let run = tokio::process::Command::new(program).args(args).output();
-    tokio::time::timeout(Duration::from_secs(60), run)
-        .await
-        .expect("finishes within 60s")
-        .expect("runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-async fn server(name: &str) -> TestServer {
-    TestServer::start_with(TestServerOptions {
-        name: name.into(),
-        ..TestServerOptions::default()
-    })
-    .await
-    .unwrap()
-}
+use support::{client_of, command, fedmesh, server, text};
 
 fn join_args(federation: &TestServer, member: &TestServer) -> Vec<String> {
     vec![
@@ -66,15 +41,6 @@ fn clusters(client: &kube::Client) -> Api<DynamicObject> {
     )
 }
 
-async fn client_of(kubeconfig: &str) -> kube::Client {
-    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
-    let config =
-        kube::Config::from_custom_kubeconfig(parsed, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 /// `kubectl auth can-i VERB RESOURCE...` (the resource may carry flags).
 async fn can_i(kubeconfig: &Path, verb: &str, resource: &str) -> String {
     let mut args = vec![
@@ -95,7 +61,7 @@ async fn federation_join_registers_a_member_with_limited_credentials_idempotentl
     let west = server("west").await;
     let (fc, wc) = (fed.client().unwrap(), west.client().unwrap());
 
-    let first = command(BIN, join_args(&fed, &west)).await;
+    let first = fedmesh(join_args(&fed, &west)).await;
     let out = text(&first);
     assert!(first.status.success(), "{out}");
     for line in [
@@ -211,7 +177,7 @@ async fn federation_join_registers_a_member_with_limited_credentials_idempotentl
 
     // A second run changes nothing and says so.
     let version = cluster.metadata.resource_version.clone();
-    let second = command(BIN, join_args(&fed, &west)).await;
+    let second = fedmesh(join_args(&fed, &west)).await;
     let out = text(&second);
     assert!(second.status.success(), "{out}");
     let changed: Vec<&str> = out

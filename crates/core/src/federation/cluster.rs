@@ -63,11 +63,9 @@ pub enum ClusterSpecError {
     },
 }
 
+/// The non-empty string at `path`: an empty field counts as missing.
 fn str_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(value, |v, key| v.get(key))
-        .and_then(serde_json::Value::as_str)
-        .filter(|s| !s.is_empty())
+    crate::remote::spec::str_at(value, path).filter(|s| !s.is_empty())
 }
 
 impl ClusterSpec {

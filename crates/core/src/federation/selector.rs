@@ -247,6 +247,7 @@ fn is_label_key(key: &str) -> bool {
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
     };
+    // The prefix is a DNS-1123 subdomain, which is exactly what a cluster name is.
     let prefix_ok = prefix.is_none_or(|p| crate::names::ClusterName::new(p).is_ok());
     name_ok && prefix_ok
 }

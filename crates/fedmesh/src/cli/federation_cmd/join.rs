@@ -9,7 +9,6 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -22,7 +21,7 @@ use serde_json::{Value, json};
 use crate::cli::apply::{Applier, Kind, Report};
 use crate::cli::connect::Cluster;
 use crate::cli::join_cmd::reader::{self, Identity, Target};
-use crate::cli::join_cmd::{ClusterName, JoinOptions, access};
+use crate::cli::join_cmd::{ClusterName, IdentityArgs, JoinOptions, access};
 use crate::cli::runtime;
 
 /// Name of the member's ServiceAccount, ClusterRole and ClusterRoleBinding.
@@ -48,13 +47,8 @@ pub(crate) struct FederationJoinArgs {
     /// Context of the member kubeconfig (default: its current context).
     #[arg(long, value_name = "C")]
     member_context: Option<String>,
-    /// Namespace for fedmesh's objects in both clusters.
-    #[arg(long, value_name = "NS", default_value = "fedmesh")]
-    namespace: String,
-    /// How long to wait for a legacy token Secret to be filled in, on
-    /// clusters that do not serve TokenRequest.
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
-    token_timeout: u64,
+    #[command(flatten)]
+    identity: IdentityArgs,
 }
 
 impl FederationJoinArgs {
@@ -67,14 +61,9 @@ impl FederationJoinArgs {
     async fn join(self) -> anyhow::Result<()> {
         let name = ClusterName::new(&self.name)?;
         let federation =
-            Cluster::from_file(&self.federation, self.federation_context.as_deref()).await?;
-        let member = Cluster::from_file(&self.member, self.member_context.as_deref()).await?;
-        federation.check_reachable().await?;
-        member.check_reachable().await?;
-        let options = JoinOptions {
-            namespace: self.namespace,
-            token_timeout: Duration::from_secs(self.token_timeout),
-        };
+            Cluster::connect(&self.federation, self.federation_context.as_deref()).await?;
+        let member = Cluster::connect(&self.member, self.member_context.as_deref()).await?;
+        let options = self.identity.options();
         let print = |line: &str| runtime::say(line);
         join(&federation, &member, &name, &options, &print).await
     }
