@@ -3,8 +3,6 @@
 //! core reads the Cluster, that `kubectl get clusters` lists it, and that a
 //! second run changes nothing.
 
-use std::path::Path;
-
 use fedmesh_apiserver::testing::TestServer;
 use fedmesh_core::federation::ClusterSpec;
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
@@ -13,7 +11,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{client_of, command, fedmesh, server, text};
+use support::{can_i, client_of, command, fedmesh, server, text};
 
 fn join_args(federation: &TestServer, member: &TestServer) -> Vec<String> {
     vec![
@@ -39,20 +37,6 @@ fn clusters(client: &kube::Client) -> Api<DynamicObject> {
             plural: "clusters".into(),
         },
     )
-}
-
-/// `kubectl auth can-i VERB RESOURCE...` (the resource may carry flags).
-async fn can_i(kubeconfig: &Path, verb: &str, resource: &str) -> String {
-    let mut args = vec![
-        "--kubeconfig".into(),
-        kubeconfig.display().to_string(),
-        "auth".into(),
-        "can-i".into(),
-        verb.into(),
-    ];
-    args.extend(resource.split_whitespace().map(str::to_owned));
-    let out = command("kubectl", args).await;
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 #[tokio::test]

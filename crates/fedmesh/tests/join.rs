@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 mod support;
 
-use support::{client_of, fedmesh, server, text};
+use support::{can_i, client_of, fedmesh, server, text};
 
 fn join_args(local: &TestServer, remote: &TestServer, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
@@ -206,20 +206,10 @@ async fn join_creates_a_read_only_reader_and_the_access_both_ways_idempotently()
         ("watch", "services", "yes"),
         ("list", "endpointslices.discovery.k8s.io", "yes"),
     ] {
-        let can_i = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&path)
-            .args(["auth", "can-i", verb, resource])
-            .output();
-        let can_i = tokio::time::timeout(Duration::from_secs(60), can_i)
-            .await
-            .unwrap()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&can_i.stdout).trim(),
+            can_i(&path, verb, resource).await,
             allowed,
-            "can-i {verb} {resource}: {}",
-            String::from_utf8_lossy(&can_i.stderr)
+            "can-i {verb} {resource}"
         );
     }
 

@@ -1,6 +1,7 @@
 //! What the join tests share: running the binary, naming servers, and
 //! clients from a kubeconfig a join wrote.
 
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -50,4 +51,18 @@ pub async fn client_of(kubeconfig: &str) -> kube::Client {
             .await
             .unwrap();
     kube::Client::try_from(config).unwrap()
+}
+
+/// `kubectl auth can-i VERB RESOURCE...` (the resource may carry flags).
+pub async fn can_i(kubeconfig: &Path, verb: &str, resource: &str) -> String {
+    let mut args = vec![
+        "--kubeconfig".into(),
+        kubeconfig.display().to_string(),
+        "auth".into(),
+        "can-i".into(),
+        verb.into(),
+    ];
+    args.extend(resource.split_whitespace().map(str::to_owned));
+    let out = command("kubectl", args).await;
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
