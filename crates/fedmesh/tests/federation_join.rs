@@ -1,12 +1,14 @@
 //! `fedmesh federation join` against two embedded API servers: the member
 //! identity and its limits, the Secret and Cluster in the federation, that
-//! core reads the Cluster, that `kubectl get clusters` lists it, and that a
-//! second run changes nothing.
+//! core reads the Cluster, that the status core computes fits the CRD and
+//! `kubectl get clusters` shows it, and that a second run changes nothing.
 
 use fedmesh_apiserver::testing::TestServer;
-use fedmesh_core::federation::ClusterSpec;
+use fedmesh_core::federation::{
+    ClusterEvent, ClusterSpec, ClusterStatus, DEFAULT_FAILURE_THRESHOLD, Probe, Topology,
+};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
-use kube::api::{Api, ApiResource, DynamicObject, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 mod support;
@@ -89,6 +91,86 @@ async fn federation_join_registers_a_member_with_limited_credentials_idempotentl
     );
     assert!(table.lines().any(|l| l.starts_with("west ")), "{table}");
 
+    // The status core computes fits the CRD's schema, and the printer
+    // columns show it: first an unreachable member (no region yet), then a
+    // Ready, multi-zone one.
+    let at = |s: i64| k8s_openapi::jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+    let offline = ClusterStatus::next(
+        None,
+        &ClusterEvent::Probed(Probe::Unreachable {
+            message: "connection refused".into(),
+        }),
+        DEFAULT_FAILURE_THRESHOLD,
+        at(0),
+    );
+    let get_wide = || {
+        command(
+            "kubectl",
+            vec![
+                "--kubeconfig".into(),
+                fed.kubeconfig_path().display().to_string(),
+                "get".into(),
+                "clusters".into(),
+                "-o".into(),
+                "wide".into(),
+            ],
+        )
+    };
+    let write_status = |status: &ClusterStatus| {
+        let body = json!({"status": status.to_json()});
+        let api = clusters(&fc);
+        async move {
+            api.patch_status("west", &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .unwrap()
+        }
+    };
+    write_status(&offline).await;
+    let row = text(&get_wide().await);
+    let line = row
+        .lines()
+        .find(|l| l.starts_with("west "))
+        .unwrap_or_default();
+    assert!(
+        line.contains("False") && line.contains("ClusterNotReachable"),
+        "{row}"
+    );
+    assert!(line.contains("connection refused"), "{row}");
+    let ready = ClusterStatus::next(
+        Some(&offline),
+        &ClusterEvent::Probed(Probe::Healthy),
+        2,
+        at(1),
+    );
+    let placed = ClusterStatus::next(
+        Some(&ready),
+        &ClusterEvent::Topology(Topology {
+            zones: vec!["us-central1-a".into(), "us-central1-b".into()],
+            region: Some("us-central1".into()),
+        }),
+        2,
+        at(2),
+    );
+    write_status(&placed).await;
+    let row = text(&get_wide().await);
+    let line = row
+        .lines()
+        .find(|l| l.starts_with("west "))
+        .unwrap_or_default();
+    for cell in [
+        "True",
+        "ClusterReady",
+        "us-central1-a",
+        "us-central1-b",
+        "us-central1",
+        west.url().as_str(),
+    ] {
+        assert!(line.contains(cell), "{cell:?} in {row}");
+    }
+    let stored = clusters(&fc).get("west").await.unwrap();
+    assert_eq!(stored.data["status"]["conditions"][1]["type"], "Offline");
+    assert_eq!(stored.data["status"]["conditions"][1]["status"], "False");
+
     // The Secret's kubeconfig reaches the member as the member identity.
     let secret = Api::<Secret>::namespaced(fc.clone(), "fedmesh")
         .get("west-member")
@@ -160,7 +242,12 @@ async fn federation_join_registers_a_member_with_limited_credentials_idempotentl
     }
 
     // A second run changes nothing and says so.
-    let version = cluster.metadata.resource_version.clone();
+    let version = clusters(&fc)
+        .get("west")
+        .await
+        .unwrap()
+        .metadata
+        .resource_version;
     let second = fedmesh(join_args(&fed, &west)).await;
     let out = text(&second);
     assert!(second.status.success(), "{out}");
