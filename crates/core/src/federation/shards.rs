@@ -214,6 +214,22 @@ impl ServiceShards {
         serde_json::Value::Array(shards).to_string()
     }
 
+    /// A JSON merge patch of the federated Service's annotations: the shards
+    /// annotation, and the errors annotation (removed, as `null`, when there
+    /// are none).
+    pub fn metadata_patch(&self) -> serde_json::Value {
+        json!({"metadata": {"annotations": {
+            SHARDS_ANNOTATION: self.annotation(),
+            ERRORS_ANNOTATION: self.errors_annotation(),
+        }}})
+    }
+
+    /// A JSON merge patch of the federated Service's `status` subresource:
+    /// its load-balancer ingress.
+    pub fn status_patch(&self) -> serde_json::Value {
+        json!({"status": {"loadBalancer": {"ingress": self.ingress()}}})
+    }
+
     /// The value of [`ERRORS_ANNOTATION`], `None` when every write succeeded:
     /// a JSON object from member name to the error its API server returned,
     /// `{"west": "services \"nginx\" is forbidden: exceeded quota"}`.

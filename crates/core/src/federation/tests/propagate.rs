@@ -768,3 +768,65 @@ fn what_is_federated() {
         "myfederation"
     );
 }
+
+/// Another kind follows by saying what a member owns of it: here a
+/// ConfigMap, of which the member owns nothing.
+impl Propagated for k8s_openapi::api::core::v1::ConfigMap {
+    fn member_content(federated: &Self, _current: Option<&Self>) -> Self {
+        Self {
+            metadata: Default::default(),
+            ..federated.clone()
+        }
+    }
+}
+
+#[test]
+fn another_kind_uses_the_same_decisions() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let fed: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings", "namespace": "mynamespace", "finalizers": [FINALIZER]},
+        "data": {"mode": "fast"}
+    }))
+    .unwrap();
+    let name = ClusterName::new("a").unwrap();
+    let labels = BTreeMap::new();
+    let decide = |federated: &ConfigMap, current: Option<&ConfigMap>| {
+        let read = Federated::read(federated, None);
+        plan(
+            &federation(),
+            Some(&read),
+            &Member {
+                name: &name,
+                state: ClusterState::Ready,
+                labels: &labels,
+                current,
+                namespace_exists: true,
+            },
+        )
+    };
+    let Action::Create(copy) = decide(&fed, None).action else {
+        panic!("a create");
+    };
+    assert_eq!(copy.data.as_ref().unwrap()["mode"], "fast");
+    assert_eq!(decide(&fed, Some(&copy)).action, Action::None(Why::InSync));
+    let mut edited = copy.clone();
+    edited
+        .data
+        .as_mut()
+        .unwrap()
+        .insert("mode".into(), "slow".into());
+    assert_eq!(
+        decide(&fed, Some(&edited)).action,
+        Action::Update(copy.clone())
+    );
+    let deleting: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "settings", "namespace": "mynamespace",
+                     "deletionTimestamp": "2027-01-01T00:00:00Z", "finalizers": [FINALIZER]},
+        "data": {"mode": "fast"}
+    }))
+    .unwrap();
+    assert_eq!(
+        decide(&deleting, Some(&copy)).action,
+        Action::Delete { uid: None }
+    );
+}

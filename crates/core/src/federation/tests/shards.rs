@@ -311,3 +311,34 @@ fn a_failed_write_in_one_member_shows_in_the_status_until_it_succeeds() {
     assert_eq!(index.remove_cluster(&b), vec![key()]);
     assert!(index.shards(&key()).errors.is_empty());
 }
+
+#[test]
+fn patches_for_the_federated_service() {
+    let a = cluster("a");
+    let mut index = ShardIndex::new();
+    index.apply_cluster(&a, ClusterState::Ready, &Topology::default());
+    index.apply_service(
+        &a,
+        &key(),
+        Some(&service(json!([{"ip": "192.0.2.1"}]), &[])),
+    );
+    let shards = index.shards(&key());
+    assert_eq!(
+        shards.status_patch(),
+        json!({"status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.1"}]}}})
+    );
+    let patch = shards.metadata_patch();
+    let annotations = &patch["metadata"]["annotations"];
+    assert_eq!(annotations[SHARDS_ANNOTATION], json!(shards.annotation()));
+    assert_eq!(
+        annotations[ERRORS_ANNOTATION],
+        json!(null),
+        "removed when none"
+    );
+    index.set_error(&a, &key(), Some("forbidden"));
+    let patch = index.shards(&key()).metadata_patch();
+    assert_eq!(
+        patch["metadata"]["annotations"][ERRORS_ANNOTATION],
+        json!(r#"{"a":"forbidden"}"#)
+    );
+}
