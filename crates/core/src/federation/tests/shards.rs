@@ -342,3 +342,155 @@ fn patches_for_the_federated_service() {
         json!(r#"{"a":"forbidden"}"#)
     );
 }
+
+mod incremental {
+    //! Random sequences of member events: the index's shards equal shards
+    //! computed from scratch from the latest objects, and every change of a
+    //! Service's shards is reported.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const CLUSTERS: [&str; 3] = ["a", "b", "c"];
+    const SERVICES: [&str; 3] = ["s0", "s1", "s2"];
+
+    #[derive(Debug, Clone)]
+    enum Event {
+        Cluster(usize, bool),
+        Service(usize, usize, Option<u8>),
+        Slice(usize, usize, Option<(usize, u8)>),
+        Remove(usize),
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        prop_oneof![
+            (0..3usize, any::<bool>()).prop_map(|(c, r)| Event::Cluster(c, r)),
+            (0..3usize, 0..3usize, proptest::option::of(0..3u8))
+                .prop_map(|(c, s, a)| Event::Service(c, s, a)),
+            (
+                0..3usize,
+                0..4usize,
+                proptest::option::of((0..3usize, 0..3u8))
+            )
+                .prop_map(|(c, n, s)| Event::Slice(c, n, s)),
+            (0..3usize).prop_map(Event::Remove),
+        ]
+    }
+
+    /// The latest objects, and shards computed from them alone.
+    #[derive(Default)]
+    struct Model {
+        ready: BTreeMap<usize, bool>,
+        /// (cluster, service) -> number of addresses (0: none yet).
+        services: BTreeMap<(usize, usize), u8>,
+        /// (cluster, slice) -> (service, ready endpoints).
+        slices: BTreeMap<(usize, usize), (usize, u8)>,
+    }
+
+    fn ingress(n: u8) -> serde_json::Value {
+        json!(
+            (0..n)
+                .map(|i| json!({"ip": format!("192.0.2.{i}")}))
+                .collect::<Vec<_>>()
+        )
+    }
+
+    fn key_of(s: usize) -> FederatedKey {
+        FederatedKey::new("mynamespace", SERVICES[s])
+    }
+
+    impl Model {
+        fn shards(&self, s: usize) -> Vec<(String, Health, usize)> {
+            self.services
+                .iter()
+                .filter(|((_, svc), _)| *svc == s)
+                .map(|(&(c, _), &addresses)| {
+                    let ready: u8 = self
+                        .slices
+                        .iter()
+                        .filter(|((sc, _), (svc, _))| *sc == c && *svc == s)
+                        .map(|(_, (_, n))| *n)
+                        .sum();
+                    let health = if !self.ready.get(&c).copied().unwrap_or(false) {
+                        Health::ClusterNotReady
+                    } else if addresses == 0 {
+                        Health::NoExternalAddress
+                    } else if ready == 0 {
+                        Health::NoReadyEndpoints
+                    } else {
+                        Health::Healthy
+                    };
+                    (CLUSTERS[c].to_owned(), health, usize::from(addresses))
+                })
+                .collect()
+        }
+    }
+
+    fn observed(index: &ShardIndex, s: usize) -> Vec<(String, Health, usize)> {
+        index
+            .shards(&key_of(s))
+            .shards
+            .iter()
+            .map(|sh| (sh.cluster.to_string(), sh.health, sh.addresses.ipv4.len()))
+            .collect()
+    }
+
+    proptest! {
+        #[test]
+        fn the_index_matches_a_recomputation(events in proptest::collection::vec(event(), 1..60)) {
+            let mut index = ShardIndex::new();
+            let mut model = Model::default();
+            for event in events {
+                let before: Vec<_> = (0..3).map(|s| model.shards(s)).collect();
+                let reported: BTreeSet<FederatedKey> = match &event {
+                    Event::Cluster(c, ready) => {
+                        model.ready.insert(*c, *ready);
+                        let state = if *ready { ClusterState::Ready } else { ClusterState::Offline };
+                        index.apply_cluster(&cluster(CLUSTERS[*c]), state, &Topology::default()).into_iter().collect()
+                    }
+                    Event::Service(c, s, addresses) => {
+                        let changed = match addresses {
+                            Some(n) => {
+                                model.services.insert((*c, *s), *n);
+                                index.apply_service(&cluster(CLUSTERS[*c]), &key_of(*s), Some(&service(ingress(*n), &[])))
+                            }
+                            None => {
+                                model.services.remove(&(*c, *s));
+                                index.apply_service(&cluster(CLUSTERS[*c]), &key_of(*s), None)
+                            }
+                        };
+                        changed.then(|| key_of(*s)).into_iter().collect()
+                    }
+                    Event::Slice(c, n, content) => {
+                        let name = format!("slice-{n}");
+                        let object = content.map(|(s, ready)| {
+                            model.slices.insert((*c, *n), (s, ready));
+                            let flags: Vec<Option<bool>> = (0..3).map(|i| Some(i < ready)).collect();
+                            slice(SERVICES[s], &flags)
+                        });
+                        if content.is_none() {
+                            model.slices.remove(&(*c, *n));
+                        }
+                        index.apply_slice(&cluster(CLUSTERS[*c]), "mynamespace", &name, object.as_ref()).into_iter().collect()
+                    }
+                    Event::Remove(c) => {
+                        model.ready.remove(c);
+                        model.services.retain(|(mc, _), _| mc != c);
+                        model.slices.retain(|(mc, _), _| mc != c);
+                        index.remove_cluster(&cluster(CLUSTERS[*c])).into_iter().collect()
+                    }
+                };
+                for s in 0..3 {
+                    let after = model.shards(s);
+                    prop_assert_eq!(&observed(&index, s), &after, "after {:?}", event);
+                    if before[s] != after {
+                        prop_assert!(reported.contains(&key_of(s)), "{:?} changed {} unreported", event, s);
+                    }
+                }
+            }
+        }
+    }
+}
