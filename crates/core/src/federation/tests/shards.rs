@@ -483,10 +483,10 @@ mod incremental {
                         index.remove_cluster(&cluster(CLUSTERS[*c])).into_iter().collect()
                     }
                 };
-                for s in 0..3 {
+                for (s, before) in before.iter().enumerate() {
                     let after = model.shards(s);
                     prop_assert_eq!(&observed(&index, s), &after, "after {:?}", event);
-                    if before[s] != after {
+                    if *before != after {
                         prop_assert!(reported.contains(&key_of(s)), "{:?} changed {} unreported", event, s);
                     }
                 }
