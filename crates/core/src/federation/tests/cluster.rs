@@ -317,3 +317,18 @@ fn federation_names_and_scopes() {
     assert!(!Scope::LabelledNamespaces.includes("default", &none, "fedmesh"));
     assert!(Scope::LabelledNamespaces.includes("shop", &marked, "fedmesh"));
 }
+
+#[test]
+fn nodes_seen_before_the_first_probe_do_not_delay_it() {
+    let topology = Topology {
+        zones: vec!["z".into()],
+        region: None,
+    };
+    let listed = ClusterStatus::next(None, &ClusterEvent::Topology(topology.clone()), 2, at(0));
+    assert_eq!(listed.state(), ClusterState::NotReady);
+    assert_eq!(listed.last_probe, None);
+    // The first probe decides at once, threshold or not, and keeps the zones.
+    let failed = probe(Some(&listed), unreachable(), 1);
+    assert_eq!(failed.state(), ClusterState::Offline);
+    assert_eq!(failed.topology, topology);
+}
