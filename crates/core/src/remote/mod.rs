@@ -1,7 +1,7 @@
 //! Remote clusters: their configuration (Calico's RemoteClusterConfiguration)
 //! and the status fedmesh keeps on it.
 
-mod spec;
+pub(crate) mod spec;
 mod status;
 
 #[cfg(test)]

@@ -61,9 +61,9 @@ impl ControllerArgs {
     async fn serve(self) -> anyhow::Result<()> {
         let client = match &self.kubeconfig {
             Some(path) => {
-                let cluster = Cluster::from_file(path, self.context.as_deref()).await?;
-                cluster.check_reachable().await?;
-                cluster.client
+                Cluster::connect(path, self.context.as_deref())
+                    .await?
+                    .client
             }
             None => {
                 let config = match &self.context {
