@@ -32,7 +32,7 @@ pub use options::{
 pub use storage::{ObjectStore, StorageError, Stored};
 
 use crate::patch::{self, Manager, MergeInfo};
-use crate::registry::{Registry, ResourceInfo, Subresource};
+use crate::registry::{Registry, ResourceInfo, Subresource, conversion};
 use crate::schema::Schema;
 
 /// How many times an unconditional write re-reads and retries after losing a race.
@@ -143,9 +143,15 @@ impl Objects {
         Ok(served)
     }
 
-    /// The object as clients see it: apiVersion and kind of the requested
-    /// version, resourceVersion from the store revision.
-    pub fn present(r: &ResourceInfo, mut value: Value, revision: i64) -> Value {
+    /// A stored object as clients see it: converted to the requested
+    /// resource's form, apiVersion and kind of the requested version,
+    /// resourceVersion from the store revision.
+    pub fn present(r: &ResourceInfo, value: Value, revision: i64) -> Value {
+        Self::finish(r, conversion::from_storage(r, value), revision)
+    }
+
+    /// An object already in the requested resource's form, as clients see it.
+    fn finish(r: &ResourceInfo, mut value: Value, revision: i64) -> Value {
         if let Some(map) = value.as_object_mut() {
             map.insert("apiVersion".into(), json!(r.api_version()));
             map.insert("kind".into(), json!(r.kind));
@@ -322,16 +328,18 @@ impl Objects {
             strip_type_meta(&mut obj);
             if opts.dry_run {
                 return Ok(Written {
-                    object: Self::present(r, obj, 0),
+                    object: Self::finish(r, obj, 0),
                     warnings,
                     created: true,
                 });
             }
-            match self.store.create(&r.key(ns, &name), &obj).await {
+            let stored = conversion::to_storage(r, &obj);
+            match self.store.create(&r.key(ns, &name), &stored).await {
                 Ok(rev) => {
-                    admission::after_write(self, r, &obj).await;
+                    admission::after_write(self, r, &stored).await;
+                    drop(stored);
                     return Ok(Written {
-                        object: Self::present(r, obj, rev),
+                        object: Self::finish(r, obj, rev),
                         warnings,
                         created: true,
                     });
@@ -498,7 +506,8 @@ impl Objects {
         sub: Option<Subresource>,
         tracking: Tracking,
     ) -> Result<Written, WriteFailure> {
-        let old = &current.value;
+        let old_view = conversion::view(r, &current.value);
+        let old = &*old_view;
         let mut new = match sub {
             Some(Subresource::Status) => {
                 let mut n = old.clone();
@@ -557,7 +566,7 @@ impl Objects {
         strip_type_meta(&mut new);
         if same_but_managed_fields(&new, old) {
             return Ok(Written {
-                object: Self::present(r, old.clone(), current.mod_revision),
+                object: Self::finish(r, old.clone(), current.mod_revision),
                 warnings,
                 created: false,
             });
@@ -568,18 +577,20 @@ impl Objects {
         }
         if opts.dry_run {
             return Ok(Written {
-                object: Self::present(r, new, current.mod_revision),
+                object: Self::finish(r, new, current.mod_revision),
                 warnings,
                 created: false,
             });
         }
         let key = r.key(ns, name);
+        let stored = conversion::to_storage(r, &new);
         if meta::is_terminating(&new) && !has_pending_finalizers(r, &new) {
             return match self.store.delete(&key, current.mod_revision).await {
                 Ok(rev) => {
-                    admission::after_delete(self, r, &new).await;
+                    admission::after_delete(self, r, &stored).await;
+                    drop(stored);
                     Ok(Written {
-                        object: Self::present(r, new, rev),
+                        object: Self::finish(r, new, rev),
                         warnings,
                         created: false,
                     })
@@ -588,11 +599,12 @@ impl Objects {
                 Err(e) => Err(WriteFailure::Api(storage_failed(e))),
             };
         }
-        match self.store.update(&key, &new, current.mod_revision).await {
+        match self.store.update(&key, &stored, current.mod_revision).await {
             Ok(rev) => {
-                admission::after_write(self, r, &new).await;
+                admission::after_write(self, r, &stored).await;
+                drop(stored);
                 Ok(Written {
-                    object: Self::present(r, new, rev),
+                    object: Self::finish(r, new, rev),
                     warnings,
                     created: false,
                 })

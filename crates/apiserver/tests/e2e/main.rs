@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod controllers;
+mod events;
 mod harness;
 mod kube_crud;
 mod kubectl;
