@@ -61,7 +61,24 @@ pub(super) fn serve(
         Target::ResourceList(g, v) => {
             docs::api_resource_list(registry, &g, &v).map_or(Err(ApiError::NoRoute), ok)
         }
-        Target::OpenApiV2 => ok(crate::schema::openapi_v2(&registry.crd_schemas())),
+        Target::OpenApiV2 => {
+            let doc = crate::schema::openapi_v2(&registry.crd_schemas());
+            let protobuf = req
+                .headers()
+                .get(http::header::ACCEPT)
+                .and_then(|a| a.to_str().ok())
+                .is_some_and(|a| a.contains(crate::schema::OPENAPI_V2_PROTOBUF));
+            if !protobuf {
+                return ok(doc);
+            }
+            // As kube-openapi: the media type asked for is not a valid Go
+            // MIME type (its `@`), so the answer names the bytes generically.
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header(http::header::CONTENT_TYPE, "application/octet-stream")
+                .body(axum::body::Body::from(crate::schema::encode_v2(&doc)))
+                .unwrap_or_default())
+        }
         Target::OpenApiV3(None) => ok(state.openapi.get(registry).root()),
         Target::OpenApiV3(Some(gv)) => {
             let docs = state.openapi.get(registry);

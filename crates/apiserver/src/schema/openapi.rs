@@ -14,8 +14,9 @@
 //! - client-side `apply` reads `x-kubernetes-patch-strategy`/`-merge-key` from the
 //!   definitions to build strategic merge patches.
 //!
-//! Differences from kube-apiserver: no watch paths, no `proxy`/`connect` paths, and
-//! `/openapi/v2` is JSON only (kube-apiserver also serves it as protobuf).
+//! Differences from kube-apiserver: no watch paths, no `proxy`/`connect` paths.
+//! `/openapi/v2` is served as JSON and, to a protobuf `Accept`, as gnostic's
+//! protobuf message (`openapi_pb`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

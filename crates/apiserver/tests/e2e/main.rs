@@ -5,6 +5,7 @@ mod bad_input;
 mod common;
 mod controllers;
 mod events;
+mod gaps;
 mod harness;
 mod kube_crud;
 mod kubectl;
