@@ -15,6 +15,7 @@ pub mod controllers;
 pub mod http;
 pub mod objects;
 pub mod patch;
+pub mod proto;
 pub mod registry;
 pub mod schema;
 pub mod server;

@@ -11,14 +11,12 @@ use super::response;
 use crate::objects::ApiError;
 use crate::registry::discovery as docs;
 
-/// The Kubernetes minor version the server reports. The API served is v1.33's,
-/// but kubectl's dispatcher picks its kubectl by this number, and kubectl 1.32+
-/// sends protobuf request bodies from its typed commands (`create configmap`,
-/// `auth can-i`, `create token`), which this server does not decode; 1.31 is the
-/// newest kubectl that sends JSON (see docs/apiserver.md).
-pub const KUBE_MINOR: &str = "31";
+/// The Kubernetes minor version the server reports: the API served is v1.33's.
+/// kubectl's dispatcher picks its kubectl by this number; kubectl 1.32+ sends
+/// protobuf request bodies from its typed commands, which `crate::proto` decodes.
+pub const KUBE_MINOR: &str = "33";
 /// `gitVersion` reported at `/version`.
-pub const GIT_VERSION: &str = "v1.31.0-fedmesh";
+pub const GIT_VERSION: &str = "v1.33.0-fedmesh";
 
 fn version() -> serde_json::Value {
     json!({

@@ -66,15 +66,15 @@ fn ok(args: &[&str]) -> String {
 }
 
 #[tokio::test]
-async fn version_picks_a_json_speaking_kubectl() {
+async fn version_picks_the_newest_kubectl() {
     let out = ok(&["version", "-o", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["serverVersion"]["minor"], "31");
+    assert_eq!(v["serverVersion"]["minor"], "33");
     let client_minor = v["clientVersion"]["minor"]
         .as_str()
         .unwrap()
         .trim_end_matches('+');
-    assert_eq!(client_minor, "31", "{out}");
+    assert_eq!(client_minor, "33", "{out}");
 }
 
 #[tokio::test]
