@@ -564,7 +564,17 @@ impl Objects {
         let warnings =
             admission::admit(self, r, &mut new, Some(old), opts).map_err(WriteFailure::Api)?;
         strip_type_meta(&mut new);
-        if same_but_managed_fields(&new, old) {
+        // A write that changes nothing is not stored. An update's managedFields
+        // are recorded below, so they are left out of the comparison; an apply
+        // has recorded its own already, and a new owner of an unchanged value
+        // (a second manager applying the same field) is a change to keep.
+        let unchanged = match tracking {
+            Tracking::Update => same_but_managed_fields(&new, old),
+            Tracking::Done => {
+                same_but_managed_fields(&new, old) && same_managed_entries(&new, old)
+            }
+        };
+        if unchanged {
             return Ok(Written {
                 object: Self::finish(r, old.clone(), current.mod_revision),
                 warnings,
@@ -839,6 +849,19 @@ fn same_but_managed_fields(a: &Value, b: &Value) -> bool {
         && a.iter()
             .filter(|(k, _)| *k != "metadata")
             .all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// Whether `a` and `b` hold the same managedFields entries, in any order (an
+/// apply moves its manager's entry last even when nothing changed).
+fn same_managed_entries(a: &Value, b: &Value) -> bool {
+    let entries = |v: &Value| {
+        v.pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (a, b) = (entries(a), entries(b));
+    a.len() == b.len() && a.iter().all(|e| b.contains(e))
 }
 
 fn patch_failed(e: patch::PatchError, subject: Subject) -> ApiError {

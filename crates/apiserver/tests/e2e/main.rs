@@ -1,6 +1,7 @@
 //! End-to-end tests over real HTTP: kube-rs clients and kubectl against servers
 //! started in-process by the `testing` harness. One binary, one module per area.
 
+mod apply;
 mod bad_input;
 mod common;
 mod controllers;
