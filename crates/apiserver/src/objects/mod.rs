@@ -302,7 +302,7 @@ impl Objects {
             });
         }
         self.check_namespace(r, ns, &given_name).await?;
-        meta::init_on_create(&mut body, ns.filter(|_| r.namespaced));
+        meta::init_on_create(&mut body, ns.filter(|_| r.namespaced), keeps_generation(r));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -543,7 +543,7 @@ impl Objects {
                 n
             }
         };
-        meta::carry_on_update(old, &mut new);
+        meta::carry_on_update(old, &mut new, keeps_generation(r));
         if meta::is_terminating(old) {
             let added: Vec<String> = meta::finalizers(&new)
                 .into_iter()
@@ -765,6 +765,10 @@ impl Objects {
     ) -> Result<watch::WatchStream, ApiError> {
         watch::watch(self, r, ns, opts, bookmark_every).await
     }
+}
+
+fn keeps_generation(r: &ResourceInfo) -> bool {
+    meta::has_generation(&r.group, &r.plural, r.crd.is_some())
 }
 
 /// Whether a write still needs its managedFields entry recorded.

@@ -85,3 +85,49 @@ async fn typed_commands_of_the_newest_kubectl_send_protobuf_that_is_understood()
     let created = ok(&["create", "namespace", &format!("{ns}-extra")]);
     assert_eq!(created.trim(), format!("namespace/{ns}-extra created"));
 }
+
+/// The raw answer to a GET, as text, with its status code.
+async fn raw_get(path: &str) -> (u16, String) {
+    use http_body_util::BodyExt;
+    let req = http::Request::get(path).body(Vec::new()).unwrap();
+    let resp = crate::common::client().send(req.map(kube::client::Body::from)).await.unwrap();
+    let code = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (code, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test]
+async fn status_lists_and_generation_are_written_as_kube_apiserver_writes_them() {
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use kube::api::{Api, PostParams};
+    let ns = crate::common::namespace("shape").await;
+
+    let (code, text) = raw_get(&format!("/api/v1/namespaces/{ns}/configmaps/missing")).await;
+    assert_eq!(code, 404);
+    assert_eq!(
+        text,
+        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"configmaps \\\"missing\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"missing\",\"kind\":\"configmaps\"},\"code\":404}\n"
+    );
+
+    let cms: Api<ConfigMap> = Api::namespaced(crate::common::client(), &ns);
+    let cm: ConfigMap = serde_json::from_value(serde_json::json!({"metadata": {"name": "c"}, "data": {"a": "1"}})).unwrap();
+    let cm = cms.create(&PostParams::default(), &cm).await.unwrap();
+    assert_eq!(cm.metadata.generation, None, "ConfigMaps have no generation");
+    let pods: Api<Pod> = Api::namespaced(crate::common::client(), &ns);
+    let pod: Pod = serde_json::from_value(serde_json::json!({"metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}})).unwrap();
+    let pod = pods.create(&PostParams::default(), &pod).await.unwrap();
+    assert_eq!(pod.metadata.generation, Some(1));
+
+    let (code, text) = raw_get(&format!("/api/v1/namespaces/{ns}/configmaps")).await;
+    assert_eq!(code, 200);
+    let list: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(list["kind"], "ConfigMapList");
+    let item = &list["items"][0];
+    assert_eq!(item["metadata"]["name"], "c");
+    assert!(item.get("kind").is_none() && item.get("apiVersion").is_none(), "{item}");
+    // A single object still says what it is.
+    let (_, text) = raw_get(&format!("/api/v1/namespaces/{ns}/configmaps/c")).await;
+    let one: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((one["kind"].as_str(), one["apiVersion"].as_str()), (Some("ConfigMap"), Some("v1")));
+}
