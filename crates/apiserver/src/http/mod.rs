@@ -94,7 +94,13 @@ async fn handle(State(state): State<HttpState>, req: Request) -> Response {
 async fn serve(state: &HttpState, req: Request) -> Result<Response, crate::objects::ApiError> {
     let target = path::parse(req.uri().path());
     let query = request::Query::parse(req.uri())?;
-    let user = guard::authenticate(&state.guard, &state.objects, req.headers()).await?;
+    let user = guard::authenticate(
+        &state.guard,
+        &state.objects,
+        req.headers(),
+        req.extensions().get::<crate::server::ClientIdentity>(),
+    )
+    .await?;
     let attrs = guard::attributes(req.method(), req.uri().path(), &target, &query);
     guard::authorize(&state.guard, &user, &attrs)?;
     match target {

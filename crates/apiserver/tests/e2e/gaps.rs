@@ -131,3 +131,43 @@ async fn status_lists_and_generation_are_written_as_kube_apiserver_writes_them()
     let one: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!((one["kind"].as_str(), one["apiVersion"].as_str()), (Some("ConfigMap"), Some("v1")));
 }
+
+/// kubectl with its own kubeconfig file.
+fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env("KUBECACHEDIR", kubeconfig.with_file_name("kubecache"))
+        .output()
+        .expect("kubectl runs")
+}
+
+#[tokio::test]
+async fn a_client_certificate_authenticates_as_its_subject() {
+    use fedmesh_apiserver::auth::kubeconfig::{KubeconfigEntry, write};
+    let server = fedmesh_apiserver::testing::TestServer::start().await.unwrap();
+    let tls = &server.server().unwrap().guard().security.tls;
+    let dir = tempfile::tempdir().unwrap();
+    let config = |user: &str, group: &str| {
+        let mut entry = KubeconfigEntry::new("cert", server.url(), tls.ca_pem(), "");
+        entry.client_certificate = Some(tls.issue_client_certificate(user, Some(group)).unwrap());
+        let path = dir.path().join(format!("{user}.kubeconfig"));
+        write(&path, &[entry], "cert").unwrap();
+        path
+    };
+    let admin = config("root", "system:masters");
+    let out = tokio::task::spawn_blocking(move || kubectl_with(&admin, &["get", "ns", "default", "-o", "name"]))
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "namespace/default");
+
+    let jane = config("jane", "devs");
+    let out = tokio::task::spawn_blocking(move || kubectl_with(&jane, &["get", "ns"]))
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("User \"jane\" cannot list resource \"namespaces\""), "{stderr}");
+}
