@@ -229,7 +229,10 @@ pub(super) async fn serve(
         (Verb::Create, None) if rp.name.is_none() => {
             let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
-            let obj = decode_object(content_type.as_deref(), &body)?;
+            let mut obj = decode_object(content_type.as_deref(), &body)?;
+            if let (true, Some(ns)) = (r.group.is_empty() && r.plural == "secrets", ns) {
+                obj = super::reviews::fill_token_secret(state, ns, obj).await?;
+            }
             Ok(written(objects.create(&r, ns, obj, &opts).await?))
         }
         (Verb::Update, None | Some(Subresource::Status | Subresource::Finalize)) => {

@@ -61,6 +61,48 @@ pub(super) fn access_review(
     Ok(super::response::json(StatusCode::CREATED, &out, &[]))
 }
 
+/// A new `kubernetes.io/service-account-token` Secret with its token, `ca.crt`
+/// and `namespace` filled in, as kube-controller-manager's token controller
+/// fills it (here before it is stored, so the first read already has the
+/// token). A Secret of any other type, or naming a ServiceAccount that does
+/// not exist, is returned as given (kube's controller would delete the latter).
+pub(super) async fn fill_token_secret(
+    state: &HttpState,
+    ns: &str,
+    mut secret: Value,
+) -> Result<Value, ApiError> {
+    use crate::auth::sa_token::{SA_NAME_ANNOTATION, TOKEN_SECRET_TYPE, TokenSecretAction};
+    if secret["type"].as_str() != Some(TOKEN_SECRET_TYPE) {
+        return Ok(secret);
+    }
+    let Some(account) = secret["metadata"]["annotations"][SA_NAME_ANNOTATION]
+        .as_str()
+        .map(str::to_owned)
+    else {
+        return Ok(secret);
+    };
+    if let Some(m) = meta::meta_mut(&mut secret) {
+        m.insert("namespace".into(), Value::String(ns.to_owned()));
+    }
+    let check = ObjectCheck::Uid {
+        kind: ObjectKind::ServiceAccount,
+        namespace: ns.to_owned(),
+        name: account,
+        uid: String::new(),
+    };
+    let snapshot = super::guard::snapshot_for(&state.objects, &[check]).await;
+    let security = &state.guard.security;
+    let action = security
+        .authenticator
+        .service_accounts()
+        .reconcile_token_secret(&secret, &snapshot as &dyn ObjectLookup, security.tls.ca_pem())
+        .map_err(|e| ApiError::Internal(format!("minting the Secret's token: {e}")))?;
+    Ok(match action {
+        TokenSecretAction::Update(filled) => filled,
+        TokenSecretAction::Unchanged | TokenSecretAction::Delete => secret,
+    })
+}
+
 /// TokenRequest for the ServiceAccount `ns/name`.
 pub(super) async fn token_request(
     state: &HttpState,

@@ -171,3 +171,35 @@ async fn a_client_certificate_authenticates_as_its_subject() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("User \"jane\" cannot list resource \"namespaces\""), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_legacy_token_secret_gets_a_token_that_authenticates() {
+    use base64::Engine;
+    let ns = crate::common::namespace("legacy").await;
+    let manifest = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: robot-token\n  namespace: {ns}\n  annotations:\n    kubernetes.io/service-account.name: default\ntype: kubernetes.io/service-account-token\n"
+    );
+    // The namespace's default ServiceAccount is made by a controller: retry
+    // until it exists, as `kubectl apply` in a script would.
+    let mut token = String::new();
+    for _ in 0..50 {
+        let _ = kubectl(&["delete", "-n", &ns, "secret", "robot-token", "--ignore-not-found"], None);
+        let out = kubectl(&["apply", "-f", "-"], Some(&manifest));
+        assert!(out.ok, "{}", out.stderr);
+        token = ok(&["-n", &ns, "get", "secret", "robot-token", "-o", "jsonpath={.data.token}"]);
+        if !token.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let jwt = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(&token).unwrap()).unwrap();
+    let ca = ok(&["-n", &ns, "get", "secret", "robot-token", "-o", "jsonpath={.data.ca\\.crt}"]);
+    assert!(!ca.is_empty());
+    let out = kubectl(&["--token", &jwt, "get", "ns"], None);
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains(&format!("User \"system:serviceaccount:{ns}:default\" cannot list")),
+        "{}",
+        out.stderr
+    );
+}
