@@ -146,7 +146,7 @@ pub(super) async fn serve(
         let ct = content_type_of(&req);
         let body = read_body(state, req).await?;
         let obj = decode_object(ct.as_deref(), &body)?;
-        return super::reviews::access_review(state, &r, user, &obj);
+        return super::reviews::review(state, &r, user, &obj).await;
     }
     if sub == Some(Subresource::Token) && req.method() == http::Method::POST {
         let ct = content_type_of(&req);

@@ -26,8 +26,55 @@ fn invalid(r: &ResourceInfo, e: review::ReviewError) -> ApiError {
     }
 }
 
+/// A review answered from the request alone: an access review, or an
+/// identity review (`authentication.k8s.io/v1` SelfSubjectReview, what
+/// `kubectl auth whoami` sends, and TokenReview).
+pub(super) async fn review(
+    state: &HttpState,
+    r: &ResourceInfo,
+    user: &UserInfo,
+    body: &Value,
+) -> Result<axum::response::Response, ApiError> {
+    let status = match r.plural.as_str() {
+        "selfsubjectreviews" => serde_json::to_value(review::self_subject_review(user)),
+        "tokenreviews" => {
+            let spec: k8s_openapi::api::authentication::v1::TokenReviewSpec =
+                decode(&body["spec"])?;
+            let authenticator = &state.guard.security.authenticator;
+            let now = jiff::Timestamp::now();
+            // A service account token's validity depends on objects: read
+            // them first, so the review itself runs synchronously.
+            let checks = spec
+                .token
+                .as_deref()
+                .and_then(|t| authenticator.service_accounts().verify_claims(t, now).ok())
+                .map(|pending| pending.checks().to_vec())
+                .unwrap_or_default();
+            let snapshot = super::guard::snapshot_for(&state.objects, &checks).await;
+            serde_json::to_value(review::token_review(
+                authenticator,
+                &snapshot as &dyn ObjectLookup,
+                &spec,
+                now,
+            ))
+        }
+        _ => return access_review(state, r, user, body),
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut out = json!({
+        "kind": r.kind,
+        "apiVersion": r.api_version(),
+        "metadata": {"creationTimestamp": null},
+        "status": status,
+    });
+    if let Some(spec) = body.get("spec") {
+        out["spec"] = spec.clone();
+    }
+    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+}
+
 /// An access review: the request with its status filled in.
-pub(super) fn access_review(
+fn access_review(
     state: &HttpState,
     r: &ResourceInfo,
     user: &UserInfo,

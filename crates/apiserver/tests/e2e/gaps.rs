@@ -203,3 +203,30 @@ async fn a_legacy_token_secret_gets_a_token_that_authenticates() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn auth_whoami_and_token_review() {
+    let ns = crate::common::namespace("who").await;
+    let out = ok(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert_eq!(out, "fedmesh:admin");
+    ok(&["-n", &ns, "create", "serviceaccount", "robot"]);
+    let token = ok(&["-n", &ns, "create", "token", "robot"]);
+    let token = token.trim();
+    let out = kubectl(&["--token", token, "auth", "whoami"], None);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains(&format!("system:serviceaccount:{ns}:robot")), "{}", out.stdout);
+    assert!(out.stdout.contains("system:serviceaccounts"), "{}", out.stdout);
+
+    let review = |t: &str| {
+        format!("apiVersion: authentication.k8s.io/v1\nkind: TokenReview\nspec:\n  token: \"{t}\"\n")
+    };
+    let out = kubectl(&["create", "-f", "-", "-o", "json"], Some(&review(token)));
+    assert!(out.ok, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["status"]["authenticated"], true, "{v}");
+    assert_eq!(v["status"]["user"]["username"], format!("system:serviceaccount:{ns}:robot"));
+    let out = kubectl(&["create", "-f", "-", "-o", "json"], Some(&review("not-a-token")));
+    assert!(out.ok, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["status"]["authenticated"], false, "{v}");
+}
