@@ -2,6 +2,7 @@
 //! verbs, and answers errors as kube `Status` objects. No semantics live here.
 
 mod discovery;
+mod nothing_runs;
 pub mod guard;
 pub mod path;
 pub mod request;
@@ -105,6 +106,10 @@ async fn serve(state: &HttpState, req: Request) -> Result<Response, crate::objec
     guard::authorize(&state.guard, &user, &attrs)?;
     match target {
         path::Target::Resource(rp) => resource::serve(state, rp, req, &user).await,
+        path::Target::Health => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            Ok(discovery::health(state, req.uri().path(), &query).await)
+        }
         other => discovery::serve(state, other, &req),
     }
 }

@@ -75,6 +75,10 @@ fn resource(group: &str, version: &str, segs: &[&str]) -> Target {
         [plural, name, sub] => mk(None, plural, Some(name), Some(sub)),
         ["namespaces", ns, plural, name] => mk(Some(ns), plural, Some(name), None),
         ["namespaces", ns, plural, name, sub] => mk(Some(ns), plural, Some(name), Some(sub)),
+        // `services/<name>/proxy/<path...>`: the path after `proxy` is the target's.
+        ["namespaces", ns, plural, name, "proxy", ..] => {
+            mk(Some(ns), plural, Some(name), Some("proxy"))
+        }
         _ => Target::Unknown,
     }
 }

@@ -123,6 +123,12 @@ pub(super) async fn serve(
 ) -> Result<Response, ApiError> {
     let r = resolve(state, &rp)?;
     let query = Query::parse(req.uri())?;
+    if r.group.is_empty()
+        && let (Some(ns), Some(name), Some(sub)) = (&rp.namespace, &rp.name, rp.sub.as_deref())
+        && let Some(answer) = super::nothing_runs::answer(state, &r, ns, name, sub).await
+    {
+        return Err(answer);
+    }
     let sub = match rp.sub.as_deref() {
         None => None,
         Some(s) => Some(

@@ -230,3 +230,46 @@ async fn auth_whoami_and_token_review() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(v["status"]["authenticated"], false, "{v}");
 }
+
+#[tokio::test]
+async fn health_details_openapi_entries_logs_and_proxy_answer_as_kube_does() {
+    let out = ok(&["get", "--raw", "/livez?verbose"]);
+    assert!(out.contains("[+]ping ok\n[+]log ok\n[+]etcd ok\n"), "{out}");
+    assert!(out.ends_with("livez check passed\n"), "{out}");
+    let out = ok(&["get", "--raw", "/readyz?verbose"]);
+    assert!(out.contains("[+]shutdown ok\n") && out.contains("[+]etcd-readiness ok\n"), "{out}");
+    assert!(out.ends_with("readyz check passed\n"), "{out}");
+    assert_eq!(ok(&["get", "--raw", "/readyz/ping"]), "ok");
+    assert_eq!(ok(&["get", "--raw", "/livez"]), "ok");
+
+    let root: serde_json::Value = serde_json::from_str(&ok(&["get", "--raw", "/openapi/v3"])).unwrap();
+    assert!(root["paths"]["api/v1"]["serverRelativeURL"].is_string(), "{root}");
+    for entry in ["api", "apis", "version"] {
+        let url = root["paths"][entry]["serverRelativeURL"].as_str().unwrap_or_else(|| panic!("{entry} in {root}"));
+        let doc: serde_json::Value = serde_json::from_str(&ok(&["get", "--raw", url])).unwrap();
+        assert_eq!(doc["openapi"], "3.0.0");
+    }
+    let version: serde_json::Value = serde_json::from_str(&ok(&["get", "--raw", "/openapi/v3/version"])).unwrap();
+    assert_eq!(version["paths"]["/version/"]["get"]["operationId"], "getCodeVersion");
+
+    let ns = crate::common::namespace("nothing").await;
+    let unscheduled = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: idle\n  namespace: {ns}\nspec:\n  containers: [{{name: c, image: nginx}}]\n");
+    assert!(kubectl(&["create", "-f", "-"], Some(&unscheduled)).ok);
+    let (code, text) = raw_get(&format!("/api/v1/namespaces/{ns}/pods/idle/log")).await;
+    assert_eq!(code, 400);
+    assert!(text.contains("\"message\":\"pod idle does not have a host assigned\""), "{text}");
+    let bound = format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: bound\n  namespace: {ns}\nspec:\n  nodeName: node-1\n  containers: [{{name: c, image: nginx}}]\n");
+    assert!(kubectl(&["create", "-f", "-"], Some(&bound)).ok);
+    let out = kubectl(&["-n", &ns, "logs", "bound", "--pod-running-timeout=1s"], None);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("nothing really runs"), "{}", out.stderr);
+
+    ok(&["-n", &ns, "create", "service", "clusterip", "web", "--tcp=80:8080"]);
+    let out = kubectl(&["get", "--raw", &format!("/api/v1/namespaces/{ns}/services/web:80/proxy/healthz")], None);
+    assert!(!out.ok);
+    assert!(out.stderr.contains("ServiceUnavailable"), "{}", out.stderr);
+    assert!(out.stderr.contains("no endpoints available for service"), "{}", out.stderr);
+    // (kubectl, not kube-rs: kube-rs' client retries a 503 with backoff.)
+    let (code, _) = raw_get(&format!("/api/v1/namespaces/{ns}/pods/missing/log")).await;
+    assert_eq!(code, 404);
+}
