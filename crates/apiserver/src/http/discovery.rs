@@ -25,7 +25,9 @@ pub(super) async fn health(state: &HttpState, path: &str, query: &str) -> Respon
     let mut parts = path.trim_matches('/').splitn(2, '/');
     let endpoint = parts.next().unwrap_or("healthz");
     let only = parts.next();
-    let verbose = query.split('&').any(|p| p == "verbose" || p.starts_with("verbose="));
+    let verbose = query
+        .split('&')
+        .any(|p| p == "verbose" || p.starts_with("verbose="));
     let excluded: Vec<&str> = query
         .split('&')
         .filter_map(|p| p.strip_prefix("exclude="))

@@ -2,8 +2,8 @@
 //! verbs, and answers errors as kube `Status` objects. No semantics live here.
 
 mod discovery;
-mod nothing_runs;
 pub mod guard;
+mod nothing_runs;
 pub mod path;
 pub mod request;
 mod resource;

@@ -142,7 +142,11 @@ pub(super) async fn fill_token_secret(
     let action = security
         .authenticator
         .service_accounts()
-        .reconcile_token_secret(&secret, &snapshot as &dyn ObjectLookup, security.tls.ca_pem())
+        .reconcile_token_secret(
+            &secret,
+            &snapshot as &dyn ObjectLookup,
+            security.tls.ca_pem(),
+        )
         .map_err(|e| ApiError::Internal(format!("minting the Secret's token: {e}")))?;
     Ok(match action {
         TokenSecretAction::Update(filled) => filled,

@@ -324,7 +324,14 @@ const STATUS_ORDER: &[&str] = &[
     "details",
     "code",
 ];
-const DETAILS_ORDER: &[&str] = &["name", "group", "kind", "uid", "causes", "retryAfterSeconds"];
+const DETAILS_ORDER: &[&str] = &[
+    "name",
+    "group",
+    "kind",
+    "uid",
+    "causes",
+    "retryAfterSeconds",
+];
 const CAUSE_ORDER: &[&str] = &["reason", "message", "field"];
 
 /// Writes a JSON object with the keys of `order` first, in that order (then any
@@ -338,7 +345,11 @@ fn write_ordered(out: &mut Vec<u8>, v: &Value, order: &[&str]) {
         .iter()
         .copied()
         .filter(|k| map.contains_key(*k))
-        .chain(map.keys().map(String::as_str).filter(|k| !order.contains(k)));
+        .chain(
+            map.keys()
+                .map(String::as_str)
+                .filter(|k| !order.contains(k)),
+        );
     out.push(b'{');
     for (i, key) in keys.enumerate() {
         if i > 0 {

@@ -570,9 +570,7 @@ impl Objects {
         // (a second manager applying the same field) is a change to keep.
         let unchanged = match tracking {
             Tracking::Update => same_but_managed_fields(&new, old),
-            Tracking::Done => {
-                same_but_managed_fields(&new, old) && same_managed_entries(&new, old)
-            }
+            Tracking::Done => same_but_managed_fields(&new, old) && same_managed_entries(&new, old),
         };
         if unchanged {
             return Ok(Written {

@@ -70,8 +70,8 @@ impl<'a> Reader<'a> {
                 Wire::Fixed
             }
             2 => {
-                let n = usize::try_from(self.varint()?)
-                    .map_err(|_| ProtoError::Malformed("length"))?;
+                let n =
+                    usize::try_from(self.varint()?).map_err(|_| ProtoError::Malformed("length"))?;
                 Wire::Bytes(self.take(n)?)
             }
             5 => {
@@ -203,17 +203,25 @@ fn special_from_proto(name: &str, v: Value) -> Value {
             }
             let nanos = i32::try_from(int("nanos")).unwrap_or(0);
             match jiff::Timestamp::new(int("seconds"), if name == TIME { 0 } else { nanos }) {
-                Ok(t) if name == TIME => Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                Ok(t) if name == TIME => {
+                    Value::String(t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                }
                 Ok(t) => Value::String(t.strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string()),
                 Err(_) => Value::Null,
             }
         }
         DURATION => Value::String(go_duration(int("duration"))),
         INT_OR_STRING => match int("type") {
-            1 => v.get("strVal").cloned().unwrap_or(Value::String(String::new())),
+            1 => v
+                .get("strVal")
+                .cloned()
+                .unwrap_or(Value::String(String::new())),
             _ => Value::from(int("intVal")),
         },
-        QUANTITY => v.get("string").cloned().unwrap_or(Value::String("0".into())),
+        QUANTITY => v
+            .get("string")
+            .cloned()
+            .unwrap_or(Value::String("0".into())),
         FIELDS_V1 | RAW => {
             let raw = v
                 .get("raw")
@@ -420,13 +428,19 @@ fn special_to_proto(name: &str, v: &Value) -> Option<Value> {
             Value::from(parse_go_duration(v.as_str()?)?),
         )]),
         INT_OR_STRING => match v {
-            Value::String(s) => obj(vec![("type", Value::from(1)), ("strVal", Value::String(s.clone()))]),
+            Value::String(s) => obj(vec![
+                ("type", Value::from(1)),
+                ("strVal", Value::String(s.clone())),
+            ]),
             other => obj(vec![("type", Value::from(0)), ("intVal", other.clone())]),
         },
-        QUANTITY => obj(vec![("string", match v {
-            Value::String(s) => Value::String(s.clone()),
-            other => Value::String(other.to_string()),
-        })]),
+        QUANTITY => obj(vec![(
+            "string",
+            match v {
+                Value::String(s) => Value::String(s.clone()),
+                other => Value::String(other.to_string()),
+            },
+        )]),
         FIELDS_V1 | RAW => obj(vec![("raw", Value::String(STANDARD.encode(v.to_string())))]),
         n if is_string_list(n) => obj(vec![("items", v.clone())]),
         _ => None,
@@ -465,7 +479,8 @@ mod tests {
         });
         let b = encode("api.core.v1.Service", &svc, 0).unwrap();
         assert_eq!(decode("api.core.v1.Service", &b, 0).unwrap(), svc);
-        let secret = json!({"metadata": {"name": "s"}, "data": {"k": "aGVsbG8="}, "type": "Opaque"});
+        let secret =
+            json!({"metadata": {"name": "s"}, "data": {"k": "aGVsbG8="}, "type": "Opaque"});
         let b = encode("api.core.v1.Secret", &secret, 0).unwrap();
         assert_eq!(decode("api.core.v1.Secret", &b, 0).unwrap(), secret);
         let event = json!({"metadata": {"name": "e"}, "eventTime": "2026-01-02T03:04:05.123456Z",
@@ -478,7 +493,10 @@ mod tests {
         let review = json!({"spec": {"user": "u", "extra": {"scopes": ["a", "b"]},
                                      "resourceAttributes": {"verb": "get", "resource": "pods"}}});
         let b = encode("api.authorization.v1.SubjectAccessReview", &review, 0).unwrap();
-        assert_eq!(decode("api.authorization.v1.SubjectAccessReview", &b, 0).unwrap(), review);
+        assert_eq!(
+            decode("api.authorization.v1.SubjectAccessReview", &b, 0).unwrap(),
+            review
+        );
     }
 
     #[test]

@@ -57,17 +57,18 @@ pub enum ProtoError {
 /// Decodes a protobuf request body into the object's JSON form, with its
 /// `apiVersion` and `kind`.
 pub fn decode_body(body: &[u8]) -> Result<Value, ProtoError> {
-    let rest = body.strip_prefix(MAGIC.as_slice()).ok_or(ProtoError::NoMagic)?;
+    let rest = body
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or(ProtoError::NoMagic)?;
     let unknown = codec::decode("apimachinery.pkg.runtime.Unknown", rest, 0)?;
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
     let type_meta = unknown.get("typeMeta").cloned().unwrap_or_default();
     let (api_version, kind) = (text(&type_meta, "apiVersion"), text(&type_meta, "kind"));
-    let name = table::message_of_kind(&api_version, &kind).ok_or_else(|| {
-        ProtoError::UnknownKind {
+    let name =
+        table::message_of_kind(&api_version, &kind).ok_or_else(|| ProtoError::UnknownKind {
             api_version: api_version.clone(),
             kind: kind.clone(),
-        }
-    })?;
+        })?;
     let raw = base64_field(&unknown, "raw");
     let mut obj = codec::decode(name, &raw, 0)?;
     if let Some(map) = obj.as_object_mut() {
@@ -81,17 +82,22 @@ pub fn decode_body(body: &[u8]) -> Result<Value, ProtoError> {
 pub fn encode_body(obj: &Value) -> Result<Vec<u8>, ProtoError> {
     let text = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
     let (api_version, kind) = (text("apiVersion"), text("kind"));
-    let name = table::message_of_kind(api_version, kind).ok_or_else(|| ProtoError::UnknownKind {
-        api_version: api_version.to_owned(),
-        kind: kind.to_owned(),
-    })?;
+    let name =
+        table::message_of_kind(api_version, kind).ok_or_else(|| ProtoError::UnknownKind {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+        })?;
     let raw = codec::encode(name, obj, 0)?;
     let unknown = serde_json::json!({
         "typeMeta": {"apiVersion": api_version, "kind": kind},
         "raw": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw),
     });
     let mut out = MAGIC.to_vec();
-    out.extend(codec::encode("apimachinery.pkg.runtime.Unknown", &unknown, 0)?);
+    out.extend(codec::encode(
+        "apimachinery.pkg.runtime.Unknown",
+        &unknown,
+        0,
+    )?);
     Ok(out)
 }
 
@@ -130,7 +136,10 @@ mod tests {
     fn bad_bodies_are_clear_errors() {
         assert!(matches!(decode_body(b"{}"), Err(ProtoError::NoMagic)));
         let unknown = json!({"apiVersion": "example.com/v1", "kind": "Widget"});
-        assert!(matches!(encode_body(&unknown), Err(ProtoError::UnknownKind { .. })));
+        assert!(matches!(
+            encode_body(&unknown),
+            Err(ProtoError::UnknownKind { .. })
+        ));
         assert!(decode_body(b"k8s\0\x0a\x09").is_err());
     }
 }

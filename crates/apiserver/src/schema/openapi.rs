@@ -669,7 +669,10 @@ pub struct OpenApiV3Document {
 impl OpenApiV3Document {
     fn of(doc: &Value) -> Self {
         let json = serde_json::to_vec(doc).unwrap_or_default();
-        let hash = Sha512::digest(&json).iter().map(|b| format!("{b:02X}")).collect();
+        let hash = Sha512::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
         OpenApiV3Document { json, hash }
     }
 }
@@ -680,10 +683,14 @@ fn discovery_documents() -> Vec<(String, OpenApiV3Document)> {
     let doc = |path: &str, id: &str, tag: &str, schema: &str, properties: Value| {
         let reference = format!("#/components/schemas/{schema}");
         let content = |ct: &str| (ct.to_owned(), json!({"schema": {"$ref": reference}}));
-        let media: Map<String, Value> = ["application/json", "application/yaml", "application/vnd.kubernetes.protobuf"]
-            .into_iter()
-            .map(content)
-            .collect();
+        let media: Map<String, Value> = [
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ]
+        .into_iter()
+        .map(content)
+        .collect();
         json!({
             "openapi": "3.0.0",
             "info": {"title": "Kubernetes", "version": KUBE_VERSION},

@@ -93,7 +93,10 @@ impl Message {
     }
 
     fn bool_of(&mut self, field: u32, obj: &Map<String, Value>, key: &str) {
-        self.boolean(field, obj.get(key).and_then(Value::as_bool).unwrap_or(false));
+        self.boolean(
+            field,
+            obj.get(key).and_then(Value::as_bool).unwrap_or(false),
+        );
     }
 
     fn int_of(&mut self, field: u32, obj: &Map<String, Value>, key: &str) {
@@ -217,7 +220,12 @@ fn schema(v: &Value) -> Message {
         }
         _ => {}
     }
-    for s in o.get("allOf").and_then(Value::as_array).into_iter().flatten() {
+    for s in o
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.message(24, schema(s));
     }
     if let Some(props) = o.get("properties").and_then(Value::as_object) {
@@ -303,7 +311,12 @@ fn operation(v: &Value) -> Message {
     m.str_of(5, &o, "operationId");
     m.strings_of(6, &o, "produces");
     m.strings_of(7, &o, "consumes");
-    for p in o.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for p in o
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.message(8, parameter(p));
     }
     if let Some(responses) = o.get("responses").and_then(Value::as_object) {
@@ -346,7 +359,12 @@ fn path_item(v: &Value) -> Message {
             m.message(field, operation(op));
         }
     }
-    for p in o.get("parameters").and_then(Value::as_array).into_iter().flatten() {
+    for p in o
+        .get("parameters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         m.message(9, parameter(p));
     }
     m.extensions(10, &o);

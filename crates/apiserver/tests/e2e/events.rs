@@ -160,7 +160,10 @@ async fn a_core_event_is_read_watched_and_deleted_through_events_k8s_io() {
     assert_eq!(added.note.as_deref(), Some("image pulled"));
 
     // Deleted through the new API, gone from the old one.
-    let out = kubectl(&["-n", &ns, "delete", "events.v1.events.k8s.io", "old-style"], None);
+    let out = kubectl(
+        &["-n", &ns, "delete", "events.v1.events.k8s.io", "old-style"],
+        None,
+    );
     assert!(out.ok, "{}", out.stderr);
     let core: Api<CoreEvent> = Api::namespaced(client(), &ns);
     assert!(core.get_opt("old-style").await.unwrap().is_none());

@@ -78,7 +78,10 @@ async fn typed_service_crud_and_stale_update_conflict() {
         .replace("web", &PostParams::default(), &spec_change)
         .await
         .unwrap();
-    assert_eq!(bumped.metadata.generation, None, "Services keep no generation");
+    assert_eq!(
+        bumped.metadata.generation, None,
+        "Services keep no generation"
+    );
 
     api.delete("web", &DeleteParams::default()).await.unwrap();
     let err = api_error(api.get("web").await.unwrap_err());
