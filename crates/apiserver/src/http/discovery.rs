@@ -156,6 +156,8 @@ pub(super) fn serve(
                 .body(axum::body::Body::from(doc.json.clone()))
                 .unwrap_or_default())
         }
-        Target::Unknown | Target::Resource(_) | Target::Health => Err(ApiError::NoRoute),
+        Target::Unknown | Target::Resource(_) | Target::Health | Target::Metrics => {
+            Err(ApiError::NoRoute)
+        }
     }
 }

@@ -28,6 +28,8 @@ pub enum Target {
     Version,
     /// `/healthz`, `/livez`, `/readyz` (and their `/...` checks).
     Health,
+    /// `/metrics`.
+    Metrics,
     /// `/api`.
     CoreVersions,
     /// `/apis`.
@@ -90,6 +92,7 @@ pub fn parse(path: &str) -> Target {
     match segs.as_slice() {
         ["version"] => Target::Version,
         ["healthz" | "livez" | "readyz", ..] => Target::Health,
+        ["metrics"] => Target::Metrics,
         ["api"] => Target::CoreVersions,
         ["api", "v1"] => Target::ResourceList(String::new(), "v1".into()),
         ["api", "v1", rest @ ..] => resource("", "v1", rest),

@@ -242,6 +242,7 @@ impl ApiServerBuilder {
             shutdown: shutdown_rx.clone(),
             openapi: Default::default(),
             guard: guard.clone(),
+            metrics: Default::default(),
         };
         let router = crate::http::router(state).layer(axum::middleware::from_fn_with_state(
             self.faults.clone(),

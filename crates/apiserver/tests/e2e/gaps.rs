@@ -511,3 +511,42 @@ async fn health_details_openapi_entries_logs_and_proxy_answer_as_kube_does() {
     let (code, _) = raw_get(&format!("/api/v1/namespaces/{ns}/pods/missing/log")).await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test]
+async fn metrics_have_kube_apiservers_names() {
+    let ns = crate::common::namespace("metrics").await;
+    ok(&[
+        "-n",
+        &ns,
+        "create",
+        "configmap",
+        "counted",
+        "--from-literal=a=1",
+    ]);
+    ok(&["-n", &ns, "get", "configmaps"]);
+    let text = ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        text.contains("# TYPE apiserver_request_total counter\n"),
+        "{text}"
+    );
+    let line = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+            .to_owned()
+    };
+    line(
+        "apiserver_request_total{code=\"201\",component=\"apiserver\",group=\"\",resource=\"configmaps\",scope=\"namespace\",subresource=\"\",verb=\"POST\",version=\"v1\"}",
+    );
+    line(
+        "apiserver_request_total{code=\"200\",component=\"apiserver\",group=\"\",resource=\"configmaps\",scope=\"namespace\",subresource=\"\",verb=\"LIST\",version=\"v1\"}",
+    );
+    line(
+        "apiserver_request_duration_seconds_bucket{component=\"apiserver\",group=\"\",resource=\"configmaps\"",
+    );
+    line("apiserver_request_duration_seconds_count{");
+    let stored = line("apiserver_storage_objects{resource=\"configmaps\"}");
+    let n: u64 = stored.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(n >= 1, "{stored}");
+    line("apiserver_storage_objects{resource=\"events\"}");
+}
