@@ -132,7 +132,7 @@ async fn controller_installs_crds_leads_serves_health_and_stops_on_sigterm() {
     .unwrap();
     Api::<kube::api::DynamicObject>::all_with(
         client.clone(),
-        &fedmesh_controller::remote::api_resource(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
     )
     .create(&PostParams::default(), &rcc)
     .await
@@ -323,7 +323,7 @@ async fn controller_federates_with_only_the_deployed_rbac() {
     let endpoints = Api::<Endpoints>::namespaced(lc.clone(), "default");
     let rccs = Api::<kube::api::DynamicObject>::all_with(
         lc.clone(),
-        &fedmesh_controller::remote::api_resource(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
