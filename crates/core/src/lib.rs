@@ -14,8 +14,8 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
-pub mod identity;
 pub mod federation;
+pub mod identity;
 pub mod mesh;
 pub mod names;
 pub mod remote;
