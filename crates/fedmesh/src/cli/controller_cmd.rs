@@ -59,19 +59,13 @@ pub(crate) struct ControllerArgs {
     /// Create or update the RemoteClusterConfiguration CRD before starting.
     #[arg(long)]
     install_crds: bool,
-    /// Log filter (tracing-subscriber's EnvFilter syntax).
-    #[arg(
-        long,
-        value_name = "FILTER",
-        env = "FEDMESH_LOG",
-        default_value = "info"
-    )]
-    log: String,
+    #[command(flatten)]
+    log: runtime::LogArgs,
 }
 
 impl ControllerArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        runtime::init_logging(&self.log)?;
+        self.log.init("info")?;
         runtime::block_on(self.serve())??;
         Ok(ExitCode::SUCCESS)
     }

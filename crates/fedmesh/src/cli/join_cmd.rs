@@ -74,7 +74,7 @@ impl IdentityArgs {
 
 impl JoinArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        runtime::init_logging("warn")?;
+        runtime::init_logging("warn", runtime::LogFormat::Text)?;
         runtime::block_on(self.join())??;
         Ok(ExitCode::SUCCESS)
     }

@@ -53,7 +53,7 @@ pub(crate) struct FederationJoinArgs {
 
 impl FederationJoinArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        runtime::init_logging("warn")?;
+        runtime::init_logging("warn", runtime::LogFormat::Text)?;
         runtime::block_on(self.join())??;
         Ok(ExitCode::SUCCESS)
     }
