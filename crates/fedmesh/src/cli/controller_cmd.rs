@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -38,6 +39,23 @@ pub(crate) struct ControllerArgs {
     /// Name of the Lease replicas compete for; only its holder writes.
     #[arg(long, value_name = "NAME", default_value = "fedmesh-controller")]
     lease_name: String,
+    /// How long another replica waits, having seen the Lease unchanged,
+    /// before taking it over (e.g. `15s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// How long the holder's claim stays current after its last successful
+    /// renewal; must be shorter than --lease-duration.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    renew_deadline: Duration,
+    /// How often the holder renews the Lease.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    renew_interval: Duration,
+    /// How often every cluster is probed.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    probe_interval: Duration,
+    /// How long a probe, or a connection attempt, may take.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    probe_timeout: Duration,
     /// Create or update the RemoteClusterConfiguration CRD before starting.
     #[arg(long)]
     install_crds: bool,
@@ -82,7 +100,19 @@ impl ControllerArgs {
             install_crds(&client).await?;
         }
         let mut config = ControllerConfig::new(self.namespace, identity());
+        if self.renew_deadline >= self.lease_duration {
+            anyhow::bail!(
+                "--renew-deadline ({:?}) must be shorter than --lease-duration ({:?}): otherwise two replicas could write at once",
+                self.renew_deadline,
+                self.lease_duration
+            );
+        }
         config.lease_name = self.lease_name;
+        config.lease_duration = self.lease_duration;
+        config.renew_deadline = self.renew_deadline;
+        config.renew_interval = self.renew_interval;
+        config.probe_interval = self.probe_interval;
+        config.probe_timeout = self.probe_timeout;
         config.metrics_addr = Some(self.metrics_addr);
         tracing::info!(identity = %config.identity, namespace = %config.namespace, lease = %config.lease_name, metrics = %self.metrics_addr, "fedmesh controller starting");
         Ok(
@@ -120,4 +150,44 @@ fn identity() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "fedmesh".into());
     format!("{host}-{}", std::process::id())
+}
+
+/// Parses `500ms`, `15s`, `2m` or a bare number of seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 500ms, 15s or 2m"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => return Err(format!("unknown unit {unit:?} in {text:?}: use ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} must be a positive duration"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
 }
