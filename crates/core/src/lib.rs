@@ -11,6 +11,7 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
+pub mod dns;
 pub mod mesh;
 pub mod names;
 pub mod remote;
