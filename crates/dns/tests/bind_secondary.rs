@@ -33,7 +33,12 @@ impl Drop for Named {
 }
 
 fn soa_serial(addr: SocketAddr) -> Option<u32> {
-    short(addr, &["example.com", "SOA"]).first()?.split(' ').nth(2)?.parse().ok()
+    short(addr, &["example.com", "SOA"])
+        .first()?
+        .split(' ')
+        .nth(2)?
+        .parse()
+        .ok()
 }
 
 #[test]
@@ -90,10 +95,15 @@ zone "example.com" {{
 
     // The first transfer (named asks for it on start).
     let serial = server.serial(&name("example.com")).unwrap();
-    let loaded = wait_until(Duration::from_secs(15), || soa_serial(bind_addr) == Some(serial));
+    let loaded = wait_until(Duration::from_secs(15), || {
+        soa_serial(bind_addr) == Some(serial)
+    });
     assert!(loaded, "BIND never loaded serial {serial}:\n{}", read_log());
     let zone = format!("{NGINX}.us-central1-f.example.com");
-    assert_eq!(short(bind_addr, &["+norec", &zone, "CNAME"]), [format!("{NGINX}.us-central1.example.com.")]);
+    assert_eq!(
+        short(bind_addr, &["+norec", &zone, "CNAME"]),
+        [format!("{NGINX}.us-central1.example.com.")]
+    );
 
     // A change: fedmesh NOTIFYs, BIND transfers again and answers the new records.
     let mut shards = seed_shards();

@@ -80,10 +80,7 @@ fn answers_follow_the_seed_records() {
     // NXDOMAIN with the SOA, REFUSED outside the zone.
     let out = dig(
         addr,
-        &[
-            &format!("nothere.mynamespace.myfederation.svc.example.com"),
-            "A",
-        ],
+        &["nothere.mynamespace.myfederation.svc.example.com", "A"],
     );
     assert_eq!(
         (status(&out), out.contains("AUTHORITY: 1")),
