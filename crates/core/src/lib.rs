@@ -2,7 +2,7 @@
 //! (`mesh`, Calico's semantics), federated endpoint identity (`identity`:
 //! remote pods and hosts in local policy), the remote clusters behind them
 //! (`remote`), and the Federation v1 control plane (`federation`: member
-//! clusters, propagation, shard health).
+//! clusters, propagation, shard health) with its DNS records (`dns`).
 //!
 //! Events go in (objects upserted or deleted in a named cluster); the desired
 //! objects come out. Nothing here does I/O or needs an async runtime, so every
@@ -14,6 +14,7 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
+pub mod dns;
 pub mod federation;
 pub mod identity;
 pub mod mesh;
