@@ -13,6 +13,8 @@
 //!   ConfigMap of every namespace.
 //! - [`alloc`]: clusterIP and nodePort allocators.
 //! - [`pod_deletion`]: graceful deletion of pods.
+//! - [`simulation`]: the simulated data plane (nodes, scheduling, pod IPs and
+//!   the status a kubelet reports), as kwok simulates it.
 //!
 //! Everything here is synchronous and pure: objects (k8s-openapi values or
 //! JSON) and the current time go in, the writes a controller should make
@@ -35,6 +37,7 @@ pub mod namespace_defaults;
 pub mod pod_deletion;
 pub mod pods;
 pub mod repack;
+pub mod simulation;
 pub mod write;
 
 #[cfg(test)]

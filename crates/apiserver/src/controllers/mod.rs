@@ -11,6 +11,7 @@ mod decode;
 mod endpoints;
 mod feed;
 mod gc;
+mod kubelet;
 mod namespaces;
 mod queue;
 mod reads;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cluster::kubernetes_service;
+use crate::cluster::simulation::DataPlaneOptions;
 use crate::objects::{ApiError, Objects, WriteOptions};
 
 /// The namespaces every cluster has.
@@ -94,11 +96,37 @@ pub async fn bootstrap(objects: &Objects, addr: std::net::SocketAddr) -> Result<
     Ok(())
 }
 
+/// What the optional controllers do: the simulated data plane and the
+/// load-balancer address pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControllerOptions {
+    /// Simulated Nodes, scheduler and kubelet (off with 0 nodes).
+    pub data_plane: DataPlaneOptions,
+}
+
 /// Starts every controller; they stop when `shutdown` turns true.
-pub fn spawn(objects: Objects, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(
+    objects: Objects,
+    options: ControllerOptions,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut set = tokio::task::JoinSet::new();
         let store = objects.store().raw().clone();
+        if options.data_plane.nodes > 0 {
+            if let Err(e) = kubelet::register_nodes(&objects, &options.data_plane).await {
+                tracing::error!(error = %e, "registering the simulated nodes failed");
+            }
+            runner::start(
+                &mut set,
+                &store,
+                kubelet::KubeletController::new(objects.clone(), options.data_plane.clone()),
+                "kubelet",
+                &kubelet::SOURCES,
+                2,
+                &shutdown,
+            );
+        }
         runner::start(
             &mut set,
             &store,

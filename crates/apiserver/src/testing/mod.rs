@@ -40,6 +40,7 @@ pub struct TestServer {
     bookmark_every: Duration,
     plaintext: bool,
     guard: Option<std::sync::Arc<crate::http::guard::Guard>>,
+    data_plane: crate::cluster::simulation::DataPlaneOptions,
 }
 
 /// Options of a [`TestServer`].
@@ -51,6 +52,9 @@ pub struct TestServerOptions {
     pub bookmark_every: Duration,
     /// Serve plain HTTP instead of TLS.
     pub plaintext: bool,
+    /// The simulated data plane (off by default: tests then write pod
+    /// statuses themselves).
+    pub data_plane: crate::cluster::simulation::DataPlaneOptions,
 }
 
 impl Default for TestServerOptions {
@@ -59,6 +63,7 @@ impl Default for TestServerOptions {
             name: "test".into(),
             bookmark_every: Duration::from_millis(500),
             plaintext: false,
+            data_plane: Default::default(),
         }
     }
 }
@@ -84,6 +89,7 @@ impl TestServer {
             bookmark_every: opts.bookmark_every,
             plaintext: opts.plaintext,
             guard: None,
+            data_plane: opts.data_plane,
         };
         me.launch().await?;
         Ok(me)
@@ -101,6 +107,7 @@ impl TestServer {
             .context(&self.name)
             .bookmark_interval(self.bookmark_every)
             .kubeconfig_out(self.kubeconfig_path())
+            .data_plane(self.data_plane.clone())
     }
 
     async fn launch(&mut self) -> Result<(), HarnessError> {

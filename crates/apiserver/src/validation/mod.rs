@@ -21,6 +21,7 @@ mod names;
 mod pod;
 mod rbac;
 mod service;
+mod workloads;
 
 use serde_json::Value;
 
@@ -87,6 +88,26 @@ pub fn default(kind: BuiltinKind, obj: &mut Value) {
         | BuiltinKind::TokenRequest
         | BuiltinKind::SubjectAccessReview
         | BuiltinKind::SelfSubjectAccessReview => {}
+        BuiltinKind::Deployment
+        | BuiltinKind::ReplicaSet
+        | BuiltinKind::StatefulSet
+        | BuiltinKind::DaemonSet
+        | BuiltinKind::Job
+        | BuiltinKind::CronJob
+        | BuiltinKind::NetworkPolicy
+        | BuiltinKind::Ingress
+        | BuiltinKind::IngressClass
+        | BuiltinKind::PodDisruptionBudget
+        | BuiltinKind::HorizontalPodAutoscaler
+        | BuiltinKind::PersistentVolume
+        | BuiltinKind::PersistentVolumeClaim
+        | BuiltinKind::StorageClass
+        | BuiltinKind::ResourceQuota
+        | BuiltinKind::LimitRange
+        | BuiltinKind::PriorityClass
+        | BuiltinKind::ReplicationController
+        | BuiltinKind::ValidatingWebhookConfiguration
+        | BuiltinKind::MutatingWebhookConfiguration => workloads::default(kind, obj),
     }
 }
 
@@ -217,7 +238,7 @@ pub fn prepare_create(kind: BuiltinKind, obj: &mut Value) {
                 m.insert("status".into(), serde_json::json!({"loadBalancer": {}}));
             }
         }
-        _ => {}
+        _ => workloads::prepare_create(kind, obj),
     }
 }
 
@@ -268,6 +289,26 @@ pub fn validate(kind: BuiltinKind, obj: &Value, old: Option<&Value>) -> Vec<Fiel
         BuiltinKind::TokenRequest
         | BuiltinKind::SubjectAccessReview
         | BuiltinKind::SelfSubjectAccessReview => Vec::new(),
+        BuiltinKind::Deployment
+        | BuiltinKind::ReplicaSet
+        | BuiltinKind::StatefulSet
+        | BuiltinKind::DaemonSet
+        | BuiltinKind::Job
+        | BuiltinKind::CronJob
+        | BuiltinKind::NetworkPolicy
+        | BuiltinKind::Ingress
+        | BuiltinKind::IngressClass
+        | BuiltinKind::PodDisruptionBudget
+        | BuiltinKind::HorizontalPodAutoscaler
+        | BuiltinKind::PersistentVolume
+        | BuiltinKind::PersistentVolumeClaim
+        | BuiltinKind::StorageClass
+        | BuiltinKind::ResourceQuota
+        | BuiltinKind::LimitRange
+        | BuiltinKind::PriorityClass
+        | BuiltinKind::ReplicationController
+        | BuiltinKind::ValidatingWebhookConfiguration
+        | BuiltinKind::MutatingWebhookConfiguration => workloads::validate(kind, obj, old),
     });
     errs
 }
