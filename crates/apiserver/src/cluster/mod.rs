@@ -15,6 +15,7 @@
 //! - [`pod_deletion`]: graceful deletion of pods.
 //! - [`simulation`]: the simulated data plane (nodes, scheduling, pod IPs and
 //!   the status a kubelet reports), as kwok simulates it.
+//! - [`workloads`]: Deployments' ReplicaSets and rollouts, ReplicaSets' pods.
 //!
 //! Everything here is synchronous and pure: objects (k8s-openapi values or
 //! JSON) and the current time go in, the writes a controller should make
@@ -38,6 +39,7 @@ pub mod pod_deletion;
 pub mod pods;
 pub mod repack;
 pub mod simulation;
+pub mod workloads;
 pub mod write;
 
 #[cfg(test)]

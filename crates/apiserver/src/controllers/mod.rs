@@ -18,6 +18,7 @@ mod reads;
 mod runner;
 #[cfg(test)]
 mod testing;
+mod workloads;
 mod writes;
 
 use serde_json::json;
@@ -151,6 +152,15 @@ pub fn spawn(
             gc::GcController::new(objects.clone()),
             "garbage-collector",
             &[(gc::PREFIX, ())],
+            2,
+            &shutdown,
+        );
+        runner::start(
+            &mut set,
+            &store,
+            workloads::WorkloadController::new(objects.clone()),
+            "deployment-replicaset",
+            &workloads::SOURCES,
             2,
             &shutdown,
         );

@@ -36,6 +36,7 @@ pub use names::{
     qualified_name,
 };
 pub use pod::qos_class;
+pub use workloads::selector_selects;
 
 use crate::schema::field::LazyPath;
 use crate::schema::{BuiltinKind, FieldError, Schema};

@@ -223,7 +223,7 @@ fn default_specless(kind: BuiltinKind, obj: &mut Value) {
 }
 
 /// Whether a LabelSelector (`matchLabels`, `matchExpressions`) selects `labels`.
-fn selector_selects(selector: &Value, labels: &Map<String, Value>) -> bool {
+pub fn selector_selects(selector: &Value, labels: &Map<String, Value>) -> bool {
     let ml_ok = selector
         .get("matchLabels")
         .and_then(Value::as_object)
