@@ -45,6 +45,10 @@ pub struct ApiserverArgs {
     /// deleted pod's containers to stop).
     #[arg(long, default_value_t = 500)]
     pod_start_delay_ms: u64,
+    /// CIDR that LoadBalancer Services get `status.loadBalancer.ingress`
+    /// addresses from; without it they stay pending.
+    #[arg(long)]
+    load_balancer_pool: Option<String>,
 }
 
 impl ApiserverArgs {
@@ -69,6 +73,9 @@ impl ApiserverArgs {
             });
         if let Some(dir) = &self.data_dir {
             builder = builder.data_dir(dir);
+        }
+        if let Some(pool) = &self.load_balancer_pool {
+            builder = builder.load_balancer_pool(pool);
         }
         if let Some(path) = &self.kubeconfig_out {
             builder = builder.kubeconfig_out(path);

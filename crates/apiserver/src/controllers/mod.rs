@@ -12,6 +12,7 @@ mod endpoints;
 mod feed;
 mod gc;
 mod kubelet;
+mod loadbalancer;
 mod namespaces;
 mod queue;
 mod reads;
@@ -103,6 +104,9 @@ pub async fn bootstrap(objects: &Objects, addr: std::net::SocketAddr) -> Result<
 pub struct ControllerOptions {
     /// Simulated Nodes, scheduler and kubelet (off with 0 nodes).
     pub data_plane: DataPlaneOptions,
+    /// The CIDR LoadBalancer Services get their ingress addresses from
+    /// (none: they stay pending).
+    pub load_balancer_pool: Option<String>,
 }
 
 /// Starts every controller; they stop when `shutdown` turns true.
@@ -155,6 +159,23 @@ pub fn spawn(
             2,
             &shutdown,
         );
+        match options
+            .load_balancer_pool
+            .as_deref()
+            .map(crate::cluster::alloc::ClusterIpAllocator::new)
+        {
+            Some(Ok(pool)) => runner::start(
+                &mut set,
+                &store,
+                loadbalancer::LoadBalancerController::new(objects.clone(), pool),
+                "service-lb",
+                &loadbalancer::SOURCES,
+                1,
+                &shutdown,
+            ),
+            Some(Err(e)) => tracing::error!(error = %e, "no load-balancer pool"),
+            None => {}
+        }
         runner::start(
             &mut set,
             &store,

@@ -60,6 +60,9 @@ pub enum StartError {
     /// The simulated data plane's options are invalid.
     #[error("invalid simulated data plane: {0}")]
     DataPlane(#[source] crate::cluster::simulation::DataPlaneError),
+    /// The load-balancer pool is not a CIDR.
+    #[error("invalid load-balancer pool {0}: {1}")]
+    LoadBalancerPool(String, #[source] crate::cluster::alloc::AllocError),
     /// Writing the kubeconfig failed.
     #[error("cannot write kubeconfig {path}: {source}")]
     WriteKubeconfig {
@@ -189,6 +192,14 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Give LoadBalancer Services ingress addresses from this CIDR, as a
+    /// bare-metal load-balancer controller does (default: none, and they
+    /// stay pending). Refused at start when it does not parse.
+    pub fn load_balancer_pool(mut self, cidr: impl Into<String>) -> Self {
+        self.controller_options.load_balancer_pool = Some(cidr.into());
+        self
+    }
+
     /// Binds, loads stored state, bootstraps the default objects and serves.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         if self.plaintext && !self.listen.ip().is_loopback() {
@@ -198,6 +209,10 @@ impl ApiServerBuilder {
             .data_plane
             .validate()
             .map_err(StartError::DataPlane)?;
+        if let Some(pool) = &self.controller_options.load_balancer_pool {
+            crate::cluster::alloc::ClusterIpAllocator::new(pool)
+                .map_err(|e| StartError::LoadBalancerPool(pool.clone(), e))?;
+        }
         let guard = match (self.guard, &self.data_dir) {
             (Some(g), _) => g,
             (None, Some(dir)) => Guard::new(

@@ -41,6 +41,7 @@ pub struct TestServer {
     plaintext: bool,
     guard: Option<std::sync::Arc<crate::http::guard::Guard>>,
     data_plane: crate::cluster::simulation::DataPlaneOptions,
+    load_balancer_pool: Option<String>,
 }
 
 /// Options of a [`TestServer`].
@@ -55,6 +56,8 @@ pub struct TestServerOptions {
     /// The simulated data plane (off by default: tests then write pod
     /// statuses themselves).
     pub data_plane: crate::cluster::simulation::DataPlaneOptions,
+    /// The load-balancer address pool (none by default).
+    pub load_balancer_pool: Option<String>,
 }
 
 impl Default for TestServerOptions {
@@ -64,6 +67,7 @@ impl Default for TestServerOptions {
             bookmark_every: Duration::from_millis(500),
             plaintext: false,
             data_plane: Default::default(),
+            load_balancer_pool: None,
         }
     }
 }
@@ -90,6 +94,7 @@ impl TestServer {
             plaintext: opts.plaintext,
             guard: None,
             data_plane: opts.data_plane,
+            load_balancer_pool: opts.load_balancer_pool,
         };
         me.launch().await?;
         Ok(me)
@@ -100,14 +105,19 @@ impl TestServer {
             Some(g) => ApiServer::builder().guard(g.clone()),
             None => ApiServer::builder(),
         };
-        b.insecure_plaintext(self.plaintext)
+        let b = b
+            .insecure_plaintext(self.plaintext)
             .listen(self.addr)
             .store(self.store.clone())
             .faults(self.faults.clone())
             .context(&self.name)
             .bookmark_interval(self.bookmark_every)
             .kubeconfig_out(self.kubeconfig_path())
-            .data_plane(self.data_plane.clone())
+            .data_plane(self.data_plane.clone());
+        match &self.load_balancer_pool {
+            Some(pool) => b.load_balancer_pool(pool.clone()),
+            None => b,
+        }
     }
 
     async fn launch(&mut self) -> Result<(), HarnessError> {
