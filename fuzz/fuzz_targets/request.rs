@@ -205,6 +205,7 @@ fn world() -> &'static World {
             shutdown: shutdown_rx,
             openapi: Default::default(),
             guard,
+            metrics: Default::default(),
         };
         World {
             runtime,

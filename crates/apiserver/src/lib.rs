@@ -2,12 +2,17 @@
 //! `docs/apiserver.md`).
 //!
 //! ```text
-//!   server (listeners, TLS, shutdown)
+//!   server (listeners, TLS + client certificates, shutdown)
 //!     └─ http (routes, requests -> verbs, Status errors, watch streams)
-//!          ├─ registry (what a resource is, discovery documents)
-//!          └─ objects (verb semantics) ── storage (revisioned KV)
-//!   controllers (namespaces, endpoints, GC) ── objects
+//!          ├─ auth (authentication, RBAC, reviews)
+//!          ├─ registry (what a resource is, discovery, version conversion)
+//!          ├─ proto (protobuf bodies), schema (OpenAPI), table (kubectl columns)
+//!          └─ objects (verb semantics) ── store (revisioned KV)
+//!               └─ validation, patch (merge, strategic, apply)
+//!   controllers (namespaces, endpoints, GC) ── objects, cluster (pure logic)
 //! ```
+//!
+//! `docs/architecture.md` ("crates/apiserver: module map") says what each holds.
 
 pub mod auth;
 pub mod cluster;
@@ -15,6 +20,7 @@ pub mod controllers;
 pub mod http;
 pub mod objects;
 pub mod patch;
+pub mod proto;
 pub mod registry;
 pub mod schema;
 pub mod server;

@@ -16,7 +16,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
-use fedmesh_controller::{ControllerConfig, Metrics, remote};
+use fedmesh_controller::mesh::remotes as remote;
+use fedmesh_controller::{ControllerConfig, Metrics};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};

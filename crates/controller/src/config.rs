@@ -13,34 +13,64 @@ pub struct ControllerConfig {
     pub identity: String,
     /// The Lease replicas compete for; only its holder writes.
     pub lease_name: String,
-    /// How long a Lease stays valid without renewal.
+    /// How long another replica waits, having seen the Lease unchanged, before
+    /// taking it over.
     pub lease_duration: Duration,
-    /// How often the holder renews (and others check) the Lease.
+    /// How long the holder's claim stays current after the start of its last
+    /// successful renewal (shorter than `lease_duration`: the margin keeps
+    /// two replicas from writing at once).
+    pub renew_deadline: Duration,
+    /// How often the holder renews the Lease.
     pub renew_interval: Duration,
+    /// How often a replica that does not hold the Lease looks at it (a
+    /// released Lease is taken within this).
+    pub retry_interval: Duration,
     /// Where to serve `/metrics`, `/healthz` and `/readyz`; `None` serves nothing.
     pub metrics_addr: Option<SocketAddr>,
-    /// The longest wait between reconnection attempts to a remote cluster.
+    /// How often every cluster (the local one included) is probed.
+    pub probe_interval: Duration,
+    /// How long a probe, or a connection attempt, may take.
+    pub probe_timeout: Duration,
+    /// Probes in a row that must fail before a cluster counts as failed
+    /// (a rejected credential or certificate counts at once).
+    pub failure_threshold: u32,
+    /// The longest wait between reconnection attempts, and between retries
+    /// of a failing write.
     pub max_backoff: Duration,
-    /// How often a RemoteClusterConfiguration status whose state did not change
-    /// (only its counts) is rewritten: endpoints churn, and a write per change
-    /// would load the local API server.
+    /// The first retry's delay for a failing write; it doubles per failure.
+    pub write_backoff_base: Duration,
+    /// Objects written at once by each writer.
+    pub write_concurrency: usize,
+    /// How often a status whose state did not change (only its counts) may
+    /// be rewritten.
     pub status_refresh: Duration,
+    /// How long writes may keep failing before the replica reports not ready.
+    pub unready_after: Duration,
 }
 
 impl ControllerConfig {
     /// Settings for a controller in `namespace` known as `identity`, with the
-    /// usual timings (15 s Lease renewed every 5 s, as Kubernetes' own
-    /// controllers use).
+    /// usual timings: client-go's leader election (15 s Lease, 10 s renew
+    /// deadline, renewed every 2 s), and a hung cluster found within
+    /// 2 s + 2 × (2 s + 2 s) = 10 s at worst.
     pub fn new(namespace: impl Into<String>, identity: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
             identity: identity.into(),
             lease_name: "fedmesh-controller".into(),
             lease_duration: Duration::from_secs(15),
-            renew_interval: Duration::from_secs(5),
+            renew_deadline: Duration::from_secs(10),
+            renew_interval: Duration::from_secs(2),
+            retry_interval: Duration::from_millis(500),
             metrics_addr: None,
+            probe_interval: Duration::from_secs(2),
+            probe_timeout: Duration::from_secs(2),
+            failure_threshold: 2,
             max_backoff: Duration::from_secs(30),
-            status_refresh: Duration::from_secs(10),
+            write_backoff_base: Duration::from_millis(200),
+            write_concurrency: 16,
+            status_refresh: Duration::from_secs(1),
+            unready_after: Duration::from_secs(10),
         }
     }
 }

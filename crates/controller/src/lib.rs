@@ -1,126 +1,218 @@
-//! fedmesh's controller: the kube-rs shell around `fedmesh-core`.
+//! fedmesh's controller: one runtime every feature shares, and the features
+//! on top of it.
 //!
-//! ```text
-//!  local watches ─┐                        ┌─▶ writer ──▶ local EndpointSlices, Endpoints
-//!  remote watches ┼─ IndexEvent ─▶ engine ─┤              (only while holding the Lease)
-//!  (one task per  │   (mpsc)     (index)   └─▶ events ──▶ Warning Events on Services
-//!   RemoteCluster-┘
-//!   Configuration) ── status ─▶ RemoteClusterConfiguration/status, metrics
-//! ```
+//! - [`runtime`]: the watch adapter, the `ClusterSet` of connections to other
+//!   clusters, the leadership `Claim`, the keyed writer, Warning Events;
+//! - [`mesh`]: federated services (Calico's semantics) on that runtime.
 //!
 //! Every semantic decision is made in `fedmesh-core`; this crate only moves
-//! objects between the API servers and the index.
+//! objects between the API servers and the core's indexes.
 
 pub mod config;
-pub mod engine;
-mod events;
-pub mod leader;
+pub mod mesh;
 pub mod metrics;
-pub mod remote;
-mod sources;
-mod task;
-mod watch;
-mod writer;
+pub mod runtime;
 
 use std::future::Future;
 
-use fedmesh_core::Origin;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 pub use config::ControllerConfig;
 pub use metrics::Metrics;
+use runtime::Tasks;
+use runtime::claim::{Claim, Elector};
+use runtime::errors::{Failure, chain};
+
+/// Why the controller stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The controller's namespace is missing and cannot be created.
+    #[error(
+        "namespace {namespace:?} does not exist and this identity may not create it ({detail}); \
+         create it (kubectl create namespace {namespace}) or pass --namespace"
+    )]
+    Namespace {
+        /// The namespace.
+        namespace: String,
+        /// What the API server said.
+        detail: String,
+    },
+    /// Checking the controller's namespace failed.
+    #[error("cannot check namespace {namespace:?} on the local API server: {detail}")]
+    CheckNamespace {
+        /// The namespace.
+        namespace: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A task that should run forever stopped.
+    #[error("{0}")]
+    TaskStopped(String),
+}
 
 /// Runs the controller against the local cluster behind `client` until
-/// `shutdown` completes.
+/// `shutdown` completes; then stops every writer and releases the Lease.
 pub async fn run(
     client: kube::Client,
     config: ControllerConfig,
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let (events_tx, events_rx) = mpsc::channel(4096);
-    let (intents_tx, intents_rx) = mpsc::channel(1024);
-    let (warnings_tx, warnings_rx) = mpsc::channel(256);
-    let (leading_tx, leading_rx) = tokio::sync::watch::channel(false);
-
-    let mut tasks = tokio::task::JoinSet::new();
-    if let Some(addr) = config.metrics_addr {
-        let metrics = metrics.clone();
-        tasks.spawn(async move {
-            if let Err(error) = metrics.serve(addr).await {
-                tracing::error!(%error, %addr, "metrics server failed");
-            }
-        });
-    }
-    tasks.spawn(leader::run(
+) -> Result<(), RunError> {
+    ensure_namespace(&client, &config.namespace).await?;
+    let (mut elector, claim) = Elector::new(
         Api::<Lease>::namespaced(client.clone(), &config.namespace),
         config.clone(),
-        leading_tx,
-    ));
+    );
+    let mut tasks = Tasks::default();
+    if let Some(addr) = config.metrics_addr {
+        let metrics = metrics.clone();
+        tasks.spawn("metrics server", async move {
+            if let Err(error) = metrics.serve(addr).await {
+                tracing::error!(%addr, "the metrics server failed: {error}");
+            }
+            // Health endpoints matter less than the writes: keep going.
+            std::future::pending::<()>().await;
+        });
+    }
     {
         let metrics = metrics.clone();
-        let mut leading = leading_rx.clone();
-        tasks.spawn(async move {
-            while leading.changed().await.is_ok() {
-                let now = *leading.borrow();
-                metrics.set_leading(now);
+        let mut claim = claim.clone();
+        tasks.spawn("leadership gauge", async move {
+            loop {
+                metrics.set_leading(claim.is_current());
+                claim.changed().await;
             }
         });
     }
-    tasks.spawn(engine::run(events_rx, intents_tx, warnings_tx));
-    tasks.spawn(writer::run(
-        client.clone(),
-        intents_rx,
-        leading_rx.clone(),
-        metrics.clone(),
-    ));
-    tasks.spawn(events::run(
-        client.clone(),
-        config.identity.clone(),
-        warnings_rx,
-        leading_rx.clone(),
-    ));
-    {
-        let (progress_tx, mut progress) = mpsc::unbounded_channel();
-        tasks.spawn(sources::watch_cluster(
+    let (warnings_tx, warnings_rx) = mpsc::channel(256);
+    tasks.spawn(
+        "warning events",
+        runtime::events::run(
             client.clone(),
-            Origin::Local,
-            events_tx.clone(),
-            progress_tx,
-        ));
-        let metrics = metrics.clone();
-        tasks.spawn(async move {
-            let mut tracker = sources::SyncTracker::default();
-            while let Some(report) = progress.recv().await {
-                tracker.observe(&report);
-                if let watch::Progress::Failed(message) = &report.progress {
-                    tracing::warn!(%message, "watching the local cluster failed; retrying");
-                }
-                if tracker.in_sync().is_some() {
-                    metrics.set_ready();
-                }
-            }
-        });
-    }
-    tasks.spawn(remote::run(remote::Shared {
-        local: client,
-        config,
-        events: events_tx,
-        leading: leading_rx,
-        metrics,
-    }));
+            "fedmesh-controller",
+            config.identity.clone(),
+            warnings_rx,
+            claim.clone(),
+        ),
+    );
+    let health = mesh::start(
+        &mut tasks,
+        client.clone(),
+        &config,
+        claim.clone(),
+        metrics.clone(),
+        warnings_tx,
+    );
+    tasks.spawn(
+        "readiness",
+        readiness(client, config.clone(), claim, metrics, health),
+    );
 
-    tokio::select! {
-        () = shutdown => tracing::info!("controller stopping"),
-        Some(result) = tasks.join_next() => {
-            if let Err(error) = result {
-                anyhow::bail!("a controller task failed: {error}");
-            }
-            anyhow::bail!("a controller task stopped unexpectedly");
+    let outcome = tokio::select! {
+        () = shutdown => {
+            tracing::info!("controller stopping");
+            Ok(())
         }
-    }
+        stopped = tasks.ended() => Err(RunError::TaskStopped(stopped)),
+        () = elector.run() => Err(RunError::TaskStopped("the leader election stopped".into())),
+    };
+    // Writers first, so nothing is written once the Lease is released.
     tasks.shutdown().await;
-    Ok(())
+    elector.release().await;
+    outcome
+}
+
+/// Makes sure the controller's namespace exists (its Lease lives there),
+/// creating it when allowed.
+async fn ensure_namespace(client: &kube::Client, namespace: &str) -> Result<(), RunError> {
+    let api = Api::<Namespace>::all(client.clone());
+    let check = |error: &kube::Error| RunError::CheckNamespace {
+        namespace: namespace.into(),
+        detail: chain(error),
+    };
+    if api
+        .get_opt(namespace)
+        .await
+        .map_err(|e| check(&e))?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let object = Namespace {
+        metadata: kube::api::ObjectMeta {
+            name: Some(namespace.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match api.create(&PostParams::default(), &object).await {
+        Ok(_) => {
+            tracing::info!(namespace, "created the controller's namespace");
+            Ok(())
+        }
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 403 => Err(RunError::Namespace {
+            namespace: namespace.into(),
+            detail: status.message.clone(),
+        }),
+        Err(error) => Err(check(&error)),
+    }
+}
+
+/// Keeps `/readyz` current: ready means the local API server answers a
+/// probe, the local watches have listed, and, while leading, writes are not
+/// failing for longer than `unready_after`.
+async fn readiness(
+    client: kube::Client,
+    config: ControllerConfig,
+    claim: Claim,
+    metrics: Metrics,
+    health: mesh::MeshHealth,
+) {
+    let api = Api::<Namespace>::all(client);
+    let mut tick = tokio::time::interval(config.probe_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failed_probes = 0;
+    loop {
+        tick.tick().await;
+        let probe = tokio::time::timeout(config.probe_timeout, api.get(&config.namespace)).await;
+        let probe_failure = match probe {
+            Ok(Ok(_)) => None,
+            Ok(Err(error)) => Some(Failure::of(&error).detail),
+            Err(_) => Some(Failure::timeout(config.probe_timeout).detail),
+        };
+        failed_probes = if probe_failure.is_some() {
+            failed_probes + 1
+        } else {
+            0
+        };
+        let writers_failing = health
+            .writers
+            .iter()
+            .filter_map(|h| h.borrow().failing_since)
+            .min()
+            .filter(|since| Instant::now().duration_since(*since) > config.unready_after);
+        let why = if failed_probes >= config.failure_threshold {
+            Some(format!(
+                "the local API server does not answer: {}",
+                probe_failure.unwrap_or_default()
+            ))
+        } else if !*health.local_listed.borrow() {
+            Some("the local cluster's Services and EndpointSlices are not listed yet".into())
+        } else if claim.is_current()
+            && let Some(since) = writers_failing
+        {
+            Some(format!(
+                "writes to the local cluster have been failing for {} s",
+                since.elapsed().as_secs()
+            ))
+        } else {
+            None
+        };
+        metrics.set_unready(why);
+    }
 }

@@ -1,8 +1,7 @@
 //! Prometheus metrics and the health endpoints.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -25,7 +24,8 @@ struct Inner {
     remote_status: Family<Labels, Gauge>,
     writes: Family<Labels, Counter>,
     leading: Gauge,
-    ready: AtomicBool,
+    /// `None` when ready, else why not.
+    unready: Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -47,7 +47,7 @@ impl Metrics {
         let writes = Family::<Labels, Counter>::default();
         registry.register(
             "fedmesh_writes",
-            "Writes to the local cluster, by kind and verb",
+            "Write calls to a cluster, by kind, verb and result (ok: the object was written; failed: the attempt failed and is retried)",
             writes.clone(),
         );
         let leading = Gauge::default();
@@ -61,7 +61,7 @@ impl Metrics {
             remote_status,
             writes,
             leading,
-            ready: AtomicBool::new(false),
+            unready: Mutex::new(Some("starting".into())),
         }))
     }
 
@@ -78,13 +78,14 @@ impl Metrics {
         self.0.remote_status.remove(&remote_labels(remote));
     }
 
-    /// Counts one write of `kind` with `verb`.
-    pub fn count_write(&self, kind: &str, verb: &str) {
+    /// Counts one write call of `kind` with `verb`, successful or not.
+    pub fn count_write(&self, kind: &str, verb: &str, ok: bool) {
         self.0
             .writes
             .get_or_create(&vec![
                 ("kind".into(), kind.into()),
                 ("verb".into(), verb.into()),
+                ("result".into(), if ok { "ok" } else { "failed" }.into()),
             ])
             .inc();
     }
@@ -94,9 +95,29 @@ impl Metrics {
         self.0.leading.set(i64::from(leading));
     }
 
-    /// Marks the controller ready (its local watches have listed).
-    pub fn set_ready(&self) {
-        self.0.ready.store(true, Ordering::Relaxed);
+    /// Records whether the controller is ready: `None`, or why not.
+    pub fn set_unready(&self, why: Option<String>) {
+        let mut unready = self
+            .0
+            .unready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *unready != why {
+            match &why {
+                Some(reason) => tracing::warn!("not ready: {reason}"),
+                None => tracing::info!("ready"),
+            }
+            *unready = why;
+        }
+    }
+
+    /// Why the controller is not ready, if it is not.
+    pub fn unready(&self) -> Option<String> {
+        self.0
+            .unready
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// The metrics in Prometheus' text format.
@@ -118,13 +139,9 @@ impl Metrics {
             .route(
                 "/readyz",
                 get(move || async move {
-                    if ready.0.ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ok")
-                    } else {
-                        (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "local watches have not listed yet",
-                        )
+                    match ready.unready() {
+                        None => (StatusCode::OK, "ok".to_owned()),
+                        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
                     }
                 }),
             );

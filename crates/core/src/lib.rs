@@ -1,5 +1,8 @@
 //! fedmesh's semantics as pure, deterministic code: federated services
-//! (`mesh`, Calico's semantics) and the remote clusters behind them (`remote`).
+//! (`mesh`, Calico's semantics), federated endpoint identity (`identity`:
+//! remote pods and hosts in local policy), the remote clusters behind them
+//! (`remote`), and the Federation v1 control plane (`federation`: member
+//! clusters, propagation, shard health).
 //!
 //! Events go in (objects upserted or deleted in a named cluster); the desired
 //! objects come out. Nothing here does I/O or needs an async runtime, so every
@@ -11,6 +14,8 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
+pub mod federation;
+pub mod identity;
 pub mod mesh;
 pub mod names;
 pub mod remote;

@@ -70,24 +70,27 @@ async fn kill_term(process: &mut Process) -> std::process::ExitStatus {
 
 #[tokio::test]
 async fn controller_installs_crds_leads_serves_health_and_stops_on_sigterm() {
+    // No `fedmesh` namespace: the controller creates the one it needs.
     let server = TestServer::start().await.unwrap();
     let client = server.client().unwrap();
-    Api::<Namespace>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &serde_json::from_value(serde_json::json!({"metadata": {"name": "fedmesh"}})).unwrap(),
-        )
-        .await
-        .unwrap();
+    let logs = tempfile::tempdir().unwrap();
+    let json_log = logs.path().join("json.log");
     let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let mut controller = Process(
         Command::new(BIN)
-            .args(["controller", "--install-crds", "--kubeconfig"])
+            .args([
+                "controller",
+                "--install-crds",
+                "--log-format",
+                "json",
+                "--kubeconfig",
+            ])
             .arg(server.kubeconfig_path())
             .args(["--metrics-addr", &metrics.to_string()])
             .env("POD_NAME", "fedmesh-controller-0")
+            .env_remove("FEDMESH_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&json_log).unwrap())
             .spawn()
             .unwrap(),
     );
@@ -132,7 +135,7 @@ async fn controller_installs_crds_leads_serves_health_and_stops_on_sigterm() {
     .unwrap();
     Api::<kube::api::DynamicObject>::all_with(
         client.clone(),
-        &fedmesh_controller::remote::api_resource(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
     )
     .create(&PostParams::default(), &rcc)
     .await
@@ -146,6 +149,56 @@ async fn controller_installs_crds_leads_serves_health_and_stops_on_sigterm() {
 
     let status = kill_term(&mut controller).await;
     assert!(status.success(), "{status}");
+
+    // A clean stop releases the Lease: a successor need not wait for it.
+    let lease = leases.get("fedmesh-controller").await.unwrap();
+    assert_eq!(lease.spec.and_then(|s| s.holder_identity), None, "released");
+    Api::<Namespace>::all(client.clone())
+        .get("fedmesh")
+        .await
+        .expect("the controller created its namespace");
+
+    // Every log line is JSON; a line about a remote names the cluster.
+    let text = std::fs::read_to_string(&json_log).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["fields"]["cluster"] == "nowhere"
+            && l["fields"]["reason"] == "SecretNotFound"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("fedmesh/missing"))),
+        "{text}"
+    );
+
+    // Text logs to a file carry no colour codes.
+    let text_log = logs.path().join("text.log");
+    let mut controller = Process(
+        Command::new(BIN)
+            .args(["controller", "--kubeconfig"])
+            .arg(server.kubeconfig_path())
+            .args(["--metrics-addr", &metrics.to_string()])
+            .env("POD_NAME", "fedmesh-controller-1")
+            .env_remove("FEDMESH_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&text_log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    eventually("the second replica leads", || {
+        get(metrics, "/metrics").filter(|(_, body)| body.contains("fedmesh_leader 1"))
+    })
+    .await;
+    assert!(kill_term(&mut controller).await.success());
+    let text = std::fs::read_to_string(&text_log).unwrap();
+    assert!(text.contains("cluster=nowhere"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "no ANSI escapes in a file: {text}"
+    );
 }
 
 #[test]
@@ -323,7 +376,7 @@ async fn controller_federates_with_only_the_deployed_rbac() {
     let endpoints = Api::<Endpoints>::namespaced(lc.clone(), "default");
     let rccs = Api::<kube::api::DynamicObject>::all_with(
         lc.clone(),
-        &fedmesh_controller::remote::api_resource(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {

@@ -2,42 +2,18 @@
 //! side, that a second run changes nothing, that the access kubeconfig reads
 //! the remote, and that it cannot write there.
 
-use std::process::Output;
 use std::time::Duration;
 
-use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
+use fedmesh_apiserver::testing::TestServer;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::{Api, DynamicObject, ListParams, PostParams, WatchParams};
 use serde_json::{Value, json};
 
-const BIN: &str = env!("CARGO_BIN_EXE_fedmesh");
+mod support;
 
-async fn fedmesh(args: Vec<String>) -> Output {
-    let run = tokio::process::Command::new(BIN).args(args).output();
-    tokio::time::timeout(Duration::from_secs(30), run)
-        .await
-        .expect("fedmesh join finishes within 30s")
-        .expect("fedmesh runs")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-async fn server(name: &str) -> TestServer {
-    TestServer::start_with(TestServerOptions {
-        name: name.into(),
-        ..TestServerOptions::default()
-    })
-    .await
-    .unwrap()
-}
+use support::{can_i, client_of, fedmesh, server, text};
 
 fn join_args(local: &TestServer, remote: &TestServer, extra: &[&str]) -> Vec<String> {
     let mut args = vec![
@@ -54,7 +30,10 @@ fn join_args(local: &TestServer, remote: &TestServer, extra: &[&str]) -> Vec<Str
 }
 
 fn rccs(client: &kube::Client) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &fedmesh_controller::remote::api_resource())
+    Api::all_with(
+        client.clone(),
+        &fedmesh_controller::mesh::remotes::api_resource(),
+    )
 }
 
 /// The kubeconfig in the access Secret `name`-access of `cluster`.
@@ -67,15 +46,6 @@ async fn access_kubeconfig(cluster: &kube::Client, name: &str) -> (Secret, Strin
     assert_eq!(data["datastoreType"].0, b"kubernetes");
     let kubeconfig = String::from_utf8(data["kubeconfig"].0.clone()).unwrap();
     (secret, kubeconfig)
-}
-
-async fn reader_client(kubeconfig: &str) -> kube::Client {
-    let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).unwrap();
-    let config =
-        kube::Config::from_custom_kubeconfig(parsed, &kube::config::KubeConfigOptions::default())
-            .await
-            .unwrap();
-    kube::Client::try_from(config).unwrap()
 }
 
 #[tokio::test]
@@ -178,7 +148,7 @@ async fn join_creates_a_read_only_reader_and_the_access_both_ways_idempotently()
         )
         .await
         .unwrap();
-    let reader = reader_client(&kubeconfig).await;
+    let reader = client_of(&kubeconfig).await;
     let services = Api::<Service>::namespaced(reader.clone(), "default");
     let listed = services.list(&ListParams::default()).await.unwrap();
     assert!(
@@ -239,20 +209,10 @@ async fn join_creates_a_read_only_reader_and_the_access_both_ways_idempotently()
         ("watch", "services", "yes"),
         ("list", "endpointslices.discovery.k8s.io", "yes"),
     ] {
-        let can_i = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(&path)
-            .args(["auth", "can-i", verb, resource])
-            .output();
-        let can_i = tokio::time::timeout(Duration::from_secs(60), can_i)
-            .await
-            .unwrap()
-            .unwrap();
         assert_eq!(
-            String::from_utf8_lossy(&can_i.stdout).trim(),
+            can_i(&path, verb, resource).await,
             allowed,
-            "can-i {verb} {resource}: {}",
-            String::from_utf8_lossy(&can_i.stderr)
+            "can-i {verb} {resource}"
         );
     }
 

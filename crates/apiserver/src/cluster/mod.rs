@@ -8,9 +8,8 @@
 //!   Service, Endpoints and EndpointSlice kube-apiserver maintains.
 //! - [`gc`]: garbage collection of dependents through ownerReferences
 //!   (background, foreground, orphan), as a state machine.
-//! - [`namespace`]: namespace lifecycle decisions (admission and deletion);
-//!   [`namespace_defaults`]: the `default` ServiceAccount and `kube-root-ca.crt`
-//!   ConfigMap of every namespace.
+//! - Namespace lifecycle (the `default` ServiceAccount, deleting a terminating
+//!   namespace's contents) is `crate::controllers::namespaces`'.
 //! - [`alloc`]: clusterIP and nodePort allocators.
 //! - [`pod_deletion`]: graceful deletion of pods.
 //! - [`simulation`]: the simulated data plane (nodes, scheduling, pod IPs and
@@ -33,8 +32,6 @@ pub mod gc;
 pub mod gohash;
 pub mod kubernetes_service;
 pub mod mirroring;
-pub mod namespace;
-pub mod namespace_defaults;
 pub mod pod_deletion;
 pub mod pods;
 pub mod repack;

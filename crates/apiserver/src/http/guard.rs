@@ -87,14 +87,33 @@ pub async fn snapshot_for(objects: &Objects, checks: &[ObjectCheck]) -> ObjectSn
     snap
 }
 
-/// The identity of a request, after impersonation.
+/// The identity of a request, after impersonation: its connection's client
+/// certificate's (as kube-apiserver, x509 before tokens), else its bearer
+/// token's.
 pub async fn authenticate(
     guard: &Guard,
     objects: &Objects,
     headers: &HeaderMap,
+    certificate: Option<&crate::server::ClientIdentity>,
 ) -> Result<UserInfo, ApiError> {
     let header = crate::auth::authorization_header(headers).map_err(|_| ApiError::Unauthorized)?;
     let now = jiff::Timestamp::now();
+    let user = match certificate {
+        Some(identity) => identity.0.clone(),
+        None => token_user(guard, objects, header, now).await?,
+    };
+    crate::auth::apply_impersonation(user, headers, &guard.rbac()).map_err(|e| match e {
+        crate::auth::RequestAuthError::Impersonation(i) => impersonation_error(i),
+        _ => ApiError::Unauthorized,
+    })
+}
+
+async fn token_user(
+    guard: &Guard,
+    objects: &Objects,
+    header: Option<&str>,
+    now: jiff::Timestamp,
+) -> Result<UserInfo, ApiError> {
     let user = match guard
         .security
         .authenticator
@@ -109,10 +128,7 @@ pub async fn authenticate(
                 .map_err(|_| ApiError::Unauthorized)?
         }
     };
-    crate::auth::apply_impersonation(user, headers, &guard.rbac()).map_err(|e| match e {
-        crate::auth::RequestAuthError::Impersonation(i) => impersonation_error(i),
-        _ => ApiError::Unauthorized,
-    })
+    Ok(user)
 }
 
 fn impersonation_error(e: crate::auth::impersonation::ImpersonationError) -> ApiError {

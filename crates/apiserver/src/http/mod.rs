@@ -3,6 +3,8 @@
 
 mod discovery;
 pub mod guard;
+pub mod metrics;
+mod nothing_runs;
 pub mod path;
 pub mod request;
 mod resource;
@@ -53,6 +55,8 @@ pub struct HttpState {
     pub openapi: OpenApiCache,
     /// Authentication and authorization.
     pub guard: Arc<guard::Guard>,
+    /// Request counters for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// The OpenAPI v3 documents of one registry generation.
@@ -86,19 +90,54 @@ pub fn router(state: HttpState) -> Router {
 }
 
 async fn handle(State(state): State<HttpState>, req: Request) -> Response {
-    serve(&state, req)
+    let started = std::time::Instant::now();
+    let labels = {
+        let target = path::parse(req.uri().path());
+        let watch = request::Query::parse(req.uri()).is_ok_and(|q| q.is_watch());
+        let apply = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|ct| ct.as_bytes().starts_with(b"application/apply-patch"));
+        metrics::RequestLabels::of(req.method(), &target, watch, apply)
+    };
+    let response = serve(&state, req)
         .await
-        .unwrap_or_else(|e| response::error(&e))
+        .unwrap_or_else(|e| response::error(&e));
+    state
+        .metrics
+        .record(labels, response.status().as_u16(), started.elapsed());
+    response
 }
 
 async fn serve(state: &HttpState, req: Request) -> Result<Response, crate::objects::ApiError> {
     let target = path::parse(req.uri().path());
     let query = request::Query::parse(req.uri())?;
-    let user = guard::authenticate(&state.guard, &state.objects, req.headers()).await?;
+    let user = guard::authenticate(
+        &state.guard,
+        &state.objects,
+        req.headers(),
+        req.extensions().get::<crate::server::ClientIdentity>(),
+    )
+    .await?;
     let attrs = guard::attributes(req.method(), req.uri().path(), &target, &query);
     guard::authorize(&state.guard, &user, &attrs)?;
     match target {
         path::Target::Resource(rp) => resource::serve(state, rp, req, &user).await,
+        path::Target::Metrics => {
+            let text = state.metrics.render(&state.objects).await;
+            Ok(axum::response::Response::builder()
+                .status(http::StatusCode::OK)
+                .header(
+                    http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+                .body(axum::body::Body::from(text))
+                .unwrap_or_default())
+        }
+        path::Target::Health => {
+            let query = req.uri().query().unwrap_or("").to_owned();
+            Ok(discovery::health(state, req.uri().path(), &query).await)
+        }
         other => discovery::serve(state, other, &req),
     }
 }

@@ -28,6 +28,8 @@ pub enum Target {
     Version,
     /// `/healthz`, `/livez`, `/readyz` (and their `/...` checks).
     Health,
+    /// `/metrics`.
+    Metrics,
     /// `/api`.
     CoreVersions,
     /// `/apis`.
@@ -75,6 +77,10 @@ fn resource(group: &str, version: &str, segs: &[&str]) -> Target {
         [plural, name, sub] => mk(None, plural, Some(name), Some(sub)),
         ["namespaces", ns, plural, name] => mk(Some(ns), plural, Some(name), None),
         ["namespaces", ns, plural, name, sub] => mk(Some(ns), plural, Some(name), Some(sub)),
+        // `services/<name>/proxy/<path...>`: the path after `proxy` is the target's.
+        ["namespaces", ns, plural, name, "proxy", ..] => {
+            mk(Some(ns), plural, Some(name), Some("proxy"))
+        }
         _ => Target::Unknown,
     }
 }
@@ -86,6 +92,7 @@ pub fn parse(path: &str) -> Target {
     match segs.as_slice() {
         ["version"] => Target::Version,
         ["healthz" | "livez" | "readyz", ..] => Target::Health,
+        ["metrics"] => Target::Metrics,
         ["api"] => Target::CoreVersions,
         ["api", "v1"] => Target::ResourceList(String::new(), "v1".into()),
         ["api", "v1", rest @ ..] => resource("", "v1", rest),

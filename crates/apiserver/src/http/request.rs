@@ -239,8 +239,11 @@ pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> Result<Value, A
             serde_saphyr::from_slice::<Value>(body)
                 .map_err(|e| ApiError::BadRequest(format!("error converting YAML to JSON: {e}")))
         }
+        crate::proto::PROTOBUF => {
+            crate::proto::decode_body(body).map_err(|e| ApiError::BadRequest(e.to_string()))
+        }
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {other})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf (got {other})"
         ))),
     }
 }
@@ -294,6 +297,12 @@ mod tests {
         assert_eq!(decode_object(None, b"{bad").unwrap_err().code(), 400);
         assert_eq!(
             decode_object(Some("application/vnd.kubernetes.protobuf"), b"")
+                .unwrap_err()
+                .code(),
+            400
+        );
+        assert_eq!(
+            decode_object(Some("application/cbor"), b"")
                 .unwrap_err()
                 .code(),
             415

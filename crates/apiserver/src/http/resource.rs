@@ -124,6 +124,12 @@ pub(super) async fn serve(
 ) -> Result<Response, ApiError> {
     let r = resolve(state, &rp)?;
     let query = Query::parse(req.uri())?;
+    if r.group.is_empty()
+        && let (Some(ns), Some(name), Some(sub)) = (&rp.namespace, &rp.name, rp.sub.as_deref())
+        && let Some(answer) = super::nothing_runs::answer(state, &r, ns, name, sub).await
+    {
+        return Err(answer);
+    }
     let sub = match rp.sub.as_deref() {
         None => None,
         Some(s) => Some(
@@ -147,7 +153,7 @@ pub(super) async fn serve(
         let ct = content_type_of(&req);
         let body = read_body(state, req).await?;
         let obj = decode_object(ct.as_deref(), &body)?;
-        return super::reviews::access_review(state, &r, user, &obj);
+        return super::reviews::review(state, &r, user, &obj).await;
     }
     if sub == Some(Subresource::Token) && req.method() == http::Method::POST {
         let ct = content_type_of(&req);
@@ -279,7 +285,10 @@ pub(super) async fn serve(
         (Verb::Create, None) if rp.name.is_none() => {
             let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
-            let obj = decode_object(content_type.as_deref(), &body)?;
+            let mut obj = decode_object(content_type.as_deref(), &body)?;
+            if let (true, Some(ns)) = (r.group.is_empty() && r.plural == "secrets", ns) {
+                obj = super::reviews::fill_token_secret(state, ns, obj).await?;
+            }
             Ok(written(objects.create(&r, ns, obj, &opts).await?))
         }
         (Verb::Update, None | Some(Subresource::Status | Subresource::Finalize)) => {

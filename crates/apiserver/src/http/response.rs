@@ -37,7 +37,7 @@ pub fn json_bytes(code: StatusCode, body: Vec<u8>) -> Response {
 /// The `Status` answer for an error.
 pub fn error(e: &ApiError) -> Response {
     let code = StatusCode::from_u16(e.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(code, &e.status(), &[])
+    json_bytes(code, e.status_bytes())
 }
 
 /// A watch: one JSON event per line, flushed as it comes, ending when the stream

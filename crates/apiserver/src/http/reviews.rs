@@ -26,8 +26,55 @@ fn invalid(r: &ResourceInfo, e: review::ReviewError) -> ApiError {
     }
 }
 
+/// A review answered from the request alone: an access review, or an
+/// identity review (`authentication.k8s.io/v1` SelfSubjectReview, what
+/// `kubectl auth whoami` sends, and TokenReview).
+pub(super) async fn review(
+    state: &HttpState,
+    r: &ResourceInfo,
+    user: &UserInfo,
+    body: &Value,
+) -> Result<axum::response::Response, ApiError> {
+    let status = match r.plural.as_str() {
+        "selfsubjectreviews" => serde_json::to_value(review::self_subject_review(user)),
+        "tokenreviews" => {
+            let spec: k8s_openapi::api::authentication::v1::TokenReviewSpec =
+                decode(&body["spec"])?;
+            let authenticator = &state.guard.security.authenticator;
+            let now = jiff::Timestamp::now();
+            // A service account token's validity depends on objects: read
+            // them first, so the review itself runs synchronously.
+            let checks = spec
+                .token
+                .as_deref()
+                .and_then(|t| authenticator.service_accounts().verify_claims(t, now).ok())
+                .map(|pending| pending.checks().to_vec())
+                .unwrap_or_default();
+            let snapshot = super::guard::snapshot_for(&state.objects, &checks).await;
+            serde_json::to_value(review::token_review(
+                authenticator,
+                &snapshot as &dyn ObjectLookup,
+                &spec,
+                now,
+            ))
+        }
+        _ => return access_review(state, r, user, body),
+    }
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut out = json!({
+        "kind": r.kind,
+        "apiVersion": r.api_version(),
+        "metadata": {"creationTimestamp": null},
+        "status": status,
+    });
+    if let Some(spec) = body.get("spec") {
+        out["spec"] = spec.clone();
+    }
+    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+}
+
 /// An access review: the request with its status filled in.
-pub(super) fn access_review(
+fn access_review(
     state: &HttpState,
     r: &ResourceInfo,
     user: &UserInfo,
@@ -59,6 +106,52 @@ pub(super) fn access_review(
         "status": status,
     });
     Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+}
+
+/// A new `kubernetes.io/service-account-token` Secret with its token, `ca.crt`
+/// and `namespace` filled in, as kube-controller-manager's token controller
+/// fills it (here before it is stored, so the first read already has the
+/// token). A Secret of any other type, or naming a ServiceAccount that does
+/// not exist, is returned as given (kube's controller would delete the latter).
+pub(super) async fn fill_token_secret(
+    state: &HttpState,
+    ns: &str,
+    mut secret: Value,
+) -> Result<Value, ApiError> {
+    use crate::auth::sa_token::{SA_NAME_ANNOTATION, TOKEN_SECRET_TYPE, TokenSecretAction};
+    if secret["type"].as_str() != Some(TOKEN_SECRET_TYPE) {
+        return Ok(secret);
+    }
+    let Some(account) = secret["metadata"]["annotations"][SA_NAME_ANNOTATION]
+        .as_str()
+        .map(str::to_owned)
+    else {
+        return Ok(secret);
+    };
+    if let Some(m) = meta::meta_mut(&mut secret) {
+        m.insert("namespace".into(), Value::String(ns.to_owned()));
+    }
+    let check = ObjectCheck::Uid {
+        kind: ObjectKind::ServiceAccount,
+        namespace: ns.to_owned(),
+        name: account,
+        uid: String::new(),
+    };
+    let snapshot = super::guard::snapshot_for(&state.objects, &[check]).await;
+    let security = &state.guard.security;
+    let action = security
+        .authenticator
+        .service_accounts()
+        .reconcile_token_secret(
+            &secret,
+            &snapshot as &dyn ObjectLookup,
+            security.tls.ca_pem(),
+        )
+        .map_err(|e| ApiError::Internal(format!("minting the Secret's token: {e}")))?;
+    Ok(match action {
+        TokenSecretAction::Update(filled) => filled,
+        TokenSecretAction::Unchanged | TokenSecretAction::Delete => secret,
+    })
 }
 
 /// TokenRequest for the ServiceAccount `ns/name`.

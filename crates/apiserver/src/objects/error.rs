@@ -302,25 +302,87 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The `Status` as kube-apiserver writes it: the fields in Go's order
+    /// (`kind`, `apiVersion`, `metadata`, `status`, `message`, `reason`,
+    /// `details`, `code`) and a trailing newline.
+    pub fn status_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(256);
+        write_ordered(&mut out, &self.status(), STATUS_ORDER);
+        out.push(b'\n');
+        out
+    }
+}
+
+const STATUS_ORDER: &[&str] = &[
+    "kind",
+    "apiVersion",
+    "metadata",
+    "status",
+    "message",
+    "reason",
+    "details",
+    "code",
+];
+const DETAILS_ORDER: &[&str] = &[
+    "name",
+    "group",
+    "kind",
+    "uid",
+    "causes",
+    "retryAfterSeconds",
+];
+const CAUSE_ORDER: &[&str] = &["reason", "message", "field"];
+
+/// Writes a JSON object with the keys of `order` first, in that order (then any
+/// other), as Go's encoder writes a struct; `details` and its `causes` likewise.
+fn write_ordered(out: &mut Vec<u8>, v: &Value, order: &[&str]) {
+    let Some(map) = v.as_object() else {
+        let _ = serde_json::to_writer(&mut *out, v);
+        return;
+    };
+    let keys = order
+        .iter()
+        .copied()
+        .filter(|k| map.contains_key(*k))
+        .chain(
+            map.keys()
+                .map(String::as_str)
+                .filter(|k| !order.contains(k)),
+        );
+    out.push(b'{');
+    for (i, key) in keys.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let _ = serde_json::to_writer(&mut *out, key);
+        out.push(b':');
+        match (key, &map[key]) {
+            ("details", d) => write_ordered(out, d, DETAILS_ORDER),
+            ("causes", Value::Array(causes)) => {
+                out.push(b'[');
+                for (j, c) in causes.iter().enumerate() {
+                    if j > 0 {
+                        out.push(b',');
+                    }
+                    write_ordered(out, c, CAUSE_ORDER);
+                }
+                out.push(b']');
+            }
+            (_, value) => {
+                let _ = serde_json::to_writer(&mut *out, value);
+            }
+        }
+    }
+    out.push(b'}');
+}
+
 fn details(subject: &Subject, kind: &str) -> Value {
     let mut d = json!({"name": subject.name, "kind": kind});
     if !subject.group.is_empty() {
         d["group"] = json!(subject.group);
     }
     d
-}
-
-/// A `Status` object with `status: Success` (returned by some deletes).
-pub fn success_status(subject: &Subject, uid: &str) -> Value {
-    let mut d = details(subject, &subject.plural);
-    d["uid"] = json!(uid);
-    json!({
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Success",
-        "details": d,
-    })
 }
 
 #[cfg(test)]
@@ -334,6 +396,25 @@ mod tests {
             kind: "Service".into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn status_text_is_kube_apiservers() {
+        let text = String::from_utf8(ApiError::NotFound(svc("x")).status_bytes()).unwrap();
+        assert_eq!(
+            text,
+            "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{},\"status\":\"Failure\",\"message\":\"services \\\"x\\\" not found\",\"reason\":\"NotFound\",\"details\":{\"name\":\"x\",\"kind\":\"services\"},\"code\":404}\n"
+        );
+        let invalid = ApiError::Invalid {
+            subject: svc("x"),
+            causes: vec![Cause::required("spec.ports", "Required value")],
+        };
+        let text = String::from_utf8(invalid.status_bytes()).unwrap();
+        assert!(
+            text.contains("\"details\":{\"name\":\"x\",\"kind\":\"Service\",\"causes\":[{\"reason\":\"FieldValueRequired\",\"message\":"),
+            "{text}"
+        );
+        assert!(text.ends_with(",\"code\":422}\n"), "{text}");
     }
 
     #[test]

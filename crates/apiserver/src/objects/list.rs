@@ -171,9 +171,17 @@ async fn list_into(
             continue;
         }
         let value = storage::decode(&kv).map_err(storage_failed)?;
-        let obj = Objects::present(r, value, kv.mod_revision);
+        let mut obj = Objects::present(r, value, kv.mod_revision);
         if !opts.labels.matches(&obj) || !opts.fields.matches(&obj) {
             continue;
+        }
+        // As kube-apiserver: a built-in list's items carry no apiVersion and
+        // kind (the list's own say it); custom resources' items keep theirs.
+        if r.crd.is_none()
+            && let Some(map) = obj.as_object_mut()
+        {
+            map.remove("apiVersion");
+            map.remove("kind");
         }
         if filtering && opts.limit > 0 && taken >= opts.limit {
             more = true;

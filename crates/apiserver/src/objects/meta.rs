@@ -124,8 +124,40 @@ const SERVER_SET: &[&str] = &[
     "selfLink",
 ];
 
-/// Fills server-owned metadata of a new object.
-pub fn init_on_create(obj: &mut Value, namespace: Option<&str>) {
+/// Whether kube-apiserver keeps `metadata.generation` on a resource's objects:
+/// custom resources and the built-in kinds whose strategy counts spec changes
+/// (ConfigMaps, Services, Endpoints and the like have none).
+pub fn has_generation(group: &str, plural: &str, custom: bool) -> bool {
+    custom
+        || matches!(
+            (group, plural),
+            ("", "pods" | "replicationcontrollers")
+                | ("discovery.k8s.io", "endpointslices")
+                | ("apiextensions.k8s.io", "customresourcedefinitions")
+                | (
+                    "apps",
+                    "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+                )
+                | ("batch", "jobs" | "cronjobs")
+                | ("autoscaling", "horizontalpodautoscalers")
+                | ("policy", "poddisruptionbudgets")
+                | (
+                    "networking.k8s.io",
+                    "ingresses" | "ingressclasses" | "networkpolicies"
+                )
+                | (
+                    "admissionregistration.k8s.io",
+                    "validatingwebhookconfigurations"
+                        | "mutatingwebhookconfigurations"
+                        | "validatingadmissionpolicies"
+                        | "validatingadmissionpolicybindings"
+                )
+        )
+}
+
+/// Fills server-owned metadata of a new object; `generation` starts at 1 where
+/// [`has_generation`] says the resource keeps one.
+pub fn init_on_create(obj: &mut Value, namespace: Option<&str>, generation: bool) {
     if let Some(meta) = meta_mut(obj) {
         for f in SERVER_SET {
             meta.remove(*f);
@@ -140,7 +172,9 @@ pub fn init_on_create(obj: &mut Value, namespace: Option<&str>) {
         }
         meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
         meta.insert("creationTimestamp".into(), json!(now()));
-        meta.insert("generation".into(), json!(1));
+        if generation {
+            meta.insert("generation".into(), json!(1));
+        }
     }
 }
 
@@ -159,9 +193,9 @@ pub fn spec_changed(old: &Value, new: &Value) -> bool {
     strip(old) != strip(new)
 }
 
-/// Carries the server-owned metadata of `old` into `new` on update and bumps the
-/// generation when the spec changed.
-pub fn carry_on_update(old: &Value, new: &mut Value) {
+/// Carries the server-owned metadata of `old` into `new` on update and, where
+/// the resource keeps a generation, bumps it when the spec changed.
+pub fn carry_on_update(old: &Value, new: &mut Value, generation: bool) {
     let bump = spec_changed(old, new);
     let old_meta = old.get("metadata").cloned().unwrap_or_default();
     if let Some(meta) = meta_mut(new) {
@@ -180,6 +214,10 @@ pub fn carry_on_update(old: &Value, new: &mut Value) {
         }
         meta.remove("resourceVersion");
         meta.remove("selfLink");
+        if !generation {
+            meta.remove("generation");
+            return;
+        }
         let generation = old_meta
             .get("generation")
             .and_then(Value::as_i64)
@@ -248,13 +286,30 @@ mod tests {
                          "spec": {"x": 1}, "status": {"s": 1}});
         let mut labels_only = json!({"metadata": {"name": "a", "labels": {"k": "v"}},
                                      "spec": {"x": 1}, "status": {"s": 2}});
-        carry_on_update(&old, &mut labels_only);
+        carry_on_update(&old, &mut labels_only, true);
         assert_eq!(labels_only["metadata"]["generation"], 3);
         assert_eq!(labels_only["metadata"]["uid"], "u");
         let mut spec = json!({"metadata": {"name": "a", "uid": "evil"}, "spec": {"x": 2}});
-        carry_on_update(&old, &mut spec);
+        carry_on_update(&old, &mut spec, true);
         assert_eq!(spec["metadata"]["generation"], 4);
         assert_eq!(spec["metadata"]["uid"], "u");
         assert_eq!(spec["metadata"]["creationTimestamp"], "t");
+    }
+
+    #[test]
+    fn only_kinds_with_a_spec_keep_a_generation() {
+        assert!(has_generation("", "pods", false));
+        assert!(has_generation("apps", "deployments", false));
+        assert!(has_generation("example.com", "widgets", true));
+        assert!(!has_generation("", "configmaps", false));
+        assert!(!has_generation("", "endpoints", false));
+        assert!(!has_generation("", "services", false));
+        let mut cm = json!({"metadata": {"name": "c", "generation": 7}, "data": {}});
+        init_on_create(&mut cm, Some("ns"), false);
+        assert!(cm["metadata"].get("generation").is_none());
+        let old = json!({"metadata": {"name": "c", "uid": "u"}, "data": {"a": "1"}});
+        let mut new = json!({"metadata": {"name": "c", "generation": 2}, "data": {"a": "2"}});
+        carry_on_update(&old, &mut new, false);
+        assert!(new["metadata"].get("generation").is_none());
     }
 }

@@ -34,7 +34,7 @@ pub use options::{
 pub use storage::{ObjectStore, StorageError, Stored};
 
 use crate::patch::{self, Manager, MergeInfo};
-use crate::registry::{Registry, ResourceInfo, Subresource};
+use crate::registry::{Registry, ResourceInfo, Subresource, conversion};
 use crate::schema::Schema;
 
 /// How many times an unconditional write re-reads and retries after losing a race.
@@ -145,9 +145,15 @@ impl Objects {
         Ok(served)
     }
 
-    /// The object as clients see it: apiVersion and kind of the requested
-    /// version, resourceVersion from the store revision.
-    pub fn present(r: &ResourceInfo, mut value: Value, revision: i64) -> Value {
+    /// A stored object as clients see it: converted to the requested
+    /// resource's form, apiVersion and kind of the requested version,
+    /// resourceVersion from the store revision.
+    pub fn present(r: &ResourceInfo, value: Value, revision: i64) -> Value {
+        Self::finish(r, conversion::from_storage(r, value), revision)
+    }
+
+    /// An object already in the requested resource's form, as clients see it.
+    fn finish(r: &ResourceInfo, mut value: Value, revision: i64) -> Value {
         if let Some(map) = value.as_object_mut() {
             map.insert("apiVersion".into(), json!(r.api_version()));
             map.insert("kind".into(), json!(r.kind));
@@ -298,7 +304,7 @@ impl Objects {
             });
         }
         self.check_namespace(r, ns, &given_name).await?;
-        meta::init_on_create(&mut body, ns.filter(|_| r.namespaced));
+        meta::init_on_create(&mut body, ns.filter(|_| r.namespaced), keeps_generation(r));
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -324,16 +330,18 @@ impl Objects {
             strip_type_meta(&mut obj);
             if opts.dry_run {
                 return Ok(Written {
-                    object: Self::present(r, obj, 0),
+                    object: Self::finish(r, obj, 0),
                     warnings,
                     created: true,
                 });
             }
-            match self.store.create(&r.key(ns, &name), &obj).await {
+            let stored = conversion::to_storage(r, &obj);
+            match self.store.create(&r.key(ns, &name), &stored).await {
                 Ok(rev) => {
-                    admission::after_write(self, r, &obj).await;
+                    admission::after_write(self, r, &stored).await;
+                    drop(stored);
                     return Ok(Written {
-                        object: Self::present(r, obj, rev),
+                        object: Self::finish(r, obj, rev),
                         warnings,
                         created: true,
                     });
@@ -500,7 +508,8 @@ impl Objects {
         sub: Option<Subresource>,
         tracking: Tracking,
     ) -> Result<Written, WriteFailure> {
-        let old = &current.value;
+        let old_view = conversion::view(r, &current.value);
+        let old = &*old_view;
         let mut new = match sub {
             Some(Subresource::Status) => {
                 let mut n = old.clone();
@@ -536,7 +545,7 @@ impl Objects {
                 n
             }
         };
-        meta::carry_on_update(old, &mut new);
+        meta::carry_on_update(old, &mut new, keeps_generation(r));
         if meta::is_terminating(old) {
             let added: Vec<String> = meta::finalizers(&new)
                 .into_iter()
@@ -557,9 +566,17 @@ impl Objects {
         let warnings =
             admission::admit(self, r, &mut new, Some(old), opts).map_err(WriteFailure::Api)?;
         strip_type_meta(&mut new);
-        if same_but_managed_fields(&new, old) {
+        // A write that changes nothing is not stored. An update's managedFields
+        // are recorded below, so they are left out of the comparison; an apply
+        // has recorded its own already, and a new owner of an unchanged value
+        // (a second manager applying the same field) is a change to keep.
+        let unchanged = match tracking {
+            Tracking::Update => same_but_managed_fields(&new, old),
+            Tracking::Done => same_but_managed_fields(&new, old) && same_managed_entries(&new, old),
+        };
+        if unchanged {
             return Ok(Written {
-                object: Self::present(r, old.clone(), current.mod_revision),
+                object: Self::finish(r, old.clone(), current.mod_revision),
                 warnings,
                 created: false,
             });
@@ -570,18 +587,20 @@ impl Objects {
         }
         if opts.dry_run {
             return Ok(Written {
-                object: Self::present(r, new, current.mod_revision),
+                object: Self::finish(r, new, current.mod_revision),
                 warnings,
                 created: false,
             });
         }
         let key = r.key(ns, name);
+        let stored = conversion::to_storage(r, &new);
         if meta::is_terminating(&new) && !has_pending_finalizers(r, &new) {
             return match self.store.delete(&key, current.mod_revision).await {
                 Ok(rev) => {
-                    admission::after_delete(self, r, &new).await;
+                    admission::after_delete(self, r, &stored).await;
+                    drop(stored);
                     Ok(Written {
-                        object: Self::present(r, new, rev),
+                        object: Self::finish(r, new, rev),
                         warnings,
                         created: false,
                     })
@@ -590,11 +609,12 @@ impl Objects {
                 Err(e) => Err(WriteFailure::Api(storage_failed(e))),
             };
         }
-        match self.store.update(&key, &new, current.mod_revision).await {
+        match self.store.update(&key, &stored, current.mod_revision).await {
             Ok(rev) => {
-                admission::after_write(self, r, &new).await;
+                admission::after_write(self, r, &stored).await;
+                drop(stored);
                 Ok(Written {
-                    object: Self::present(r, new, rev),
+                    object: Self::finish(r, new, rev),
                     warnings,
                     created: false,
                 })
@@ -763,6 +783,10 @@ impl Objects {
     }
 }
 
+fn keeps_generation(r: &ResourceInfo) -> bool {
+    meta::has_generation(&r.group, &r.plural, r.crd.is_some())
+}
+
 /// Whether a write still needs its managedFields entry recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tracking {
@@ -845,6 +869,19 @@ fn same_but_managed_fields(a: &Value, b: &Value) -> bool {
         && a.iter()
             .filter(|(k, _)| *k != "metadata")
             .all(|(k, v)| b.get(k) == Some(v))
+}
+
+/// Whether `a` and `b` hold the same managedFields entries, in any order (an
+/// apply moves its manager's entry last even when nothing changed).
+fn same_managed_entries(a: &Value, b: &Value) -> bool {
+    let entries = |v: &Value| {
+        v.pointer("/metadata/managedFields")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let (a, b) = (entries(a), entries(b));
+    a.len() == b.len() && a.iter().all(|e| b.contains(e))
 }
 
 fn patch_failed(e: patch::PatchError, subject: Subject) -> ApiError {

@@ -220,6 +220,12 @@ impl ObjectStore {
         Ok(self.store.current_revision())
     }
 
+    /// How many keys live under `prefix` (one key read, the rest counted).
+    pub async fn count(&self, prefix: &str) -> Result<u64, StorageError> {
+        let page = self.page_raw(prefix, None, Some(1), None).await?;
+        Ok(page.items.len() as u64 + page.remaining)
+    }
+
     /// The oldest revision reads and watches can start at.
     pub async fn compacted_revision(&self) -> Result<i64, StorageError> {
         Ok(self.store.compacted_revision())

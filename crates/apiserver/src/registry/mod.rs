@@ -8,6 +8,7 @@
 //! ```
 
 mod builtin;
+pub mod conversion;
 mod crd;
 pub mod discovery;
 
@@ -146,12 +147,12 @@ impl ResourceInfo {
     }
 
     /// Store key prefix of every object of this resource, ending with `/`.
-    /// Versions of one resource share their storage.
+    /// Versions of one resource share their storage, and so do the resources
+    /// [`conversion`] maps onto another group's.
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
+        let group = match conversion::storage_group(&self.group, &self.plural) {
+            "" => "core",
+            g => g,
         };
         format!("/registry/{group}/{}/", self.plural)
     }

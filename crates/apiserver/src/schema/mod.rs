@@ -11,6 +11,7 @@ mod defaults;
 pub(crate) mod field;
 mod merge_info;
 mod openapi;
+mod openapi_pb;
 mod parse;
 mod prune;
 mod validate;
@@ -24,6 +25,7 @@ pub use builtin::{BuiltinKind, builtin_definition, builtin_schema, object_meta_s
 pub use defaults::default;
 pub use field::{ErrorKind, FieldError, FieldPath, causes, invalid_message};
 pub use openapi::{CrdVersionSchema, OpenApiV3, OpenApiV3Document, openapi_v2};
+pub use openapi_pb::{OPENAPI_V2_PROTOBUF, encode_v2};
 pub use parse::{parse_crd_schema, parse_schema};
 pub use prune::prune;
 pub use validate::validate;

@@ -14,8 +14,9 @@
 //! - client-side `apply` reads `x-kubernetes-patch-strategy`/`-merge-key` from the
 //!   definitions to build strategic merge patches.
 //!
-//! Differences from kube-apiserver: no watch paths, no `proxy`/`connect` paths, and
-//! `/openapi/v2` is JSON only (kube-apiserver also serves it as protobuf).
+//! Differences from kube-apiserver: no watch paths, no `proxy`/`connect` paths.
+//! `/openapi/v2` is served as JSON and, to a protobuf `Accept`, as gnostic's
+//! protobuf message (`openapi_pb`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -665,6 +666,89 @@ pub struct OpenApiV3Document {
     pub hash: String,
 }
 
+impl OpenApiV3Document {
+    fn of(doc: &Value) -> Self {
+        let json = serde_json::to_vec(doc).unwrap_or_default();
+        let hash = Sha512::digest(&json)
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect();
+        OpenApiV3Document { json, hash }
+    }
+}
+
+/// The documents kube-apiserver lists beside the group-versions: `api`
+/// (`GET /api/`), `apis` (`GET /apis/`) and `version` (`GET /version/`).
+fn discovery_documents() -> Vec<(String, OpenApiV3Document)> {
+    let doc = |path: &str, id: &str, tag: &str, schema: &str, properties: Value| {
+        let reference = format!("#/components/schemas/{schema}");
+        let content = |ct: &str| (ct.to_owned(), json!({"schema": {"$ref": reference}}));
+        let media: Map<String, Value> = [
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ]
+        .into_iter()
+        .map(content)
+        .collect();
+        json!({
+            "openapi": "3.0.0",
+            "info": {"title": "Kubernetes", "version": KUBE_VERSION},
+            "paths": {path: {"get": {
+                "tags": [tag],
+                "description": format!("get {}", tag.replace('_', " ")),
+                "operationId": id,
+                "responses": {
+                    "200": {"description": "OK", "content": media},
+                    "401": {"description": "Unauthorized"}
+                }
+            }}},
+            "components": {
+                "schemas": {schema: {"type": "object", "properties": properties}},
+                "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header"}}
+            }
+        })
+    };
+    let strings = json!({"type": "array", "items": {"type": "string", "default": ""}});
+    let text = json!({"type": "string", "default": ""});
+    vec![
+        (
+            "api".to_owned(),
+            OpenApiV3Document::of(&doc(
+                "/api/",
+                "getCoreAPIVersions",
+                "core",
+                "io.k8s.apimachinery.pkg.apis.meta.v1.APIVersions",
+                json!({"apiVersion": text, "kind": text, "versions": strings,
+                       "serverAddressByClientCIDRs": {"type": "array", "items": {"type": "object"}}}),
+            )),
+        ),
+        (
+            "apis".to_owned(),
+            OpenApiV3Document::of(&doc(
+                "/apis/",
+                "getAPIVersions",
+                "apis",
+                "io.k8s.apimachinery.pkg.apis.meta.v1.APIGroupList",
+                json!({"apiVersion": text, "kind": text,
+                       "groups": {"type": "array", "items": {"type": "object"}}}),
+            )),
+        ),
+        (
+            "version".to_owned(),
+            OpenApiV3Document::of(&doc(
+                "/version/",
+                "getCodeVersion",
+                "version",
+                "io.k8s.apimachinery.pkg.version.Info",
+                json!({"major": text, "minor": text, "gitVersion": text, "gitCommit": text,
+                       "gitTreeState": text, "buildDate": text, "goVersion": text,
+                       "compiler": text, "platform": text}),
+            )),
+        ),
+    ]
+}
+
 /// The OpenAPI v3 documents: one per group-version path (`api/v1`,
 /// `apis/discovery.k8s.io/v1`, ...).
 #[derive(Debug, Clone, Default)]
@@ -692,10 +776,9 @@ impl OpenApiV3 {
                         "securitySchemes": {"BearerToken": {"type": "apiKey", "description": "Bearer Token authentication", "name": "authorization", "in": "header"}}
                     }
                 });
-                let json = serde_json::to_vec(&doc).unwrap_or_default();
-                let hash = Sha512::digest(&json).iter().map(|b| format!("{b:02X}")).collect();
-                (gv, OpenApiV3Document { json, hash })
+                (gv, OpenApiV3Document::of(&doc))
             })
+            .chain(discovery_documents())
             .collect();
         Self { documents }
     }

@@ -21,11 +21,21 @@ async fn serve_connection(
     shutdown: watch::Receiver<bool>,
 ) {
     match tls {
-        None => serve_io(stream, router, shutdown).await,
+        None => serve_io(stream, router, None, shutdown).await,
         Some(acceptor) => {
             let handshake = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await;
             match handshake {
-                Ok(Ok(tls_stream)) => serve_io(tls_stream, router, shutdown).await,
+                Ok(Ok(tls_stream)) => {
+                    // rustls verified the chain against the cluster CA; the
+                    // certificate's subject is the connection's identity.
+                    let identity = tls_stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(crate::auth::client_cert::user_from_certificate)
+                        .map(ClientIdentity);
+                    serve_io(tls_stream, router, identity, shutdown).await
+                }
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -36,12 +46,25 @@ async fn serve_connection(
 /// How long a client may take to finish the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
-async fn serve_io<I>(io: I, router: Router, mut shutdown: watch::Receiver<bool>)
-where
+/// The user a verified client certificate names, attached to every request of
+/// its connection (read by `crate::http::guard::authenticate`).
+#[derive(Debug, Clone)]
+pub struct ClientIdentity(pub crate::auth::user::UserInfo);
+
+async fn serve_io<I>(
+    io: I,
+    router: Router,
+    identity: Option<ClientIdentity>,
+    mut shutdown: watch::Receiver<bool>,
+) where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        router.clone().oneshot(req.map(axum::body::Body::new))
+        let mut req = req.map(axum::body::Body::new);
+        if let Some(identity) = &identity {
+            req.extensions_mut().insert(identity.clone());
+        }
+        router.clone().oneshot(req)
     });
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

@@ -4,6 +4,8 @@
 pub mod faults;
 mod kubeconfig;
 mod listener;
+
+pub use listener::ClientIdentity;
 mod rbac_sync;
 
 use std::net::SocketAddr;
@@ -231,7 +233,7 @@ impl ApiServerBuilder {
                 guard
                     .security
                     .tls
-                    .server_config()
+                    .server_config_with_client_auth()
                     .map_err(|e| StartError::Security(e.to_string()))?,
             ))
         };
@@ -274,6 +276,7 @@ impl ApiServerBuilder {
             shutdown: shutdown_rx.clone(),
             openapi: Default::default(),
             guard: guard.clone(),
+            metrics: Default::default(),
         };
         let router = crate::http::router(state).layer(axum::middleware::from_fn_with_state(
             self.faults.clone(),

@@ -53,7 +53,10 @@ pub(super) async fn rebuild(objects: &Objects, guard: &Guard) -> Result<(), ApiE
         };
         let list = objects.list(&r, None, &ListOptions::default()).await?;
         for item in list["items"].as_array().into_iter().flatten() {
-            if let Err(e) = index.apply_json(item) {
+            // List items carry no kind; the index reads it from the object.
+            let mut item = item.clone();
+            item["kind"] = serde_json::json!(r.kind);
+            if let Err(e) = index.apply_json(&item) {
                 tracing::warn!(error = %e, "stored RBAC object ignored");
             }
         }

@@ -533,11 +533,12 @@ impl<'a> EventView<'a> {
 }
 
 fn print_event(v: &Value, now: Timestamp) -> Vec<Value> {
-    let api_version = s(v, &["apiVersion"]).unwrap_or("v1");
-    let e = EventView {
-        v,
-        core: !api_version.starts_with("events.k8s.io/"),
+    // A list's items carry no apiVersion: their fields then say which API.
+    let core = match s(v, &["apiVersion"]) {
+        Some(api_version) => !api_version.starts_with("events.k8s.io/"),
+        None => v.get("involvedObject").is_some() || v.get("regarding").is_none(),
     };
+    let e = EventView { v, core };
     let ts = |core: &str, events: &str| {
         e.field(core, events)
             .and_then(Value::as_str)

@@ -15,7 +15,6 @@
 mod core;
 mod crd;
 mod discovery;
-mod events;
 mod meta;
 mod names;
 mod pod;
@@ -26,7 +25,6 @@ mod workloads;
 use serde_json::Value;
 
 pub use crd::{expected_name as crd_expected_name, version_schemas as crd_version_schemas};
-pub use events::{core_event_to_events_v1, events_v1_to_core_event};
 pub use meta::{
     TOTAL_ANNOTATION_SIZE_LIMIT, validate_annotations, validate_labels, validate_object_meta,
     validate_object_meta_update,

@@ -86,8 +86,11 @@ pub fn default_binding(obj: &mut Value) {
                 continue;
             }
             match s.get("kind").and_then(Value::as_str) {
+                // kube defaults it to "", which its JSON leaves out
+                // (`omitempty`): storing `apiGroup: ""` would make a
+                // server-side apply that omits it conflict with itself.
                 Some("ServiceAccount") => {
-                    s.insert("apiGroup".into(), json!(""));
+                    s.remove("apiGroup");
                 }
                 Some("User" | "Group") => {
                     s.insert("apiGroup".into(), json!(RBAC_GROUP));
@@ -229,7 +232,7 @@ mod tests {
         default_binding(&mut b);
         assert_eq!(b["roleRef"]["apiGroup"], RBAC_GROUP);
         assert_eq!(b["subjects"][0]["apiGroup"], RBAC_GROUP);
-        assert_eq!(b["subjects"][1]["apiGroup"], "");
+        assert!(b["subjects"][1].get("apiGroup").is_none());
         assert!(validate_binding(&b, None, true).is_empty());
         assert_eq!(
             msgs(validate_binding(&b, None, false)),

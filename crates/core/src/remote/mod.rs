@@ -1,7 +1,7 @@
 //! Remote clusters: their configuration (Calico's RemoteClusterConfiguration)
 //! and the status fedmesh keeps on it.
 
-mod spec;
+pub(crate) mod spec;
 mod status;
 
 #[cfg(test)]
@@ -12,4 +12,4 @@ pub use spec::{
     OverlayRoutingMode, RemoteClusterSpec, SecretRef, SpecError, UnreachablePolicy,
     kubeconfig_from_secret,
 };
-pub use status::{Condition, RemoteStatus, SyncEvent, SyncState, Withdrawal};
+pub use status::{Condition, Reason, RemoteStatus, SyncEvent, SyncState, Withdrawal};

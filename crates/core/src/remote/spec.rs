@@ -123,7 +123,8 @@ pub enum SpecError {
     },
 }
 
-fn str_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
+/// The string at `path` in a JSON object, if there is one.
+pub(crate) fn str_at<'a>(value: &'a serde_json::Value, path: &[&str]) -> Option<&'a str> {
     path.iter()
         .try_fold(value, |v, key| v.get(key))
         .and_then(serde_json::Value::as_str)

@@ -56,30 +56,109 @@ impl SyncState {
     }
 }
 
+/// Why a remote cluster is not in sync: each reason belongs to one state
+/// (`ConnectionFailed` or `ConfigIncomplete`), so an event cannot pair a
+/// connection problem with the configuration state or the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The remote's API server did not answer (refused, reset, DNS).
+    Unreachable,
+    /// The remote's API server accepted the connection but did not answer in time.
+    Timeout,
+    /// The remote answered 5xx.
+    ServerError,
+    /// The remote rejected fedmesh's credentials (401).
+    Unauthorized,
+    /// The remote accepted the credentials but denied a read fedmesh needs (403).
+    Forbidden,
+    /// The remote's serving certificate is not signed by the CA fedmesh has for it.
+    CertificateChanged,
+    /// The local API server could not be read (the access Secret, for instance).
+    LocalApiError,
+    /// The RemoteClusterConfiguration itself is invalid.
+    InvalidConfiguration,
+    /// The access Secret does not exist.
+    SecretNotFound,
+    /// The access Secret exists but holds no usable kubeconfig.
+    InvalidSecret,
+    /// The kubeconfig in the access Secret cannot be used.
+    InvalidKubeconfig,
+    /// Another RemoteClusterConfiguration already connects the same cluster.
+    DuplicateCluster,
+    /// The configuration points at the local cluster itself.
+    LocalCluster,
+}
+
+impl Reason {
+    /// The reason as conditions show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Unreachable => "Unreachable",
+            Reason::Timeout => "Timeout",
+            Reason::ServerError => "ServerError",
+            Reason::Unauthorized => "Unauthorized",
+            Reason::Forbidden => "Forbidden",
+            Reason::CertificateChanged => "CertificateChanged",
+            Reason::LocalApiError => "LocalAPIError",
+            Reason::InvalidConfiguration => "InvalidConfiguration",
+            Reason::SecretNotFound => "SecretNotFound",
+            Reason::InvalidSecret => "InvalidSecret",
+            Reason::InvalidKubeconfig => "InvalidKubeconfig",
+            Reason::DuplicateCluster => "DuplicateCluster",
+            Reason::LocalCluster => "LocalCluster",
+        }
+    }
+
+    /// The state a remote with this problem is in.
+    pub fn state(self) -> SyncState {
+        match self {
+            Reason::Unreachable
+            | Reason::Timeout
+            | Reason::ServerError
+            | Reason::Unauthorized
+            | Reason::Forbidden
+            | Reason::CertificateChanged
+            | Reason::LocalApiError => SyncState::ConnectionFailed,
+            Reason::InvalidConfiguration
+            | Reason::SecretNotFound
+            | Reason::InvalidSecret
+            | Reason::InvalidKubeconfig
+            | Reason::DuplicateCluster
+            | Reason::LocalCluster => SyncState::ConfigIncomplete,
+        }
+    }
+
+    /// Whether the remote is refused outright: its endpoints would duplicate
+    /// ones already in use, so they are dropped whatever the policy says.
+    pub fn refuses(self) -> bool {
+        matches!(self, Reason::DuplicateCluster | Reason::LocalCluster)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Something that happened to a remote cluster's connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SyncEvent {
     /// A connection attempt started.
     Connecting,
-    /// The remote was listed (or relisted) and is being watched.
+    /// The remote was listed (or relisted) and is being watched; also sent
+    /// when the counts change while in sync.
     Synced {
         /// Services now synced from it.
         services: usize,
         /// Endpoints now synced from it.
         endpoints: usize,
     },
-    /// The connection failed: a CamelCase reason and a message.
+    /// The connection or the configuration failed.
     Failed {
-        /// Why, in one word.
-        reason: String,
-        /// What happened.
-        message: String,
-    },
-    /// The configuration is unusable: a CamelCase reason and a message.
-    ConfigIncomplete {
-        /// Why, in one word.
-        reason: String,
-        /// What is wrong.
+        /// Why; it decides the state.
+        reason: Reason,
+        /// What happened and what to do, as a sentence.
         message: String,
     },
 }
@@ -114,9 +193,13 @@ pub struct RemoteStatus {
     pub endpoints: usize,
     /// When the remote was last in sync.
     pub last_sync: Option<Timestamp>,
-    /// Since when the remote has not answered, if it has not (kept across
-    /// reconnection attempts, cleared by a sync).
+    /// Since when the remote has not answered or its configuration has been
+    /// unusable (kept across reconnection attempts, cleared by a sync).
     pub unreachable_since: Option<Timestamp>,
+    /// The remote is refused (a duplicate, or the local cluster itself).
+    pub refused: bool,
+    /// Its endpoints were withdrawn and have not come back since.
+    pub withdrawn: bool,
 }
 
 /// What to do with a remote's endpoints now.
@@ -141,7 +224,7 @@ impl RemoteStatus {
             SyncEvent::Connecting => (
                 SyncState::Connecting,
                 "Connecting".to_owned(),
-                "connecting to the remote cluster's API server".to_owned(),
+                "Connecting to the remote cluster's API server.".to_owned(),
             ),
             SyncEvent::Synced {
                 services,
@@ -149,13 +232,12 @@ impl RemoteStatus {
             } => (
                 SyncState::InSync,
                 "Synced".to_owned(),
-                format!("{services} services and {endpoints} endpoints synced"),
+                format!(
+                    "{services} services and {endpoints} endpoints of the remote cluster are in use."
+                ),
             ),
             SyncEvent::Failed { reason, message } => {
-                (SyncState::ConnectionFailed, reason.clone(), message.clone())
-            }
-            SyncEvent::ConfigIncomplete { reason, message } => {
-                (SyncState::ConfigIncomplete, reason.clone(), message.clone())
+                (reason.state(), reason.as_str().to_owned(), message.clone())
             }
         };
         let since = match previous {
@@ -195,14 +277,23 @@ impl RemoteStatus {
             } => (*services, *endpoints, Some(now)),
             _ => previous.map_or((0, 0, None), |p| (p.services, p.endpoints, p.last_sync)),
         };
+        // A broken configuration counts as unreachable: a Secret rotated by
+        // delete-then-create must not withdraw every endpoint at once.
         let unreachable_since = match state {
             SyncState::InSync => None,
-            SyncState::ConnectionFailed | SyncState::Connecting => previous
-                .and_then(|p| p.unreachable_since)
-                .or((state == SyncState::ConnectionFailed).then_some(now)),
-            SyncState::ConfigIncomplete => None,
+            SyncState::Connecting => previous.and_then(|p| p.unreachable_since),
+            SyncState::ConnectionFailed | SyncState::ConfigIncomplete => {
+                previous.and_then(|p| p.unreachable_since).or(Some(now))
+            }
         };
+        let refused = match event {
+            SyncEvent::Failed { reason, .. } => reason.refuses(),
+            _ => false,
+        };
+        let withdrawn = state != SyncState::InSync && previous.is_some_and(|p| p.withdrawn);
         RemoteStatus {
+            refused,
+            withdrawn,
             state,
             since,
             conditions,
@@ -213,10 +304,20 @@ impl RemoteStatus {
         }
     }
 
+    /// The status once the remote's endpoints were dropped from the federated
+    /// services: the state stays, the counts fall to zero until the next sync.
+    pub fn withdrawn(&self) -> RemoteStatus {
+        RemoteStatus {
+            services: 0,
+            endpoints: 0,
+            withdrawn: true,
+            ..self.clone()
+        }
+    }
+
     /// What `policy` says to do with the remote's endpoints at `now`.
     pub fn withdrawal(&self, policy: UnreachablePolicy, now: Timestamp) -> Withdrawal {
-        if self.state == SyncState::ConfigIncomplete {
-            // An unusable configuration counts as no configuration, as in Calico.
+        if self.refused {
             return Withdrawal::Now;
         }
         let (UnreachablePolicy::Withdraw { grace_period }, Some(since)) =
@@ -248,6 +349,7 @@ impl RemoteStatus {
             "since": time(&self.since),
             "message": message,
             "syncedServices": self.services,
+            "endpointsWithdrawn": self.withdrawn,
             "syncedEndpoints": self.endpoints,
             "lastSyncTime": self.last_sync.as_ref().map(time),
             "conditions": self.conditions.iter().map(|c| json!({

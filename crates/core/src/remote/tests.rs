@@ -148,7 +148,7 @@ fn at(seconds: i64) -> Timestamp {
 
 fn failed() -> SyncEvent {
     SyncEvent::Failed {
-        reason: "Unreachable".into(),
+        reason: Reason::Unreachable,
         message: "connection refused".into(),
     }
 }
@@ -189,7 +189,10 @@ fn status_tracks_state_since_and_counts() {
         .find(|c| c.state == SyncState::InSync)
         .unwrap();
     assert_eq!(in_sync.last_transition, at(5));
-    assert_eq!(in_sync.message, "4 services and 12 endpoints synced");
+    assert_eq!(
+        in_sync.message,
+        "4 services and 12 endpoints of the remote cluster are in use."
+    );
 
     let s3 = RemoteStatus::next(Some(&s2), &failed(), at(20));
     assert_eq!(s3.state, SyncState::ConnectionFailed);
@@ -250,16 +253,73 @@ fn withdrawal_follows_the_policy_across_reconnect_attempts() {
     );
     assert_eq!(back.withdrawal(policy, at(10_000)), Withdrawal::Keep);
 
+    // A broken configuration (a Secret deleted to be recreated) follows the
+    // same policy as an unreachable remote: kept under KeepLastKnown, withdrawn
+    // after the grace period under Withdraw.
     let broken = RemoteStatus::next(
         Some(&back),
-        &SyncEvent::ConfigIncomplete {
-            reason: "SecretNotFound".into(),
+        &SyncEvent::Failed {
+            reason: Reason::SecretNotFound,
             message: "secret ns/s not found".into(),
         },
         at(90),
     );
+    assert_eq!(broken.state, SyncState::ConfigIncomplete);
     assert_eq!(
-        broken.withdrawal(UnreachablePolicy::KeepLastKnown, at(90)),
-        Withdrawal::Now
+        broken.withdrawal(UnreachablePolicy::KeepLastKnown, at(10_000)),
+        Withdrawal::Keep
     );
+    assert_eq!(
+        broken.withdrawal(policy, at(100)),
+        Withdrawal::After(Duration::from_secs(50))
+    );
+    assert_eq!(broken.withdrawal(policy, at(150)), Withdrawal::Now);
+}
+
+#[test]
+fn a_refused_remote_is_withdrawn_whatever_the_policy() {
+    for reason in [Reason::DuplicateCluster, Reason::LocalCluster] {
+        let refused = RemoteStatus::next(
+            None,
+            &SyncEvent::Failed {
+                reason,
+                message: "refused".into(),
+            },
+            at(0),
+        );
+        assert_eq!(refused.state, SyncState::ConfigIncomplete);
+        assert_eq!(
+            refused.withdrawal(UnreachablePolicy::KeepLastKnown, at(0)),
+            Withdrawal::Now
+        );
+    }
+}
+
+#[test]
+fn withdrawn_counts_are_zero_until_the_next_sync() {
+    let synced = RemoteStatus::next(
+        None,
+        &SyncEvent::Synced {
+            services: 2,
+            endpoints: 7,
+        },
+        at(0),
+    );
+    let down = RemoteStatus::next(Some(&synced), &failed(), at(10)).withdrawn();
+    assert_eq!(
+        (down.services, down.endpoints, down.withdrawn),
+        (0, 0, true)
+    );
+    assert_eq!(down.to_json()["endpointsWithdrawn"], true);
+    let retry = RemoteStatus::next(Some(&down), &SyncEvent::Connecting, at(20));
+    assert!(retry.withdrawn, "still withdrawn while reconnecting");
+    let back = RemoteStatus::next(
+        Some(&retry),
+        &SyncEvent::Synced {
+            services: 2,
+            endpoints: 7,
+        },
+        at(30),
+    );
+    assert_eq!((back.services, back.withdrawn), (2, false));
 }

@@ -49,6 +49,14 @@ impl Cluster {
             .with_context(|| format!("kubeconfig {}", path.display()))
     }
 
+    /// Loads `context` (or the current context) of the kubeconfig at `path`
+    /// and checks that its API server answers.
+    pub(crate) async fn connect(path: &Path, context: Option<&str>) -> anyhow::Result<Self> {
+        let cluster = Self::from_file(path, context).await?;
+        cluster.check_reachable().await?;
+        Ok(cluster)
+    }
+
     /// Loads `context` (or the current one) of a parsed kubeconfig; relative
     /// file references resolve against `base_dir`.
     pub(crate) async fn from_kubeconfig(

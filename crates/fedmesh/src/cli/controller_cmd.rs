@@ -41,19 +41,13 @@ pub(crate) struct ControllerArgs {
     /// Create or update the RemoteClusterConfiguration CRD before starting.
     #[arg(long)]
     install_crds: bool,
-    /// Log filter (tracing-subscriber's EnvFilter syntax).
-    #[arg(
-        long,
-        value_name = "FILTER",
-        env = "FEDMESH_LOG",
-        default_value = "info"
-    )]
-    log: String,
+    #[command(flatten)]
+    log: runtime::LogArgs,
 }
 
 impl ControllerArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        runtime::init_logging(&self.log)?;
+        self.log.init("info")?;
         runtime::block_on(self.serve())??;
         Ok(ExitCode::SUCCESS)
     }
@@ -61,9 +55,9 @@ impl ControllerArgs {
     async fn serve(self) -> anyhow::Result<()> {
         let client = match &self.kubeconfig {
             Some(path) => {
-                let cluster = Cluster::from_file(path, self.context.as_deref()).await?;
-                cluster.check_reachable().await?;
-                cluster.client
+                Cluster::connect(path, self.context.as_deref())
+                    .await?
+                    .client
             }
             None => {
                 let config = match &self.context {
@@ -91,13 +85,17 @@ impl ControllerArgs {
         config.lease_name = self.lease_name;
         config.metrics_addr = Some(self.metrics_addr);
         tracing::info!(identity = %config.identity, namespace = %config.namespace, lease = %config.lease_name, metrics = %self.metrics_addr, "fedmesh controller starting");
-        fedmesh_controller::run(client, config, Metrics::new(), runtime::shutdown_signal()).await
+        Ok(
+            fedmesh_controller::run(client, config, Metrics::new(), runtime::shutdown_signal())
+                .await?,
+        )
     }
 }
 
 /// Creates or updates the RemoteClusterConfiguration CRD.
 async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
-    let crd = fedmesh_controller::remote::crd().context("the built-in CRD manifest is invalid")?;
+    let crd =
+        fedmesh_controller::mesh::remotes::crd().context("the built-in CRD manifest is invalid")?;
     let report = |line: &str| tracing::info!("{line}");
     let applier = Applier::new(client.clone(), "the local cluster", &report);
     applier

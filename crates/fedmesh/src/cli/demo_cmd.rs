@@ -52,19 +52,15 @@ pub(crate) struct DemoArgs {
     /// free ones).
     #[arg(long, value_name = "N")]
     listen_base_port: Option<u16>,
-    /// Log filter for the embedded servers and the controller (stderr).
-    #[arg(
-        long,
-        value_name = "FILTER",
-        env = "FEDMESH_LOG",
-        default_value = "error"
-    )]
-    log: String,
+    /// Logging of the embedded servers and the controller (stderr; default
+    /// filter `error`, so the demo's own lines stay readable).
+    #[command(flatten)]
+    log: runtime::LogArgs,
 }
 
 impl DemoArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        runtime::init_logging(&self.log)?;
+        self.log.init("error")?;
         runtime::block_on(self.demo())??;
         Ok(ExitCode::SUCCESS)
     }

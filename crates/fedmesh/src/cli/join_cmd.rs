@@ -4,8 +4,8 @@
 //! points at it. Every step is create-or-update, so a second run changes
 //! nothing and says "unchanged".
 
-mod access;
-mod reader;
+pub(crate) mod access;
+pub(crate) mod reader;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ use clap::Args;
 use super::apply::Report;
 use super::connect::Cluster;
 use super::runtime;
+use reader::{Identity, Target};
 
 /// Arguments of `fedmesh join`.
 #[derive(Debug, Args)]
@@ -37,9 +38,8 @@ pub(crate) struct JoinArgs {
     /// Context of the remote kubeconfig (default: its current context).
     #[arg(long, value_name = "C")]
     remote_context: Option<String>,
-    /// Namespace for fedmesh's objects in both clusters.
-    #[arg(long, value_name = "NS", default_value = "fedmesh")]
-    namespace: String,
+    #[command(flatten)]
+    identity: IdentityArgs,
     /// Also let the remote read the local cluster.
     #[arg(long)]
     both_ways: bool,
@@ -47,25 +47,42 @@ pub(crate) struct JoinArgs {
     /// (default: the local context's name).
     #[arg(long, value_name = "NAME", requires = "both_ways")]
     remote_name: Option<String>,
+}
+
+/// The options of the identity a join creates, shared by `fedmesh join` and
+/// `fedmesh federation join`.
+#[derive(Debug, Args)]
+pub(crate) struct IdentityArgs {
+    /// Namespace for fedmesh's objects in both clusters.
+    #[arg(long, value_name = "NS", default_value = "fedmesh")]
+    namespace: String,
     /// How long to wait for a legacy token Secret to be filled in, on
     /// clusters that do not serve TokenRequest.
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     token_timeout: u64,
 }
 
+impl IdentityArgs {
+    /// The options these arguments give.
+    pub(crate) fn options(self) -> JoinOptions {
+        JoinOptions {
+            namespace: self.namespace,
+            token_timeout: Duration::from_secs(self.token_timeout),
+        }
+    }
+}
+
 impl JoinArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
-        runtime::init_logging("warn")?;
+        runtime::init_logging("warn", runtime::LogFormat::Text)?;
         runtime::block_on(self.join())??;
         Ok(ExitCode::SUCCESS)
     }
 
     async fn join(self) -> anyhow::Result<()> {
         let name = ClusterName::new(&self.name)?;
-        let local = Cluster::from_file(&self.local, self.local_context.as_deref()).await?;
-        let remote = Cluster::from_file(&self.remote, self.remote_context.as_deref()).await?;
-        local.check_reachable().await?;
-        remote.check_reachable().await?;
+        let local = Cluster::connect(&self.local, self.local_context.as_deref()).await?;
+        let remote = Cluster::connect(&self.remote, self.remote_context.as_deref()).await?;
         let reverse = if self.both_ways {
             let raw = self
                 .remote_name
@@ -77,10 +94,7 @@ impl JoinArgs {
         } else {
             None
         };
-        let options = JoinOptions {
-            namespace: self.namespace,
-            token_timeout: Duration::from_secs(self.token_timeout),
-        };
+        let options = self.identity.options();
         let print = |line: &str| runtime::say(line);
         join(&local, &remote, &name, &options, &print).await?;
         if let Some(reverse) = reverse {
@@ -141,17 +155,24 @@ pub(crate) async fn join(
     options: &JoinOptions,
     report: Report<'_>,
 ) -> anyhow::Result<()> {
-    reader::ensure_reader(remote, &options.namespace, report).await?;
-    let existing = access::existing_kubeconfig(local, name, &options.namespace).await?;
+    let target = Target {
+        cluster: remote,
+        place: format!("remote cluster {}", remote.label),
+    };
+    let reader = Identity::reader();
+    reader::ensure_identity(&target, &reader, &options.namespace, report).await?;
+    let existing =
+        access::existing_kubeconfig(local, &access::secret_name(name), &options.namespace).await?;
     let credential = reader::credential(
-        remote,
+        &target,
+        &reader,
         &options.namespace,
         existing.as_deref(),
         options,
         report,
     )
     .await?;
-    let kubeconfig = access::reader_kubeconfig(remote, name, &credential)?;
+    let kubeconfig = access::access_kubeconfig(remote, name, reader.name, &credential)?;
     access::ensure_access(local, name, &options.namespace, &kubeconfig, report).await?;
     report(&format!(
         "joined: {} reads {} as RemoteClusterConfiguration {name}",

@@ -8,6 +8,7 @@ mod apply;
 mod connect;
 mod controller_cmd;
 mod demo_cmd;
+mod federation_cmd;
 mod join_cmd;
 mod runtime;
 mod selector;
@@ -39,6 +40,8 @@ enum Command {
     /// Connect two clusters: a read-only identity in the remote, its kubeconfig
     /// Secret and RemoteClusterConfiguration in the local cluster.
     Join(join_cmd::JoinArgs),
+    /// The federation control plane (Kubernetes Federation v1): register member clusters.
+    Federation(federation_cmd::FederationArgs),
     /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),
     /// Serve an embedded Kubernetes-compatible API server.
@@ -51,6 +54,7 @@ impl Command {
             Command::Selector(args) => args.run(),
             Command::Controller(args) => args.run(),
             Command::Join(args) => args.run(),
+            Command::Federation(args) => args.run(),
             Command::Demo(args) => args.run(),
             Command::Apiserver(args) => args.run(),
         }

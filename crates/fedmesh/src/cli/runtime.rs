@@ -14,15 +14,63 @@ pub(crate) fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
     Ok(runtime.block_on(future))
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One line per event, coloured only when stderr is a terminal.
+    Text,
+    /// One JSON object per line, with the span fields (the cluster a line is
+    /// about) included, for log collectors.
+    Json,
+}
+
+/// The logging options of the long-running subcommands.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct LogArgs {
+    /// Log filter (tracing-subscriber's EnvFilter syntax), e.g. `info` or
+    /// `info,fedmesh_controller=debug`.
+    #[arg(long = "log", value_name = "FILTER", env = "FEDMESH_LOG")]
+    filter: Option<String>,
+    /// Log line format.
+    #[arg(long, value_enum, env = "FEDMESH_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
+}
+
+impl LogArgs {
+    /// Sends logs to stderr, filtered by the given filter or `default`.
+    pub(crate) fn init(&self, default: &str) -> anyhow::Result<()> {
+        init_logging(self.filter.as_deref().unwrap_or(default), self.log_format)
+    }
+}
+
 /// Sends logs to stderr, filtered by `filter` (EnvFilter syntax).
-pub(crate) fn init_logging(filter: &str) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+///
+/// kube's HTTP client logs every failed request at ERROR without saying which
+/// cluster it was for; fedmesh reports each failure itself, sorted, with the
+/// cluster named and repeats summarised, so those lines are off unless the
+/// filter names `kube_client`.
+pub(crate) fn init_logging(filter: &str, format: LogFormat) -> anyhow::Result<()> {
+    let directives = if filter.contains("kube_client") {
+        filter.to_owned()
+    } else {
+        format!("{filter},kube_client::client::builder=off")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("invalid log filter {filter:?}"))?;
-    // A second initialisation (several commands in one test process) keeps the first.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    // A second initialisation (several commands in one test process) keeps the first.
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
     Ok(())
 }
 

@@ -6,8 +6,6 @@ mod gc;
 mod gohash;
 mod kube_dns;
 mod mirroring;
-mod namespace;
-mod namespace_defaults;
 mod pod_deletion;
 mod slices;
 

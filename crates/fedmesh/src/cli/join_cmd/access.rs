@@ -7,11 +7,11 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
 use super::ClusterName;
-use super::reader::{Credential, READER};
+use super::reader::Credential;
 use crate::cli::apply::{Applier, Kind, Report};
 use crate::cli::connect::Cluster;
 
@@ -23,24 +23,21 @@ pub(crate) fn secret_name(name: &ClusterName) -> String {
     format!("{name}-access")
 }
 
-/// The kubeconfig in the access Secret `local` already has for `name`, if any.
+/// The kubeconfig (key `kubeconfig`) in the Secret `namespace/secret` that
+/// `local` already has, if any.
 pub(crate) async fn existing_kubeconfig(
     local: &Cluster,
-    name: &ClusterName,
+    secret: &str,
     namespace: &str,
 ) -> anyhow::Result<Option<String>> {
     let secrets = Api::<Secret>::namespaced(local.client.clone(), namespace);
-    let secret = match secrets.get_opt(&secret_name(name)).await {
+    let secret = match secrets.get_opt(secret).await {
         Ok(secret) => secret,
         // No namespace yet, or not allowed to look: there is nothing to reuse.
         Err(kube::Error::Api(status)) if status.code == 403 || status.code == 404 => None,
         Err(error) => {
             return Err(error).with_context(|| {
-                format!(
-                    "cannot read Secret {namespace}/{} in local {}",
-                    secret_name(name),
-                    local.label
-                )
+                format!("cannot read Secret {namespace}/{secret} in {}", local.label)
             });
         }
     };
@@ -50,10 +47,12 @@ pub(crate) async fn existing_kubeconfig(
         .and_then(|k| String::from_utf8(k.0).ok()))
 }
 
-/// A kubeconfig reaching `remote` as the reader, with one context named `name`.
-pub(crate) fn reader_kubeconfig(
+/// A kubeconfig reaching `remote` as `user` (the identity's name), with one
+/// context named `name`.
+pub(crate) fn access_kubeconfig(
     remote: &Cluster,
     name: &ClusterName,
+    user: &str,
     credential: &Credential,
 ) -> anyhow::Result<String> {
     let mut cluster = json!({"server": remote.endpoint.server});
@@ -66,7 +65,7 @@ pub(crate) fn reader_kubeconfig(
     if let Some(server_name) = &remote.endpoint.tls_server_name {
         cluster["tls-server-name"] = json!(server_name);
     }
-    let user = match credential {
+    let user_entry = match credential {
         Credential::Token(token) => json!({"token": token}),
         Credential::Anonymous => json!({}),
     };
@@ -74,8 +73,8 @@ pub(crate) fn reader_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": name.as_str(), "cluster": cluster}],
-        "users": [{"name": READER, "user": user}],
-        "contexts": [{"name": name.as_str(), "context": {"cluster": name.as_str(), "user": READER}}],
+        "users": [{"name": user, "user": user_entry}],
+        "contexts": [{"name": name.as_str(), "context": {"cluster": name.as_str(), "user": user}}],
         "current-context": name.as_str(),
     });
     serde_saphyr::to_string(&doc).context("cannot write the access kubeconfig as YAML")
@@ -95,14 +94,15 @@ pub(crate) async fn ensure_access(
         format!("local cluster {}", local.label),
         report,
     );
-    let crd = fedmesh_controller::remote::crd().context("the built-in CRD manifest is invalid")?;
+    let crd =
+        fedmesh_controller::mesh::remotes::crd().context("the built-in CRD manifest is invalid")?;
     applier
         .ensure_exists(
             &Kind::cluster::<CustomResourceDefinition>(),
             serde_json::to_value(&crd).context("cannot encode the CRD")?,
         )
         .await?;
-    wait_until_served(&applier).await?;
+    wait_until_served(&applier, &fedmesh_controller::mesh::remotes::api_resource()).await?;
     applier
         .ensure(
             &Kind::cluster::<Namespace>(),
@@ -117,7 +117,7 @@ pub(crate) async fn ensure_access(
         .await?;
     applier
         .ensure(
-            &Kind::cluster_dynamic(fedmesh_controller::remote::api_resource()),
+            &Kind::cluster_dynamic(fedmesh_controller::mesh::remotes::api_resource()),
             remote_cluster_configuration(name, namespace),
         )
         .await?;
@@ -145,20 +145,24 @@ fn remote_cluster_configuration(name: &ClusterName, namespace: &str) -> Value {
     })
 }
 
-/// A CRD is served a moment after it is created: wait (bounded) for that.
-async fn wait_until_served(applier: &Applier<'_>) -> anyhow::Result<()> {
-    let rccs = Api::<DynamicObject>::all_with(
-        applier.client().clone(),
-        &fedmesh_controller::remote::api_resource(),
-    );
+/// A CRD is served a moment after it is created: wait (bounded) until
+/// `resource` lists.
+pub(crate) async fn wait_until_served(
+    applier: &Applier<'_>,
+    resource: &ApiResource,
+) -> anyhow::Result<()> {
+    let objects = Api::<DynamicObject>::all_with(applier.client().clone(), resource);
     let deadline = tokio::time::Instant::now() + CRD_SERVED_TIMEOUT;
     loop {
-        match rccs.list(&ListParams::default().limit(1)).await {
+        match objects.list(&ListParams::default().limit(1)).await {
             Ok(_) => return Ok(()),
             Err(error) if tokio::time::Instant::now() >= deadline => {
-                return Err(error).context(
-                    "the RemoteClusterConfiguration CRD exists but its resource is not served",
-                );
+                return Err(error).with_context(|| {
+                    format!(
+                        "the {} CRD exists but its resource is not served",
+                        resource.kind
+                    )
+                });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }

@@ -1,5 +1,7 @@
-//! The remote side of a join: the read-only identity fedmesh uses there, and
-//! a token for it.
+//! The far side of a join: the identity fedmesh uses in a cluster it reaches
+//! (a ServiceAccount bound to a ClusterRole), and a token for it. `fedmesh
+//! join` makes the read-only reader; `fedmesh federation join` the member
+//! identity that propagates Services.
 
 use std::time::Duration;
 
@@ -18,8 +20,38 @@ use crate::cli::connect::Cluster;
 /// Name of the ServiceAccount, ClusterRole and ClusterRoleBinding.
 pub(crate) const READER: &str = "fedmesh-remote-reader";
 
-/// Name of the legacy token Secret, on clusters without TokenRequest.
-const LEGACY_TOKEN_SECRET: &str = "fedmesh-remote-reader-token";
+/// A ServiceAccount fedmesh creates in a cluster it reaches, bound to a
+/// ClusterRole of the same name with these rules.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    /// Name of the ServiceAccount, ClusterRole and ClusterRoleBinding.
+    pub(crate) name: &'static str,
+    /// The ClusterRole's rules.
+    pub(crate) rules: Value,
+}
+
+impl Identity {
+    /// The read-only identity of `fedmesh join`.
+    pub(crate) fn reader() -> Self {
+        Identity {
+            name: READER,
+            rules: reader_rules(),
+        }
+    }
+
+    /// Name of the legacy token Secret, on clusters without TokenRequest.
+    fn legacy_token_secret(&self) -> String {
+        format!("{}-token", self.name)
+    }
+}
+
+/// A cluster fedmesh reaches, and how lines name it ("remote cluster west").
+pub(crate) struct Target<'a> {
+    /// The cluster.
+    pub(crate) cluster: &'a Cluster,
+    /// How report lines name it.
+    pub(crate) place: String,
+}
 
 /// How long a requested token lives (a year; clusters may cap it lower).
 const TOKEN_SECONDS: i64 = 365 * 24 * 3600;
@@ -50,16 +82,14 @@ pub(crate) fn reader_rules() -> Value {
 }
 
 /// Creates or updates the namespace, ServiceAccount, ClusterRole and binding.
-pub(crate) async fn ensure_reader(
-    remote: &Cluster,
+pub(crate) async fn ensure_identity(
+    target: &Target<'_>,
+    identity: &Identity,
     namespace: &str,
     report: Report<'_>,
 ) -> anyhow::Result<()> {
-    let applier = Applier::new(
-        remote.client.clone(),
-        format!("remote cluster {}", remote.label),
-        report,
-    );
+    let applier = Applier::new(target.cluster.client.clone(), target.place.clone(), report);
+    let name = identity.name;
     let labels = json!({"app.kubernetes.io/managed-by": "fedmesh-join"});
     applier
         .ensure(
@@ -71,24 +101,24 @@ pub(crate) async fn ensure_reader(
         .ensure(
             &Kind::namespaced::<ServiceAccount>(),
             json!({"apiVersion": "v1", "kind": "ServiceAccount",
-                   "metadata": {"name": READER, "namespace": namespace, "labels": labels}}),
+                   "metadata": {"name": name, "namespace": namespace, "labels": labels}}),
         )
         .await?;
     applier
         .ensure(
             &Kind::cluster::<ClusterRole>(),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                   "metadata": {"name": READER, "labels": labels},
-                   "rules": reader_rules()}),
+                   "metadata": {"name": name, "labels": labels},
+                   "rules": identity.rules}),
         )
         .await?;
     applier
         .ensure(
             &Kind::cluster::<ClusterRoleBinding>(),
             json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                   "metadata": {"name": READER, "labels": labels},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": READER},
-                   "subjects": [{"kind": "ServiceAccount", "name": READER, "namespace": namespace}]}),
+                   "metadata": {"name": name, "labels": labels},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                   "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}]}),
         )
         .await?;
     Ok(())
@@ -98,25 +128,25 @@ pub(crate) async fn ensure_reader(
 /// it still works and lives long enough (so a second join changes nothing),
 /// else a new token from TokenRequest, else from a legacy token Secret.
 pub(crate) async fn credential(
-    remote: &Cluster,
+    target: &Target<'_>,
+    identity: &Identity,
     namespace: &str,
     existing: Option<&str>,
     options: &JoinOptions,
     report: Report<'_>,
 ) -> anyhow::Result<Credential> {
-    let account = format!("{namespace}/{READER}");
+    let (remote, place) = (target.cluster, &target.place);
+    let account = format!("{namespace}/{}", identity.name);
     if let Some(existing) = existing
         && let Some(credential) = reusable(remote, namespace, existing).await
     {
         report(&match credential {
             Credential::Token(_) => format!(
-                "unchanged token of ServiceAccount {account} in remote cluster {} (the access Secret's token still works)",
-                remote.label
+                "unchanged token of ServiceAccount {account} in {place} (the access Secret's token still works)"
             ),
-            Credential::Anonymous => format!(
-                "unchanged credentials for remote cluster {}: none (it still authenticates nobody)",
-                remote.label
-            ),
+            Credential::Anonymous => {
+                format!("unchanged credentials for {place}: none (it still authenticates nobody)")
+            }
         });
         return Ok(credential);
     }
@@ -129,7 +159,7 @@ pub(crate) async fn credential(
         ..TokenRequest::default()
     };
     match accounts
-        .create_token_request(READER, &PostParams::default(), &request)
+        .create_token_request(identity.name, &PostParams::default(), &request)
         .await
     {
         Ok(issued) => {
@@ -140,28 +170,23 @@ pub(crate) async fn credential(
                 .context("the remote answered the TokenRequest without a token")?;
             let until = expiry(&token).map_or_else(String::new, |e| format!(" (expires {e})"));
             report(&format!(
-                "created token for ServiceAccount {account} in remote cluster {}{until}",
-                remote.label
+                "created token for ServiceAccount {account} in {place}{until}"
             ));
             Ok(Credential::Token(token))
         }
         Err(kube::Error::Api(status)) if status.code == 404 || status.code == 405 => {
             if !remote.has_credentials {
                 report(&format!(
-                    "warning: remote cluster {} serves no TokenRequest and answers requests without credentials \
+                    "warning: {place} serves no TokenRequest and answers requests without credentials \
                      (an embedded server without authentication): its access kubeconfig carries no token \
-                     and is only as restricted as the server makes it",
-                    remote.label
+                     and is only as restricted as the server makes it"
                 ));
                 return Ok(Credential::Anonymous);
             }
-            legacy_token(remote, namespace, options.token_timeout, report).await
+            legacy_token(target, identity, namespace, options.token_timeout, report).await
         }
         Err(error) => Err(error).with_context(|| {
-            format!(
-                "cannot request a token for ServiceAccount {account} in remote cluster {}",
-                remote.label
-            )
+            format!("cannot request a token for ServiceAccount {account} in {place}")
         }),
     }
 }
@@ -169,33 +194,30 @@ pub(crate) async fn credential(
 /// Clusters without TokenRequest fill in a `kubernetes.io/service-account-token`
 /// Secret instead.
 async fn legacy_token(
-    remote: &Cluster,
+    target: &Target<'_>,
+    identity: &Identity,
     namespace: &str,
     timeout: Duration,
     report: Report<'_>,
 ) -> anyhow::Result<Credential> {
-    let applier = Applier::new(
-        remote.client.clone(),
-        format!("remote cluster {}", remote.label),
-        report,
-    );
+    let (remote, place) = (target.cluster, &target.place);
+    let applier = Applier::new(remote.client.clone(), place.clone(), report);
+    let secret_name = identity.legacy_token_secret();
     applier
         .ensure(
             &Kind::namespaced::<Secret>(),
             json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/service-account-token",
-                   "metadata": {"name": LEGACY_TOKEN_SECRET, "namespace": namespace,
-                                "annotations": {"kubernetes.io/service-account.name": READER}}}),
+                   "metadata": {"name": secret_name, "namespace": namespace,
+                                "annotations": {"kubernetes.io/service-account.name": identity.name}}}),
         )
         .await?;
     let secrets = Api::<Secret>::namespaced(remote.client.clone(), namespace);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let secret = secrets.get(LEGACY_TOKEN_SECRET).await.with_context(|| {
-            format!(
-                "cannot read Secret {namespace}/{LEGACY_TOKEN_SECRET} in remote cluster {}",
-                remote.label
-            )
-        })?;
+        let secret = secrets
+            .get(&secret_name)
+            .await
+            .with_context(|| format!("cannot read Secret {namespace}/{secret_name} in {place}"))?;
         if let Some(token) = secret
             .data
             .as_ref()
@@ -207,8 +229,7 @@ async fn legacy_token(
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "remote {} serves no TokenRequest and did not fill in token Secret {namespace}/{LEGACY_TOKEN_SECRET} within {}s",
-            remote.label,
+            "{place} serves no TokenRequest and did not fill in token Secret {namespace}/{secret_name} within {}s",
             timeout.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,0 +1,175 @@
+//! The one watch adapter every feature uses: kube-runtime's watcher with
+//! backoff, its Init…InitDone listing turned into one complete reset (as
+//! kubert does), and how the watch is doing reported beside the updates.
+//!
+//! [`signals`] is a plain stream combinator, so its bookkeeping is tested by
+//! feeding it events, without an API server.
+
+use std::fmt::Debug;
+
+use futures::{Stream, StreamExt};
+use kube::api::Api;
+use kube::runtime::{WatchStreamExt, watcher};
+use serde::de::DeserializeOwned;
+
+use super::errors::Failure;
+
+/// What a watch saw, with listings made whole.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Update<K> {
+    /// Every object there is (after a list or relist).
+    Reset(Vec<K>),
+    /// An object was created or changed.
+    Apply(K),
+    /// An object was deleted.
+    Delete(K),
+}
+
+/// How a watch is doing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// A complete listing arrived (the `Reset` just before says what).
+    Listed,
+    /// The watch failed; kube-runtime retries with backoff.
+    Failed(Failure),
+    /// The watch delivered again after failing.
+    Recovered,
+}
+
+/// One item of a watch: an update, or news of the watch itself.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal<K> {
+    /// The objects changed.
+    Update(Update<K>),
+    /// The watch's health changed.
+    Progress(Progress),
+}
+
+/// Watches `api` with `config` (kube-runtime's watcher with its default
+/// backoff), as signals.
+pub fn watch<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Signal<K>> + Send
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    signals(watcher(api, config).default_backoff())
+}
+
+/// Turns a watcher's events into signals: the listing's objects are held
+/// back until `InitDone` and then given as one `Reset`, followed by
+/// `Progress::Listed`; an error gives `Progress::Failed` and the first item
+/// after it `Progress::Recovered`.
+pub fn signals<K, S>(events: S) -> impl Stream<Item = Signal<K>> + Send
+where
+    K: Send,
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send,
+{
+    struct State<K> {
+        listing: Vec<K>,
+        failing: bool,
+    }
+    events
+        .scan(
+            State {
+                listing: Vec::new(),
+                failing: false,
+            },
+            |state, item| {
+                let mut out = Vec::with_capacity(2);
+                if item.is_ok() && state.failing {
+                    state.failing = false;
+                    out.push(Signal::Progress(Progress::Recovered));
+                }
+                match item {
+                    Ok(watcher::Event::Init) => state.listing.clear(),
+                    Ok(watcher::Event::InitApply(object)) => state.listing.push(object),
+                    Ok(watcher::Event::InitDone) => {
+                        out.push(Signal::Update(Update::Reset(std::mem::take(
+                            &mut state.listing,
+                        ))));
+                        out.push(Signal::Progress(Progress::Listed));
+                    }
+                    Ok(watcher::Event::Apply(object)) => {
+                        out.push(Signal::Update(Update::Apply(object)))
+                    }
+                    Ok(watcher::Event::Delete(object)) => {
+                        out.push(Signal::Update(Update::Delete(object)));
+                    }
+                    Err(error) => {
+                        state.failing = true;
+                        out.push(Signal::Progress(Progress::Failed(Failure::of_watch(
+                            &error,
+                        ))));
+                    }
+                }
+                futures::future::ready(Some(futures::stream::iter(out)))
+            },
+        )
+        .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::watcher::{Error, Event};
+
+    use super::*;
+
+    fn cm(name: &str) -> ConfigMap {
+        let mut cm = ConfigMap::default();
+        cm.metadata.name = Some(name.into());
+        cm
+    }
+
+    async fn run(events: Vec<Result<Event<ConfigMap>, Error>>) -> Vec<Signal<ConfigMap>> {
+        signals(futures::stream::iter(events)).collect().await
+    }
+
+    #[tokio::test]
+    async fn a_listing_is_one_reset_then_listed() {
+        let out = run(vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("a"))),
+            Ok(Event::InitApply(cm("b"))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(cm("c"))),
+            Ok(Event::Delete(cm("a"))),
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                Signal::Update(Update::Reset(vec![cm("a"), cm("b")])),
+                Signal::Progress(Progress::Listed),
+                Signal::Update(Update::Apply(cm("c"))),
+                Signal::Update(Update::Delete(cm("a"))),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_relist_replaces_everything_and_a_broken_listing_is_dropped() {
+        let out = run(vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("old"))),
+            // The listing broke off: a fresh one starts.
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("new"))),
+            Ok(Event::InitDone),
+        ])
+        .await;
+        assert_eq!(out[0], Signal::Update(Update::Reset(vec![cm("new")])));
+    }
+
+    #[tokio::test]
+    async fn failures_are_reported_once_recovered() {
+        let gone = || Err(Error::NoResourceVersion);
+        let out = run(vec![gone(), gone(), Ok(Event::Init), Ok(Event::InitDone)]).await;
+        assert!(matches!(out[0], Signal::Progress(Progress::Failed(_))));
+        assert!(matches!(out[1], Signal::Progress(Progress::Failed(_))));
+        assert_eq!(out[2], Signal::Progress(Progress::Recovered));
+        assert_eq!(out[3], Signal::Update(Update::Reset(vec![])));
+        assert_eq!(out[4], Signal::Progress(Progress::Listed));
+        assert_eq!(out.len(), 5);
+    }
+}

@@ -1,0 +1,4 @@
+mod cluster;
+mod propagate;
+mod selector;
+mod shards;
