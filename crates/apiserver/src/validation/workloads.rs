@@ -142,14 +142,12 @@ pub fn default(kind: BuiltinKind, obj: &mut Value) {
                 default_job_spec(js);
             }
         }
-        BuiltinKind::NetworkPolicy => {
-            if spec.get("policyTypes").is_none() {
-                let mut types = vec![json!("Ingress")];
-                if spec.get("egress").is_some() {
-                    types.push(json!("Egress"));
-                }
-                spec.insert("policyTypes".into(), Value::Array(types));
+        BuiltinKind::NetworkPolicy if spec.get("policyTypes").is_none() => {
+            let mut types = vec![json!("Ingress")];
+            if spec.get("egress").is_some() {
+                types.push(json!("Egress"));
             }
+            spec.insert("policyTypes".into(), Value::Array(types));
         }
         BuiltinKind::HorizontalPodAutoscaler => set_if_absent(spec, "minReplicas", json!(1)),
         BuiltinKind::PersistentVolumeClaim => {
@@ -447,14 +445,14 @@ pub fn validate(kind: BuiltinKind, obj: &Value, old: Option<&Value>) -> Vec<Fiel
                 ));
             }
         }
-        BuiltinKind::PodDisruptionBudget => {
-            if spec.get("minAvailable").is_some() && spec.get("maxUnavailable").is_some() {
-                errs.push(FieldError::invalid(
-                    sp.clone(),
-                    spec.clone(),
-                    "minAvailable and maxUnavailable cannot be both set",
-                ));
-            }
+        BuiltinKind::PodDisruptionBudget
+            if spec.get("minAvailable").is_some() && spec.get("maxUnavailable").is_some() =>
+        {
+            errs.push(FieldError::invalid(
+                sp.clone(),
+                spec.clone(),
+                "minAvailable and maxUnavailable cannot be both set",
+            ));
         }
         BuiltinKind::PersistentVolumeClaim => {
             if spec
@@ -533,14 +531,15 @@ fn validate_strategy(spec: &Value, errs: &mut Vec<FieldError>) {
                 ));
             }
         }
-        Some("Recreate") => {
-            if at(spec, &["strategy", "rollingUpdate"]).is_some_and(|v| !v.is_null()) {
-                errs.push(FieldError::forbidden(
-                    path.child("rollingUpdate"),
-                    "may not be specified when strategy `type` is 'Recreate'",
-                ));
-            }
+        Some("Recreate")
+            if at(spec, &["strategy", "rollingUpdate"]).is_some_and(|v| !v.is_null()) =>
+        {
+            errs.push(FieldError::forbidden(
+                path.child("rollingUpdate"),
+                "may not be specified when strategy `type` is 'Recreate'",
+            ));
         }
+        Some("Recreate") => {}
         Some(other) => errs.push(FieldError::not_supported(
             path.child("type"),
             other,
