@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use fedmesh_apiserver::ApiServer;
+use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
 
 /// Serve a Kubernetes-compatible API (TLS, RBAC, SQLite storage) on this machine.
 #[derive(Debug, clap::Args)]
@@ -27,6 +28,27 @@ pub struct ApiserverArgs {
     /// Serve plain HTTP instead of TLS (only on a loopback address).
     #[arg(long)]
     insecure_plaintext: bool,
+    /// Simulated nodes (a scheduler and kubelet start pods on them); 0 turns
+    /// the simulated data plane off, and pods then stay Pending.
+    #[arg(long, default_value_t = 1)]
+    nodes: u32,
+    /// `topology.kubernetes.io/zone` label of the simulated nodes.
+    #[arg(long, default_value = "")]
+    zone: String,
+    /// `topology.kubernetes.io/region` label of the simulated nodes.
+    #[arg(long, default_value = "")]
+    region: String,
+    /// Prefix of the simulated nodes' names (`<prefix>-0`, `<prefix>-1`, ...).
+    #[arg(long, default_value = "node")]
+    node_prefix: String,
+    /// Milliseconds a scheduled pod takes to be Running and Ready (and a
+    /// deleted pod's containers to stop).
+    #[arg(long, default_value_t = 500)]
+    pod_start_delay_ms: u64,
+    /// CIDR that LoadBalancer Services get `status.loadBalancer.ingress`
+    /// addresses from; without it they stay pending.
+    #[arg(long)]
+    load_balancer_pool: Option<String>,
 }
 
 impl ApiserverArgs {
@@ -40,9 +62,20 @@ impl ApiserverArgs {
         let mut builder = ApiServer::builder()
             .listen(self.listen)
             .context(&self.context)
-            .insecure_plaintext(self.insecure_plaintext);
+            .insecure_plaintext(self.insecure_plaintext)
+            .data_plane(DataPlaneOptions {
+                nodes: self.nodes,
+                zone: self.zone.clone(),
+                region: self.region.clone(),
+                node_prefix: self.node_prefix.clone(),
+                start_delay: std::time::Duration::from_millis(self.pod_start_delay_ms),
+                ..DataPlaneOptions::default()
+            });
         if let Some(dir) = &self.data_dir {
             builder = builder.data_dir(dir);
+        }
+        if let Some(pool) = &self.load_balancer_pool {
+            builder = builder.load_balancer_pool(pool);
         }
         if let Some(path) = &self.kubeconfig_out {
             builder = builder.kubeconfig_out(path);

@@ -12,6 +12,9 @@
 //!   namespace's contents) is `crate::controllers::namespaces`'.
 //! - [`alloc`]: clusterIP and nodePort allocators.
 //! - [`pod_deletion`]: graceful deletion of pods.
+//! - [`simulation`]: the simulated data plane (nodes, scheduling, pod IPs and
+//!   the status a kubelet reports), as kwok simulates it.
+//! - [`workloads`]: Deployments' ReplicaSets and rollouts, ReplicaSets' pods.
 //!
 //! Everything here is synchronous and pure: objects (k8s-openapi values or
 //! JSON) and the current time go in, the writes a controller should make
@@ -32,6 +35,8 @@ pub mod mirroring;
 pub mod pod_deletion;
 pub mod pods;
 pub mod repack;
+pub mod simulation;
+pub mod workloads;
 pub mod write;
 
 #[cfg(test)]

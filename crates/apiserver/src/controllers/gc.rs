@@ -590,7 +590,8 @@ mod tests {
             resource_of_key(&registry, "/registry/discovery.k8s.io/endpointslices/ns/x").unwrap();
         assert_eq!(r.kind, "EndpointSlice");
         assert!(resource_of_key(&registry, "/registry/nothing/here/x").is_none());
-        assert!(resource_of_reference(&registry, "apps/v1", "ReplicaSet").is_none());
+        assert!(resource_of_reference(&registry, "apps/v1", "ReplicaSet").is_some());
+        assert!(resource_of_reference(&registry, "apps/v1", "ControllerRevision").is_none());
         assert!(resource_of_reference(&registry, "v1", "Service").is_some());
     }
 

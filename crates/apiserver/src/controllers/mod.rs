@@ -11,12 +11,15 @@ mod decode;
 mod endpoints;
 mod feed;
 mod gc;
+mod kubelet;
+mod loadbalancer;
 mod namespaces;
 mod queue;
 mod reads;
 mod runner;
 #[cfg(test)]
 mod testing;
+mod workloads;
 mod writes;
 
 use serde_json::json;
@@ -24,6 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::cluster::kubernetes_service;
+use crate::cluster::simulation::DataPlaneOptions;
 use crate::objects::{ApiError, Objects, WriteOptions};
 
 /// The namespaces every cluster has.
@@ -94,11 +98,40 @@ pub async fn bootstrap(objects: &Objects, addr: std::net::SocketAddr) -> Result<
     Ok(())
 }
 
+/// What the optional controllers do: the simulated data plane and the
+/// load-balancer address pool.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControllerOptions {
+    /// Simulated Nodes, scheduler and kubelet (off with 0 nodes).
+    pub data_plane: DataPlaneOptions,
+    /// The CIDR LoadBalancer Services get their ingress addresses from
+    /// (none: they stay pending).
+    pub load_balancer_pool: Option<String>,
+}
+
 /// Starts every controller; they stop when `shutdown` turns true.
-pub fn spawn(objects: Objects, shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+pub fn spawn(
+    objects: Objects,
+    options: ControllerOptions,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut set = tokio::task::JoinSet::new();
         let store = objects.store().raw().clone();
+        if options.data_plane.nodes > 0 {
+            if let Err(e) = kubelet::register_nodes(&objects, &options.data_plane).await {
+                tracing::error!(error = %e, "registering the simulated nodes failed");
+            }
+            runner::start(
+                &mut set,
+                &store,
+                kubelet::KubeletController::new(objects.clone(), options.data_plane.clone()),
+                "kubelet",
+                &kubelet::SOURCES,
+                2,
+                &shutdown,
+            );
+        }
         runner::start(
             &mut set,
             &store,
@@ -123,6 +156,32 @@ pub fn spawn(objects: Objects, shutdown: watch::Receiver<bool>) -> JoinHandle<()
             gc::GcController::new(objects.clone()),
             "garbage-collector",
             &[(gc::PREFIX, ())],
+            2,
+            &shutdown,
+        );
+        match options
+            .load_balancer_pool
+            .as_deref()
+            .map(crate::cluster::alloc::ClusterIpAllocator::new)
+        {
+            Some(Ok(pool)) => runner::start(
+                &mut set,
+                &store,
+                loadbalancer::LoadBalancerController::new(objects.clone(), pool),
+                "service-lb",
+                &loadbalancer::SOURCES,
+                1,
+                &shutdown,
+            ),
+            Some(Err(e)) => tracing::error!(error = %e, "no load-balancer pool"),
+            None => {}
+        }
+        runner::start(
+            &mut set,
+            &store,
+            workloads::WorkloadController::new(objects.clone()),
+            "deployment-replicaset",
+            &workloads::SOURCES,
             2,
             &shutdown,
         );

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::path::ResourcePath;
 use super::request::{Query, decode_object};
 use super::{HttpState, response};
+use crate::objects::scale::ScaleChange;
 use crate::objects::{ApiError, PatchType, Written};
 use crate::registry::{ResourceInfo, Subresource};
 
@@ -163,6 +164,28 @@ pub(super) async fn serve(
         let obj = decode_object(ct.as_deref(), &body)?;
         return super::reviews::token_request(state, &r, &ns, &name, &obj).await;
     }
+    if sub == Some(Subresource::Binding) && req.method() == http::Method::POST {
+        let ct = content_type_of(&req);
+        let (Some(ns), Some(name)) = (rp.namespace.clone(), rp.name.clone()) else {
+            return Err(ApiError::NoRoute);
+        };
+        let body = read_body(state, req).await?;
+        let binding = decode_object(ct.as_deref(), &body)?;
+        let node = binding["target"]["name"].as_str().unwrap_or_default();
+        state.objects.bind_pod(&r, &ns, &name, node).await?;
+        let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
+            "status": "Success", "code": 201});
+        return Ok(response::json(StatusCode::CREATED, &status, &[]));
+    }
+    if sub == Some(Subresource::Log) && req.method() == http::Method::GET {
+        let (Some(ns), Some(name)) = (rp.namespace.as_deref(), rp.name.as_deref()) else {
+            return Err(ApiError::NoRoute);
+        };
+        state.objects.get(&r, Some(ns), name).await?;
+        return Err(ApiError::BadRequest(format!(
+            "pod {name} runs on a simulated node of fedmesh's embedded API server: no container really runs, so there are no logs"
+        )));
+    }
     if !r.verbs.allows(verb.name()) {
         return Err(ApiError::MethodNotAllowed);
     }
@@ -204,6 +227,33 @@ pub(super) async fn serve(
                 None => obj,
             };
             Ok(response::json(StatusCode::OK, &obj, &[]))
+        }
+        (Verb::Get, Some(Subresource::Scale)) if r.crd.is_none() => Ok(response::json(
+            StatusCode::OK,
+            &objects.get_scale(&r, ns, name).await?,
+            &[],
+        )),
+        (Verb::Update, Some(Subresource::Scale)) if r.crd.is_none() => {
+            let opts = write_options(&query, false)?;
+            let body = read_body(state, req).await?;
+            let obj = decode_object(content_type.as_deref(), &body)?;
+            let change = ScaleChange::Replace(&obj);
+            let scale = objects.write_scale(&r, ns, name, change, &opts).await?;
+            Ok(response::json(StatusCode::OK, &scale, &[]))
+        }
+        (Verb::Patch, Some(Subresource::Scale)) if r.crd.is_none() => {
+            let kind = PatchType::from_content_type(content_type.as_deref().unwrap_or(""), true)
+                .map_err(|e| ApiError::UnsupportedMediaType(e.to_string()))?;
+            if kind == PatchType::Apply {
+                return Err(ApiError::UnsupportedMediaType(
+                    "server-side apply of the scale subresource is not supported".into(),
+                ));
+            }
+            let opts = write_options(&query, false)?;
+            let body = read_body(state, req).await?;
+            let change = ScaleChange::Patch(kind, &body);
+            let scale = objects.write_scale(&r, ns, name, change, &opts).await?;
+            Ok(response::json(StatusCode::OK, &scale, &[]))
         }
         (Verb::List, None) => {
             let opts = query.list_options(&r)?;

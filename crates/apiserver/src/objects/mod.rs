@@ -14,6 +14,8 @@ mod list;
 pub mod meta;
 mod namespaces;
 pub mod options;
+mod pods;
+pub mod scale;
 pub mod selector;
 pub mod storage;
 pub mod watch;
@@ -657,6 +659,22 @@ impl Objects {
                         current.mod_revision
                     ),
                 });
+            }
+            if pods::is_pods(r)
+                && let Some(graceful) = self.pod_grace(&current, opts.grace_period_seconds).await?
+            {
+                if graceful == current.value || opts.dry_run {
+                    return Ok(Self::present(r, graceful, current.mod_revision));
+                }
+                match self
+                    .store
+                    .update(&r.key(ns, name), &graceful, current.mod_revision)
+                    .await
+                {
+                    Ok(rev) => return Ok(Self::present(r, graceful, rev)),
+                    Err(StorageError::Conflict | StorageError::NotFound) => continue,
+                    Err(e) => return Err(storage_failed(e)),
+                }
             }
             let mut obj = current.value.clone();
             let gc_opts = crate::cluster::gc::DeleteOptions {

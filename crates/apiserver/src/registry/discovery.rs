@@ -65,6 +65,14 @@ fn subresource_entry(r: &ResourceInfo, sub: Subresource) -> Value {
             "name": name, "singularName": "", "namespaced": r.namespaced,
             "kind": r.kind, "verbs": ["update"],
         }),
+        Subresource::Binding => json!({
+            "name": name, "singularName": "", "namespaced": r.namespaced,
+            "kind": "Binding", "verbs": ["create"],
+        }),
+        Subresource::Log => json!({
+            "name": name, "singularName": "", "namespaced": r.namespaced,
+            "kind": "Pod", "verbs": ["get"],
+        }),
     }
 }
 

@@ -28,6 +28,10 @@ pub enum Subresource {
     Token,
     /// `finalize`: namespaces' `spec.finalizers`.
     Finalize,
+    /// `binding`: assigning a pod to a node (what a scheduler posts).
+    Binding,
+    /// `log`: a pod's container logs.
+    Log,
 }
 
 impl Subresource {
@@ -38,6 +42,8 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Token => "token",
             Subresource::Finalize => "finalize",
+            Subresource::Binding => "binding",
+            Subresource::Log => "log",
         }
     }
 
@@ -48,6 +54,8 @@ impl Subresource {
             "scale" => Some(Subresource::Scale),
             "token" => Some(Subresource::Token),
             "finalize" => Some(Subresource::Finalize),
+            "binding" => Some(Subresource::Binding),
+            "log" => Some(Subresource::Log),
             _ => None,
         }
     }

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use k8s_openapi::api::{
-    authentication, authorization, coordination, core, discovery, events, rbac,
+    admissionregistration, apps, authentication, authorization, autoscaling, batch, coordination,
+    core, discovery, events, networking, policy, rbac, scheduling, storage,
 };
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiextensions;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1 as meta;
@@ -58,11 +59,51 @@ pub enum BuiltinKind {
     SubjectAccessReview,
     /// authorization.k8s.io/v1 SelfSubjectAccessReview
     SelfSubjectAccessReview,
+    /// apps/v1 Deployment
+    Deployment,
+    /// apps/v1 ReplicaSet
+    ReplicaSet,
+    /// apps/v1 StatefulSet
+    StatefulSet,
+    /// apps/v1 DaemonSet
+    DaemonSet,
+    /// batch/v1 Job
+    Job,
+    /// batch/v1 CronJob
+    CronJob,
+    /// networking.k8s.io/v1 NetworkPolicy
+    NetworkPolicy,
+    /// networking.k8s.io/v1 Ingress
+    Ingress,
+    /// networking.k8s.io/v1 IngressClass
+    IngressClass,
+    /// policy/v1 PodDisruptionBudget
+    PodDisruptionBudget,
+    /// autoscaling/v2 HorizontalPodAutoscaler
+    HorizontalPodAutoscaler,
+    /// core/v1 PersistentVolume
+    PersistentVolume,
+    /// core/v1 PersistentVolumeClaim
+    PersistentVolumeClaim,
+    /// storage.k8s.io/v1 StorageClass
+    StorageClass,
+    /// core/v1 ResourceQuota
+    ResourceQuota,
+    /// core/v1 LimitRange
+    LimitRange,
+    /// scheduling.k8s.io/v1 PriorityClass
+    PriorityClass,
+    /// core/v1 ReplicationController
+    ReplicationController,
+    /// admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration
+    ValidatingWebhookConfiguration,
+    /// admissionregistration.k8s.io/v1 MutatingWebhookConfiguration
+    MutatingWebhookConfiguration,
 }
 
 impl BuiltinKind {
     /// Every built-in kind.
-    pub const ALL: [BuiltinKind; 20] = [
+    pub const ALL: [BuiltinKind; 40] = [
         Self::Namespace,
         Self::Service,
         Self::Endpoints,
@@ -83,6 +124,26 @@ impl BuiltinKind {
         Self::TokenRequest,
         Self::SubjectAccessReview,
         Self::SelfSubjectAccessReview,
+        Self::Deployment,
+        Self::ReplicaSet,
+        Self::StatefulSet,
+        Self::DaemonSet,
+        Self::Job,
+        Self::CronJob,
+        Self::NetworkPolicy,
+        Self::Ingress,
+        Self::IngressClass,
+        Self::PodDisruptionBudget,
+        Self::HorizontalPodAutoscaler,
+        Self::PersistentVolume,
+        Self::PersistentVolumeClaim,
+        Self::StorageClass,
+        Self::ResourceQuota,
+        Self::LimitRange,
+        Self::PriorityClass,
+        Self::ReplicationController,
+        Self::ValidatingWebhookConfiguration,
+        Self::MutatingWebhookConfiguration,
     ];
 
     /// (group, version, kind, plural, namespaced, OpenAPI definition name)
@@ -242,6 +303,166 @@ impl BuiltinKind {
                 "selfsubjectaccessreviews",
                 false,
                 "io.k8s.api.authorization.v1.SelfSubjectAccessReview",
+            ),
+            Self::Deployment => (
+                "apps",
+                "v1",
+                "Deployment",
+                "deployments",
+                true,
+                "io.k8s.api.apps.v1.Deployment",
+            ),
+            Self::ReplicaSet => (
+                "apps",
+                "v1",
+                "ReplicaSet",
+                "replicasets",
+                true,
+                "io.k8s.api.apps.v1.ReplicaSet",
+            ),
+            Self::StatefulSet => (
+                "apps",
+                "v1",
+                "StatefulSet",
+                "statefulsets",
+                true,
+                "io.k8s.api.apps.v1.StatefulSet",
+            ),
+            Self::DaemonSet => (
+                "apps",
+                "v1",
+                "DaemonSet",
+                "daemonsets",
+                true,
+                "io.k8s.api.apps.v1.DaemonSet",
+            ),
+            Self::Job => (
+                "batch",
+                "v1",
+                "Job",
+                "jobs",
+                true,
+                "io.k8s.api.batch.v1.Job",
+            ),
+            Self::CronJob => (
+                "batch",
+                "v1",
+                "CronJob",
+                "cronjobs",
+                true,
+                "io.k8s.api.batch.v1.CronJob",
+            ),
+            Self::NetworkPolicy => (
+                "networking.k8s.io",
+                "v1",
+                "NetworkPolicy",
+                "networkpolicies",
+                true,
+                "io.k8s.api.networking.v1.NetworkPolicy",
+            ),
+            Self::Ingress => (
+                "networking.k8s.io",
+                "v1",
+                "Ingress",
+                "ingresses",
+                true,
+                "io.k8s.api.networking.v1.Ingress",
+            ),
+            Self::IngressClass => (
+                "networking.k8s.io",
+                "v1",
+                "IngressClass",
+                "ingressclasses",
+                false,
+                "io.k8s.api.networking.v1.IngressClass",
+            ),
+            Self::PodDisruptionBudget => (
+                "policy",
+                "v1",
+                "PodDisruptionBudget",
+                "poddisruptionbudgets",
+                true,
+                "io.k8s.api.policy.v1.PodDisruptionBudget",
+            ),
+            Self::HorizontalPodAutoscaler => (
+                "autoscaling",
+                "v2",
+                "HorizontalPodAutoscaler",
+                "horizontalpodautoscalers",
+                true,
+                "io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler",
+            ),
+            Self::PersistentVolume => (
+                "",
+                "v1",
+                "PersistentVolume",
+                "persistentvolumes",
+                false,
+                "io.k8s.api.core.v1.PersistentVolume",
+            ),
+            Self::PersistentVolumeClaim => (
+                "",
+                "v1",
+                "PersistentVolumeClaim",
+                "persistentvolumeclaims",
+                true,
+                "io.k8s.api.core.v1.PersistentVolumeClaim",
+            ),
+            Self::StorageClass => (
+                "storage.k8s.io",
+                "v1",
+                "StorageClass",
+                "storageclasses",
+                false,
+                "io.k8s.api.storage.v1.StorageClass",
+            ),
+            Self::ResourceQuota => (
+                "",
+                "v1",
+                "ResourceQuota",
+                "resourcequotas",
+                true,
+                "io.k8s.api.core.v1.ResourceQuota",
+            ),
+            Self::LimitRange => (
+                "",
+                "v1",
+                "LimitRange",
+                "limitranges",
+                true,
+                "io.k8s.api.core.v1.LimitRange",
+            ),
+            Self::PriorityClass => (
+                "scheduling.k8s.io",
+                "v1",
+                "PriorityClass",
+                "priorityclasses",
+                false,
+                "io.k8s.api.scheduling.v1.PriorityClass",
+            ),
+            Self::ReplicationController => (
+                "",
+                "v1",
+                "ReplicationController",
+                "replicationcontrollers",
+                true,
+                "io.k8s.api.core.v1.ReplicationController",
+            ),
+            Self::ValidatingWebhookConfiguration => (
+                "admissionregistration.k8s.io",
+                "v1",
+                "ValidatingWebhookConfiguration",
+                "validatingwebhookconfigurations",
+                false,
+                "io.k8s.api.admissionregistration.v1.ValidatingWebhookConfiguration",
+            ),
+            Self::MutatingWebhookConfiguration => (
+                "admissionregistration.k8s.io",
+                "v1",
+                "MutatingWebhookConfiguration",
+                "mutatingwebhookconfigurations",
+                false,
+                "io.k8s.api.admissionregistration.v1.MutatingWebhookConfiguration",
             ),
         }
     }
@@ -405,6 +626,26 @@ fn generate() -> Map<String, Value> {
     add::<authentication::v1::TokenRequest>(&mut g);
     add::<authorization::v1::SubjectAccessReview>(&mut g);
     add::<authorization::v1::SelfSubjectAccessReview>(&mut g);
+    add::<apps::v1::Deployment>(&mut g);
+    add::<apps::v1::ReplicaSet>(&mut g);
+    add::<apps::v1::StatefulSet>(&mut g);
+    add::<apps::v1::DaemonSet>(&mut g);
+    add::<batch::v1::Job>(&mut g);
+    add::<batch::v1::CronJob>(&mut g);
+    add::<networking::v1::NetworkPolicy>(&mut g);
+    add::<networking::v1::Ingress>(&mut g);
+    add::<networking::v1::IngressClass>(&mut g);
+    add::<policy::v1::PodDisruptionBudget>(&mut g);
+    add::<autoscaling::v2::HorizontalPodAutoscaler>(&mut g);
+    add::<core::v1::PersistentVolume>(&mut g);
+    add::<core::v1::PersistentVolumeClaim>(&mut g);
+    add::<storage::v1::StorageClass>(&mut g);
+    add::<core::v1::ResourceQuota>(&mut g);
+    add::<core::v1::LimitRange>(&mut g);
+    add::<scheduling::v1::PriorityClass>(&mut g);
+    add::<core::v1::ReplicationController>(&mut g);
+    add::<admissionregistration::v1::ValidatingWebhookConfiguration>(&mut g);
+    add::<admissionregistration::v1::MutatingWebhookConfiguration>(&mut g);
     add::<meta::Status>(&mut g);
     add::<meta::DeleteOptions>(&mut g);
     add::<meta::WatchEvent<core::v1::Pod>>(&mut g);
@@ -611,6 +852,10 @@ mod tests {
         );
         assert_eq!(
             BuiltinKind::from_api_version_kind("apps/v1", "Deployment"),
+            Some(BuiltinKind::Deployment)
+        );
+        assert_eq!(
+            BuiltinKind::from_api_version_kind("apps/v2", "Deployment"),
             None
         );
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::simulation::DataPlaneOptions;
+use crate::controllers::ControllerOptions;
 use crate::http::guard::Guard;
 use crate::http::{HttpConfig, HttpState};
 use crate::objects::{ObjectStore, Objects};
@@ -57,6 +59,12 @@ pub enum StartError {
     /// Loading stored state (CRDs, bootstrap objects) failed.
     #[error("cannot load stored state: {0}")]
     Load(String),
+    /// The simulated data plane's options are invalid.
+    #[error("invalid simulated data plane: {0}")]
+    DataPlane(#[source] crate::cluster::simulation::DataPlaneError),
+    /// The load-balancer pool is not a CIDR.
+    #[error("invalid load-balancer pool {0}: {1}")]
+    LoadBalancerPool(String, #[source] crate::cluster::alloc::AllocError),
     /// Writing the kubeconfig failed.
     #[error("cannot write kubeconfig {path}: {source}")]
     WriteKubeconfig {
@@ -81,6 +89,7 @@ pub struct ApiServerBuilder {
     plaintext: bool,
     guard: Option<Arc<Guard>>,
     controllers: bool,
+    controller_options: ControllerOptions,
 }
 
 /// Entry point: `ApiServer::builder()....start().await`.
@@ -101,6 +110,7 @@ impl ApiServer {
             plaintext: false,
             guard: None,
             controllers: true,
+            controller_options: ControllerOptions::default(),
         }
     }
 }
@@ -176,10 +186,34 @@ impl ApiServerBuilder {
         self
     }
 
+    /// Simulate a data plane: Nodes, a scheduler and a kubelet that start
+    /// pods (see `docs/apiserver.md`, "Simulated data plane"). Refused at
+    /// start when the options are invalid.
+    pub fn data_plane(mut self, options: DataPlaneOptions) -> Self {
+        self.controller_options.data_plane = options;
+        self
+    }
+
+    /// Give LoadBalancer Services ingress addresses from this CIDR, as a
+    /// bare-metal load-balancer controller does (default: none, and they
+    /// stay pending). Refused at start when it does not parse.
+    pub fn load_balancer_pool(mut self, cidr: impl Into<String>) -> Self {
+        self.controller_options.load_balancer_pool = Some(cidr.into());
+        self
+    }
+
     /// Binds, loads stored state, bootstraps the default objects and serves.
     pub async fn start(self) -> Result<RunningServer, StartError> {
         if self.plaintext && !self.listen.ip().is_loopback() {
             return Err(StartError::PlaintextNotLoopback(self.listen));
+        }
+        self.controller_options
+            .data_plane
+            .validate()
+            .map_err(StartError::DataPlane)?;
+        if let Some(pool) = &self.controller_options.load_balancer_pool {
+            crate::cluster::alloc::ClusterIpAllocator::new(pool)
+                .map_err(|e| StartError::LoadBalancerPool(pool.clone(), e))?;
         }
         let guard = match (self.guard, &self.data_dir) {
             (Some(g), _) => g,
@@ -248,9 +282,13 @@ impl ApiServerBuilder {
             self.faults.clone(),
             faults::layer,
         ));
-        let controllers = self
-            .controllers
-            .then(|| crate::controllers::spawn(objects.clone(), shutdown_rx.clone()));
+        let controllers = self.controllers.then(|| {
+            crate::controllers::spawn(
+                objects.clone(),
+                self.controller_options.clone(),
+                shutdown_rx.clone(),
+            )
+        });
         let rbac = tokio::spawn(rbac_sync::follow(
             objects.clone(),
             guard.clone(),

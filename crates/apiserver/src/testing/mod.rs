@@ -40,6 +40,8 @@ pub struct TestServer {
     bookmark_every: Duration,
     plaintext: bool,
     guard: Option<std::sync::Arc<crate::http::guard::Guard>>,
+    data_plane: crate::cluster::simulation::DataPlaneOptions,
+    load_balancer_pool: Option<String>,
 }
 
 /// Options of a [`TestServer`].
@@ -51,6 +53,11 @@ pub struct TestServerOptions {
     pub bookmark_every: Duration,
     /// Serve plain HTTP instead of TLS.
     pub plaintext: bool,
+    /// The simulated data plane (off by default: tests then write pod
+    /// statuses themselves).
+    pub data_plane: crate::cluster::simulation::DataPlaneOptions,
+    /// The load-balancer address pool (none by default).
+    pub load_balancer_pool: Option<String>,
 }
 
 impl Default for TestServerOptions {
@@ -59,6 +66,8 @@ impl Default for TestServerOptions {
             name: "test".into(),
             bookmark_every: Duration::from_millis(500),
             plaintext: false,
+            data_plane: Default::default(),
+            load_balancer_pool: None,
         }
     }
 }
@@ -84,6 +93,8 @@ impl TestServer {
             bookmark_every: opts.bookmark_every,
             plaintext: opts.plaintext,
             guard: None,
+            data_plane: opts.data_plane,
+            load_balancer_pool: opts.load_balancer_pool,
         };
         me.launch().await?;
         Ok(me)
@@ -94,13 +105,19 @@ impl TestServer {
             Some(g) => ApiServer::builder().guard(g.clone()),
             None => ApiServer::builder(),
         };
-        b.insecure_plaintext(self.plaintext)
+        let b = b
+            .insecure_plaintext(self.plaintext)
             .listen(self.addr)
             .store(self.store.clone())
             .faults(self.faults.clone())
             .context(&self.name)
             .bookmark_interval(self.bookmark_every)
             .kubeconfig_out(self.kubeconfig_path())
+            .data_plane(self.data_plane.clone());
+        match &self.load_balancer_pool {
+            Some(pool) => b.load_balancer_pool(pool.clone()),
+            None => b,
+        }
     }
 
     async fn launch(&mut self) -> Result<(), HarnessError> {

@@ -20,6 +20,7 @@ mod names;
 mod pod;
 mod rbac;
 mod service;
+mod workloads;
 
 use serde_json::Value;
 
@@ -33,6 +34,7 @@ pub use names::{
     qualified_name,
 };
 pub use pod::qos_class;
+pub use workloads::selector_selects;
 
 use crate::schema::field::LazyPath;
 use crate::schema::{BuiltinKind, FieldError, Schema};
@@ -85,6 +87,26 @@ pub fn default(kind: BuiltinKind, obj: &mut Value) {
         | BuiltinKind::TokenRequest
         | BuiltinKind::SubjectAccessReview
         | BuiltinKind::SelfSubjectAccessReview => {}
+        BuiltinKind::Deployment
+        | BuiltinKind::ReplicaSet
+        | BuiltinKind::StatefulSet
+        | BuiltinKind::DaemonSet
+        | BuiltinKind::Job
+        | BuiltinKind::CronJob
+        | BuiltinKind::NetworkPolicy
+        | BuiltinKind::Ingress
+        | BuiltinKind::IngressClass
+        | BuiltinKind::PodDisruptionBudget
+        | BuiltinKind::HorizontalPodAutoscaler
+        | BuiltinKind::PersistentVolume
+        | BuiltinKind::PersistentVolumeClaim
+        | BuiltinKind::StorageClass
+        | BuiltinKind::ResourceQuota
+        | BuiltinKind::LimitRange
+        | BuiltinKind::PriorityClass
+        | BuiltinKind::ReplicationController
+        | BuiltinKind::ValidatingWebhookConfiguration
+        | BuiltinKind::MutatingWebhookConfiguration => workloads::default(kind, obj),
     }
 }
 
@@ -215,7 +237,7 @@ pub fn prepare_create(kind: BuiltinKind, obj: &mut Value) {
                 m.insert("status".into(), serde_json::json!({"loadBalancer": {}}));
             }
         }
-        _ => {}
+        _ => workloads::prepare_create(kind, obj),
     }
 }
 
@@ -266,6 +288,26 @@ pub fn validate(kind: BuiltinKind, obj: &Value, old: Option<&Value>) -> Vec<Fiel
         BuiltinKind::TokenRequest
         | BuiltinKind::SubjectAccessReview
         | BuiltinKind::SelfSubjectAccessReview => Vec::new(),
+        BuiltinKind::Deployment
+        | BuiltinKind::ReplicaSet
+        | BuiltinKind::StatefulSet
+        | BuiltinKind::DaemonSet
+        | BuiltinKind::Job
+        | BuiltinKind::CronJob
+        | BuiltinKind::NetworkPolicy
+        | BuiltinKind::Ingress
+        | BuiltinKind::IngressClass
+        | BuiltinKind::PodDisruptionBudget
+        | BuiltinKind::HorizontalPodAutoscaler
+        | BuiltinKind::PersistentVolume
+        | BuiltinKind::PersistentVolumeClaim
+        | BuiltinKind::StorageClass
+        | BuiltinKind::ResourceQuota
+        | BuiltinKind::LimitRange
+        | BuiltinKind::PriorityClass
+        | BuiltinKind::ReplicationController
+        | BuiltinKind::ValidatingWebhookConfiguration
+        | BuiltinKind::MutatingWebhookConfiguration => workloads::validate(kind, obj, old),
     });
     errs
 }

@@ -16,9 +16,14 @@ pub struct Run {
 /// Runs kubectl with the shared server's kubeconfig and `stdin`, bounded by a
 /// generous timeout (the dispatcher may unpack a kubectl on first use).
 pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Run {
+    kubectl_with(&shared().kubeconfig, args, stdin)
+}
+
+/// Runs kubectl with `kubeconfig` (see [`kubectl`]).
+pub fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&str>) -> Run {
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig")
-        .arg(&shared().kubeconfig)
+        .arg(kubeconfig)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -27,10 +32,7 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> Run {
         })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env(
-            "KUBECACHEDIR",
-            shared().kubeconfig.with_file_name("kubecache"),
-        );
+        .env("KUBECACHEDIR", kubeconfig.with_file_name("kubecache"));
     let mut child = cmd.spawn().expect("kubectl runs");
     if let Some(input) = stdin {
         use std::io::Write;

@@ -11,3 +11,4 @@ mod harness;
 mod kube_crud;
 mod kubectl;
 mod watch;
+mod workloads;
