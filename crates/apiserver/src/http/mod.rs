@@ -6,11 +6,11 @@ pub mod guard;
 pub mod metrics;
 mod nothing_runs;
 pub mod path;
+mod representation;
 pub mod request;
 mod resource;
 pub mod response;
 mod reviews;
-mod table;
 
 use std::sync::Arc;
 use std::time::Duration;

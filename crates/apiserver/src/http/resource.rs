@@ -191,11 +191,10 @@ pub(super) async fn serve(
     }
     let ns = rp.namespace.as_deref();
     let name = rp.name.as_deref().unwrap_or("");
-    let table = match super::table::wanted(req.headers()) {
-        Some(v) if matches!(verb, Verb::Get | Verb::List | Verb::Watch) => {
-            Some(super::table::TableRender::new(&r, &v, &query)?)
-        }
-        _ => None,
+    let representation = if matches!(verb, Verb::Get | Verb::List | Verb::Watch) {
+        super::representation::Representation::of_request(req.headers(), &r, &query)?
+    } else {
+        None
     };
     let objects = &state.objects;
     // kube names a write's field manager after the client program when none is given.
@@ -222,7 +221,7 @@ pub(super) async fn serve(
     match (verb, sub) {
         (Verb::Get, None | Some(Subresource::Status)) => {
             let obj = objects.get(&r, ns, name).await?;
-            let obj = match &table {
+            let obj = match &representation {
                 Some(t) => t.object(&obj),
                 None => obj,
             };
@@ -257,7 +256,7 @@ pub(super) async fn serve(
         }
         (Verb::List, None) => {
             let opts = query.list_options(&r)?;
-            match &table {
+            match &representation {
                 Some(t) => {
                     let list = objects.list(&r, ns, &opts).await?;
                     Ok(response::json(StatusCode::OK, &t.list(&list), &[]))
@@ -273,7 +272,7 @@ pub(super) async fn serve(
             let events = objects
                 .watch(r.clone(), ns, opts, state.config.bookmark_every)
                 .await?;
-            let events = match table {
+            let events = match representation {
                 Some(t) => {
                     use futures::StreamExt;
                     events.map(move |e| t.event(e)).boxed()

@@ -10,5 +10,6 @@ mod gaps;
 mod harness;
 mod kube_crud;
 mod kubectl;
+mod python_client;
 mod watch;
 mod workloads;
