@@ -908,7 +908,7 @@ impl Churn {
                     .slices
                     .insert(name, (service, endpoints));
             }
-            0 | 1 | 2 => {
+            0..=2 => {
                 if let Some(name) = pick_slice(rng, &self.models[remote]) {
                     slices
                         .delete(&name, &DeleteParams::default())
