@@ -78,16 +78,7 @@ pub async fn run(
             std::future::pending::<()>().await;
         });
     }
-    {
-        let metrics = metrics.clone();
-        let mut claim = claim.clone();
-        tasks.spawn("leadership gauge", async move {
-            loop {
-                metrics.set_leading(claim.is_current());
-                claim.changed().await;
-            }
-        });
-    }
+    metrics.follow_claim(claim.clone());
     let (warnings_tx, warnings_rx) = mpsc::channel(256);
     tasks.spawn(
         "warning events",

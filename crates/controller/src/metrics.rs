@@ -13,6 +13,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::runtime::claim::Claim;
+
 type Labels = Vec<(String, String)>;
 
 /// The controller's metrics, cheap to clone.
@@ -24,6 +26,10 @@ struct Inner {
     remote_status: Family<Labels, Gauge>,
     writes: Family<Labels, Counter>,
     leading: Gauge,
+    /// The claim `leading` reports, read at every scrape: a gauge set when
+    /// the claim changes would lag an expiry (a stopped or starved process
+    /// reports stale leadership until its gauge task runs again).
+    claim: Mutex<Option<Claim>>,
     /// `None` when ready, else why not.
     unready: Mutex<Option<String>>,
 }
@@ -61,6 +67,7 @@ impl Metrics {
             remote_status,
             writes,
             leading,
+            claim: Mutex::new(None),
             unready: Mutex::new(Some("starting".into())),
         }))
     }
@@ -90,9 +97,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Records whether this replica leads.
-    pub fn set_leading(&self, leading: bool) {
-        self.0.leading.set(i64::from(leading));
+    /// Reports `claim` as `fedmesh_leader`: 1 exactly while it is current
+    /// when the metrics are read.
+    pub fn follow_claim(&self, claim: Claim) {
+        *self
+            .0
+            .claim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(claim);
     }
 
     /// Records whether the controller is ready: `None`, or why not.
@@ -122,6 +134,14 @@ impl Metrics {
 
     /// The metrics in Prometheus' text format.
     pub fn encode(&self) -> String {
+        let leading = self
+            .0
+            .claim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(Claim::is_current);
+        self.0.leading.set(i64::from(leading));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut text, &self.0.registry);
@@ -173,5 +193,19 @@ mod tests {
         );
         metrics.forget_remote("west");
         assert!(!metrics.encode().contains("west"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_leader_gauge_drops_when_the_claim_runs_out_unrenewed() {
+        let metrics = Metrics::new();
+        assert!(metrics.encode().contains("fedmesh_leader 0"));
+        let expiry = tokio::time::Instant::now() + std::time::Duration::from_secs(2);
+        let (_elector, claim) = tokio::sync::watch::channel(Some(expiry));
+        metrics.follow_claim(Claim::new(claim));
+        assert!(metrics.encode().contains("fedmesh_leader 1"));
+        // No renewal and nothing published: a scrape after the expiry must
+        // not report a claim that another replica may already have taken.
+        tokio::time::advance(std::time::Duration::from_secs(2)).await;
+        assert!(metrics.encode().contains("fedmesh_leader 0"));
     }
 }

@@ -154,14 +154,21 @@ pub fn start(
     tasks.spawn(
         "local cluster watches",
         sources::watch_cluster(local.clone(), Origin::Local, events_tx, move |report| {
-            let listed = matches!(report, Report::Synced { .. });
-            if let Report::Failed(failure) = &report {
-                tracing::warn!(
+            match &report {
+                Report::Failed(failure) => tracing::warn!(
                     "watching the local cluster failed; retrying: {}",
                     failure.detail
-                );
+                ),
+                // Listed once is listed for good: a failed watch resumes from
+                // its resourceVersion (or relists) by itself, and a resumed
+                // watch says nothing until the next change, so clearing this
+                // on a failure left a replica unready in a quiet cluster long
+                // after its API server came back. A down API server shows in
+                // readiness through the probe instead.
+                Report::Synced { .. } => {
+                    local_listed_tx.send_replace(true);
+                }
             }
-            local_listed_tx.send_replace(listed);
         }),
     );
     tasks.spawn(

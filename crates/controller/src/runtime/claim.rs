@@ -63,11 +63,27 @@ impl Claim {
         *self.expiry.borrow()
     }
 
-    /// Waits until the claim is renewed, taken or lost.
+    /// Waits until the claim is renewed, taken, lost, or runs out. Running
+    /// out counts: a holder that cannot renew publishes nothing, and whoever
+    /// waits here (the writers, the status writer) must still learn at the
+    /// expiry that it no longer leads.
     pub async fn changed(&mut self) {
-        if self.expiry.changed().await.is_err() {
-            // The elector is gone: nothing will change any more.
-            std::future::pending::<()>().await;
+        let runs_out = self.expiry().filter(|until| Instant::now() < *until);
+        let expired = async {
+            match runs_out {
+                Some(until) => tokio::time::sleep_until(until).await,
+                None => std::future::pending().await,
+            }
+        };
+        let mut expired = std::pin::pin!(expired);
+        tokio::select! {
+            changed = self.expiry.changed() => {
+                if changed.is_err() {
+                    // The elector is gone: only the expiry is still to come.
+                    expired.await;
+                }
+            }
+            () = &mut expired => {}
         }
     }
 }
@@ -255,10 +271,20 @@ impl Elector {
     }
 }
 
+/// A lease duration as the Lease records it, in whole seconds rounded up:
+/// other replicas wait this long, and rounding down would eat the margin
+/// between the holder's renew deadline and their takeover (a 1.5 s lease
+/// with a 1.2 s deadline recorded as 1 s lets another replica take over
+/// while the holder's claim is still current; under 1 s it would be 0).
+fn lease_seconds(duration: Duration) -> i32 {
+    let whole = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    i32::try_from(whole).unwrap_or(i32::MAX)
+}
+
 /// The spec of the Lease once this replica holds it, from its `current` spec:
 /// a renewal keeps the acquire time, a takeover counts a transition.
 fn held_spec(config: &ControllerConfig, now: Timestamp, current: &LeaseSpec) -> LeaseSpec {
-    let seconds = i32::try_from(config.lease_duration.as_secs()).unwrap_or(i32::MAX);
+    let seconds = lease_seconds(config.lease_duration);
     let renewing = current.holder_identity.as_deref() == Some(config.identity.as_str());
     if renewing {
         return LeaseSpec {
@@ -306,6 +332,43 @@ mod tests {
         assert!(claim.is_current(), "renewed");
         tx.send_replace(None);
         assert!(!claim.is_current(), "lost");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn waiting_for_a_change_ends_when_the_claim_runs_out() {
+        let start = Instant::now();
+        let (tx, rx) = watch::channel(Some(start + Duration::from_secs(10)));
+        let mut claim = Claim::new(rx);
+        // Nothing is published (the renewals fail), yet the wait ends at the
+        // expiry, so the gauge and the writers learn they no longer lead.
+        claim.changed().await;
+        assert_eq!(Instant::now(), start + Duration::from_secs(10));
+        assert!(!claim.is_current());
+        // Not held: only a publication ends the wait.
+        let waiting = tokio::spawn(async move {
+            claim.changed().await;
+            claim.is_current()
+        });
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert!(!waiting.is_finished());
+        tx.send_replace(Some(Instant::now() + Duration::from_secs(10)));
+        assert!(waiting.await.unwrap(), "taken again");
+    }
+
+    #[test]
+    fn the_lease_records_its_duration_rounded_up_so_the_margin_holds() {
+        let mut config = ControllerConfig::new("ns", "a");
+        config.lease_duration = Duration::from_millis(1_500);
+        config.renew_deadline = Duration::from_millis(1_200);
+        let recorded = held_spec(&config, Timestamp::now(), &LeaseSpec::default())
+            .lease_duration_seconds
+            .map(|s| Duration::from_secs(s.unsigned_abs().into()));
+        assert!(
+            recorded.is_some_and(|d| d > config.renew_deadline),
+            "others must wait longer than the holder's claim lasts: {recorded:?}"
+        );
+        assert_eq!(lease_seconds(Duration::from_millis(300)), 1);
+        assert_eq!(lease_seconds(Duration::from_secs(15)), 15);
     }
 
     #[test]
