@@ -54,7 +54,10 @@ async fn mesh(config: ControllerConfig, unreachable: serde_json::Value) -> Resul
     for i in 0..ENDPOINTS / 50 {
         let ips: Vec<String> = (0..50).map(|e| format!("10.0.{i}.{e}")).collect();
         Api::<EndpointSlice>::namespaced(rc.clone(), "default")
-            .create(&PostParams::default(), &common::slice(&format!("web-{i}"), "web", &ips))
+            .create(
+                &PostParams::default(),
+                &common::slice(&format!("web-{i}"), "web", &ips),
+            )
             .await?;
     }
     Api::<Service>::namespaced(lc.clone(), "default")
@@ -85,7 +88,9 @@ impl Mesh {
     async fn current(&mut self, what: &str) -> Result<(Instant, Instant), Error> {
         let endpoints = self
             .federated
-            .until(what, LIMIT, |s| s.slice_endpoints == ENDPOINTS && s.addresses == ENDPOINTS)
+            .until(what, LIMIT, |s| {
+                s.slice_endpoints == ENDPOINTS && s.addresses == ENDPOINTS
+            })
             .await?
             .at
             .unwrap_or_else(Instant::now);
@@ -118,7 +123,11 @@ async fn hangs(config: ControllerConfig, rounds: usize) -> Result<Vec<Hang>, Err
                 all.get("remote-0").is_some_and(|s| s.state != "InSync")
             })
             .await?;
-        let reason = mesh.rccs.get("remote-0").map(|s| format!("{} ({})", s.state, s.reason)).unwrap_or_default();
+        let reason = mesh
+            .rccs
+            .get("remote-0")
+            .map(|s| format!("{} ({})", s.state, s.reason))
+            .unwrap_or_default();
         let healed = Instant::now();
         mesh.remote.heal();
         let (endpoints, status) = mesh.current("back in sync after the hang").await?;
@@ -139,17 +148,24 @@ struct Restart {
 }
 
 async fn restarts(config: ControllerConfig, downtimes: &[Duration]) -> Result<Vec<Restart>, Error> {
-    let mut mesh = mesh(config, json!({"endpoints": "Withdraw", "gracePeriodSeconds": 0})).await?;
+    let mut mesh = mesh(
+        config,
+        json!({"endpoints": "Withdraw", "gracePeriodSeconds": 0}),
+    )
+    .await?;
     let mut out = Vec::new();
     for &down in downtimes {
         let killed = Instant::now();
         mesh.remote.kill();
         mesh.federated
-            .until("the dead remote's endpoints withdrawn", LIMIT, |s| s.slice_endpoints == 0)
+            .until("the dead remote's endpoints withdrawn", LIMIT, |s| {
+                s.slice_endpoints == 0
+            })
             .await?;
         mesh.rccs
             .until("the dead remote's status", LIMIT, |all| {
-                all.get("remote-0").is_some_and(|s| s.state == "ConnectionFailed")
+                all.get("remote-0")
+                    .is_some_and(|s| s.state == "ConnectionFailed")
             })
             .await?;
         tokio::time::sleep(down.saturating_sub(killed.elapsed())).await;
@@ -192,7 +208,9 @@ async fn run(mode: Mode) -> Result<(), Error> {
         _ => (vec![(quick.clone(), 1)], vec![Duration::from_secs(1)]),
     };
     println!();
-    println!("Hung remote (accepts connections, never answers): time to detect, as the RemoteClusterConfiguration's status shows it (target ≤ 10 s with the default probe)");
+    println!(
+        "Hung remote (accepts connections, never answers): time to detect, as the RemoteClusterConfiguration's status shows it (target ≤ 10 s with the default probe)"
+    );
     println!();
     println!("| probe settings | round | detected after | status then | back in sync after heal |");
     println!("|---|---:|---:|---|---:|");
@@ -209,9 +227,13 @@ async fn run(mode: Mode) -> Result<(), Error> {
         }
     }
     println!();
-    println!("Killed remote restarted on its data: time from it listening again to its endpoints and its status being current (target < 1 s)");
+    println!(
+        "Killed remote restarted on its data: time from it listening again to its endpoints and its status being current (target < 1 s)"
+    );
     println!();
-    println!("| probe settings | dead for | endpoints back after | status InSync (with counts) after | target met |");
+    println!(
+        "| probe settings | dead for | endpoints back after | status InSync (with counts) after | target met |"
+    );
     println!("|---|---:|---:|---:|:---:|");
     for restart in restarts(default.clone(), &downtimes).await? {
         println!(
@@ -220,7 +242,11 @@ async fn run(mode: Mode) -> Result<(), Error> {
             restart.down.as_secs_f64(),
             common::ms(restart.endpoints),
             common::ms(restart.status),
-            if restart.endpoints.max(restart.status) < Duration::from_secs(1) { "yes" } else { "no" }
+            if restart.endpoints.max(restart.status) < Duration::from_secs(1) {
+                "yes"
+            } else {
+                "no"
+            }
         );
     }
     Ok(())

@@ -89,7 +89,10 @@ impl Child {
         let first_warnings = Arc::new(Mutex::new(Vec::new()));
         let (count, first) = (warnings.clone(), first_warnings.clone());
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.contains("WARN") || line.contains("ERROR") {
                     count.fetch_add(1, Ordering::Relaxed);
                     let mut first = first.lock().unwrap_or_else(|e| e.into_inner());
@@ -108,11 +111,16 @@ impl Child {
 
     /// Its CPU time so far (user + system).
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id())).unwrap_or_default();
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.process.id()))
+            .unwrap_or_default();
         // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
         let fields: Vec<u64> = stat
             .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().filter_map(|f| f.parse().ok()).collect())
+            .map(|(_, rest)| {
+                rest.split_whitespace()
+                    .filter_map(|f| f.parse().ok())
+                    .collect()
+            })
             .unwrap_or_default();
         let ticks = fields.get(10).copied().unwrap_or(0) + fields.get(11).copied().unwrap_or(0);
         // Linux reports in USER_HZ, which is 100 on every platform it runs on.
@@ -130,7 +138,11 @@ fn serve_controller(kubeconfig: &str) -> Result<(), Error> {
         .init();
     let kubeconfig = kube::config::Kubeconfig::read_from(kubeconfig)?;
     common::runtime()?.block_on(async move {
-        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+        let config = kube::Config::from_custom_kubeconfig(
+            kubeconfig,
+            &kube::config::KubeConfigOptions::default(),
+        )
+        .await?;
         let client = kube::Client::try_from(config)?;
         let stdin_closed = tokio::task::spawn_blocking(|| {
             let mut sink = String::new();
@@ -222,10 +234,15 @@ async fn run(plan: Plan) -> Result<(), Error> {
         let api = Api::<EndpointSlice>::namespaced(rc, "default");
         let mut slices = Vec::new();
         for s in 0..SLICES {
-            let ips: Vec<String> = (0..PER_SLICE).map(|e| format!("10.{r}.0.{}", s * PER_SLICE + e)).collect();
+            let ips: Vec<String> = (0..PER_SLICE)
+                .map(|e| format!("10.{r}.0.{}", s * PER_SLICE + e))
+                .collect();
             slices.push(
-                api.create(&PostParams::default(), &common::slice(&format!("web-{s}"), "web", &ips))
-                    .await?,
+                api.create(
+                    &PostParams::default(),
+                    &common::slice(&format!("web-{s}"), "web", &ips),
+                )
+                .await?,
             );
         }
         loads.push((api, slices));
@@ -256,9 +273,11 @@ async fn run(plan: Plan) -> Result<(), Error> {
     let total = plan.remotes * SLICES * PER_SLICE;
     let started = Instant::now();
     federated
-        .until("every remote's endpoints federated", Duration::from_secs(120), |s| {
-            s.slice_endpoints == total
-        })
+        .until(
+            "every remote's endpoints federated",
+            Duration::from_secs(120),
+            |s| s.slice_endpoints == total,
+        )
         .await?;
     println!(
         "soak: {} remotes × {} endpoints federated {:.0} ms after the controller started; controller RSS {:.1} MB",
@@ -316,8 +335,13 @@ async fn run(plan: Plan) -> Result<(), Error> {
             failed_calls: (calls - calls_before).failed,
             warnings: warnings - warnings_before,
         });
-        (changes_before, failed_before, calls_before, warnings_before, cpu_before) =
-            (changes, failed, calls, warnings, cpu);
+        (
+            changes_before,
+            failed_before,
+            calls_before,
+            warnings_before,
+            cpu_before,
+        ) = (changes, failed, calls, warnings, cpu);
         next += plan.window;
     }
     drop(tasks);
@@ -365,7 +389,10 @@ async fn run(plan: Plan) -> Result<(), Error> {
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--soak-controller") {
-        return serve_controller(args.get(at + 1).ok_or("--soak-controller needs a kubeconfig")?);
+        return serve_controller(
+            args.get(at + 1)
+                .ok_or("--soak-controller needs a kubeconfig")?,
+        );
     }
     let plan = match common::mode() {
         Mode::List => return Ok(()),

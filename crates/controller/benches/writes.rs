@@ -170,7 +170,9 @@ async fn create(mesh: &mut Mesh, endpoints: usize, arrival: Arrival) -> Result<C
                 .patch(
                     "web",
                     &kube::api::PatchParams::default(),
-                    &kube::api::Patch::Merge(serde_json::json!({"metadata": {"labels": {"app": "web"}}})),
+                    &kube::api::Patch::Merge(
+                        serde_json::json!({"metadata": {"labels": {"app": "web"}}}),
+                    ),
                 )
                 .await?;
             (before, started)
@@ -210,7 +212,12 @@ struct Churn {
 /// for `length`, keeping every slice between half full and full. The
 /// slices are split among workers, so slow answers from the remote do not
 /// hold the rate down, and no slice has two changes in flight.
-async fn churn(mesh: &mut Mesh, slices: usize, rate: u32, length: Duration) -> Result<Churn, Error> {
+async fn churn(
+    mesh: &mut Mesh,
+    slices: usize,
+    rate: u32,
+    length: Duration,
+) -> Result<Churn, Error> {
     const WORKERS: usize = 10;
     let api = Api::<EndpointSlice>::namespaced(mesh.remote.client()?, "default");
     let mut owned: Vec<Vec<(usize, EndpointSlice)>> = (0..WORKERS).map(|_| Vec::new()).collect();
@@ -235,9 +242,13 @@ async fn churn(mesh: &mut Mesh, slices: usize, rate: u32, length: Duration) -> R
                     slice.endpoints.remove(rng.below(n));
                 } else {
                     let ip = format!("10.{}.{}.{}", 200 + w, changes / 250, changes % 250);
-                    slice.endpoints.push(serde_json::from_value(common::endpoint("web", &ip))?);
+                    slice
+                        .endpoints
+                        .push(serde_json::from_value(common::endpoint("web", &ip))?);
                 }
-                *slice = api.replace(&format!("web-{i}"), &PostParams::default(), slice).await?;
+                *slice = api
+                    .replace(&format!("web-{i}"), &PostParams::default(), slice)
+                    .await?;
                 changes += 1;
             }
             let total: usize = mine.iter().map(|(_, s)| s.endpoints.len()).sum();
@@ -290,7 +301,11 @@ fn row(case: &str, objects: String, c: &Counted) {
         c.controller.ok,
         c.controller.failed,
         ratio(c.api.total(), c.changed),
-        if c.api.total() as f64 <= 1.05 * c.changed as f64 { "yes" } else { "no" },
+        if c.api.total() as f64 <= 1.05 * c.changed as f64 {
+            "yes"
+        } else {
+            "no"
+        },
     );
 }
 
@@ -324,16 +339,16 @@ async fn run(mode: Mode) -> Result<(), Error> {
     }
 
     println!();
-    println!("API calls per changed federated object (target ≤ 1.05); calls as the local API server counted them, writes as the controller did");
+    println!(
+        "API calls per changed federated object (target ≤ 1.05); calls as the local API server counted them, writes as the controller did"
+    );
     println!();
-    println!("| case | federated objects | objects changed (local watch) | API calls ok / failed | controller writes ok / failed | calls per changed object | target met |");
+    println!(
+        "| case | federated objects | objects changed (local watch) | API calls ok / failed | controller writes ok / failed | calls per changed object | target met |"
+    );
     println!("|---|---:|---:|---:|---:|---:|:---:|");
     for c in &creations {
-        row(
-            &describe(c),
-            c.objects.to_string(),
-            &c.counted,
-        );
+        row(&describe(c), c.objects.to_string(), &c.counted);
     }
     if let Some(churn) = &churned {
         row(
@@ -348,9 +363,13 @@ async fn run(mode: Mode) -> Result<(), Error> {
         );
     }
     println!();
-    println!("Settle time (target < 1 s for 10,000 endpoints): from the remote's first write to the local federated Endpoints + EndpointSlices complete");
+    println!(
+        "Settle time (target < 1 s for 10,000 endpoints): from the remote's first write to the local federated Endpoints + EndpointSlices complete"
+    );
     println!();
-    println!("| case | the remote's writes took | settled, from the remote's first write | settled, from its last write acknowledged | before (old main) |");
+    println!(
+        "| case | the remote's writes took | settled, from the remote's first write | settled, from its last write acknowledged | before (old main) |"
+    );
     println!("|---|---:|---:|---:|---:|");
     for c in &creations {
         println!(

@@ -220,7 +220,9 @@ pub fn spawn(future: impl std::future::Future<Output = ()> + Send + 'static) -> 
 /// Runs the controller in this process against `local` until dropped.
 pub fn controller(local: kube::Client, config: ControllerConfig, metrics: Metrics) -> Task {
     spawn(async move {
-        if let Err(error) = fedmesh_controller::run(local, config, metrics, std::future::pending()).await {
+        if let Err(error) =
+            fedmesh_controller::run(local, config, metrics, std::future::pending()).await
+        {
             eprintln!("controller stopped: {error:#}");
         }
     })
@@ -260,7 +262,9 @@ pub fn watch_rccs(local: &kube::Client) -> Rccs {
             };
             let status = |p: &str| object.data.pointer(&format!("/status/{p}")).cloned();
             let read = RccStatus {
-                state: status("state").and_then(|s| s.as_str().map(str::to_owned)).unwrap_or_default(),
+                state: status("state")
+                    .and_then(|s| s.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
                 reason: object
                     .data
                     .pointer("/status/conditions")
@@ -268,8 +272,12 @@ pub fn watch_rccs(local: &kube::Client) -> Rccs {
                     .and_then(|c| c.iter().find(|c| c["status"] == "True"))
                     .and_then(|c| c["reason"].as_str().map(str::to_owned))
                     .unwrap_or_default(),
-                endpoints: status("syncedEndpoints").and_then(|e| e.as_u64()).unwrap_or_default(),
-                withdrawn: status("endpointsWithdrawn").and_then(|w| w.as_bool()).unwrap_or_default(),
+                endpoints: status("syncedEndpoints")
+                    .and_then(|e| e.as_u64())
+                    .unwrap_or_default(),
+                withdrawn: status("endpointsWithdrawn")
+                    .and_then(|w| w.as_bool())
+                    .unwrap_or_default(),
             };
             let name = object.metadata.name.unwrap_or_default();
             tx.send_modify(|(at, all)| {
@@ -294,7 +302,10 @@ impl Rccs {
         limit: Duration,
         check: impl Fn(&BTreeMap<String, RccStatus>) -> bool,
     ) -> Result<Instant, Error> {
-        until(&mut self.rx, what, limit, |(at, all)| check(all).then_some(*at)).await
+        until(&mut self.rx, what, limit, |(at, all)| {
+            check(all).then_some(*at)
+        })
+        .await
     }
 
     /// The status of `name` now.
@@ -351,7 +362,11 @@ pub struct Federated {
 }
 
 /// Watches what fedmesh writes for the federated Service `service` in `local`.
-pub fn watch_federated(local: &kube::Client, service: &str, mut hook: Option<SliceHook>) -> Federated {
+pub fn watch_federated(
+    local: &kube::Client,
+    service: &str,
+    mut hook: Option<SliceHook>,
+) -> Federated {
     let slices = watcher(
         Api::<EndpointSlice>::namespaced(local.clone(), "default"),
         watcher::Config::default().labels(&format!(
@@ -379,7 +394,8 @@ pub fn watch_federated(local: &kube::Client, service: &str, mut hook: Option<Sli
                     if let Some(hook) = &mut hook {
                         hook(&s, at);
                     }
-                    let owned = serde_json::to_string(&(&s.endpoints, &s.ports, &s.address_type)).unwrap_or_default();
+                    let owned = serde_json::to_string(&(&s.endpoints, &s.ports, &s.address_type))
+                        .unwrap_or_default();
                     let name = s.metadata.name.clone().unwrap_or_default();
                     let entry = (s.endpoints.len(), owned);
                     if known.get(&name) != Some(&entry) {
@@ -401,7 +417,10 @@ pub fn watch_federated(local: &kube::Client, service: &str, mut hook: Option<Sli
                         .flatten()
                         .map(|s| s.addresses.as_ref().map_or(0, Vec::len))
                         .sum();
-                    let entry = (addresses, serde_json::to_string(&e.subsets).unwrap_or_default());
+                    let entry = (
+                        addresses,
+                        serde_json::to_string(&e.subsets).unwrap_or_default(),
+                    );
                     if endpoints_known.as_ref() != Some(&entry) {
                         changes += 1;
                         endpoints_known = Some(entry);
@@ -453,7 +472,9 @@ impl Federated {
     /// Waits until nothing has changed for `quiet` (at most `limit`).
     pub async fn quiet(&mut self, quiet: Duration, limit: Duration) -> FederatedState {
         let deadline = tokio::time::Instant::now() + limit;
-        while tokio::time::timeout(quiet, self.rx.changed()).await.is_ok_and(|r| r.is_ok())
+        while tokio::time::timeout(quiet, self.rx.changed())
+            .await
+            .is_ok_and(|r| r.is_ok())
             && tokio::time::Instant::now() < deadline
         {}
         self.now()
@@ -493,17 +514,27 @@ pub async fn api_calls(server: &kube::Client) -> Result<Calls, Error> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = server.request_text(request).await?;
     let mut calls = Calls::default();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
         let label = |name: &str| {
             let start = line.find(&format!("{name}=\""))? + name.len() + 2;
             line[start..].split('"').next()
         };
         let resource = matches!(label("resource"), Some("endpoints" | "endpointslices"));
-        let verb = matches!(label("verb"), Some("GET" | "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE"));
+        let verb = matches!(
+            label("verb"),
+            Some("GET" | "POST" | "PUT" | "PATCH" | "APPLY" | "DELETE")
+        );
         if !(resource && verb) {
             continue;
         }
-        let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let n: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         if label("code").is_some_and(|c| c.starts_with('2')) {
             calls.ok += n;
         } else {
@@ -517,8 +548,16 @@ pub async fn api_calls(server: &kube::Client) -> Result<Calls, Error> {
 /// (`fedmesh_writes_total`): successful writes and failed attempts.
 pub fn controller_writes(metrics: &Metrics) -> Calls {
     let mut calls = Calls::default();
-    for line in metrics.encode().lines().filter(|l| l.starts_with("fedmesh_writes_total{")) {
-        let n: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    for line in metrics
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("fedmesh_writes_total{"))
+    {
+        let n: u64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         if line.contains("result=\"ok\"") {
             calls.ok += n;
         } else {

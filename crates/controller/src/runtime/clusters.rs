@@ -568,7 +568,11 @@ async fn server_address(kubeconfig: &[u8]) -> Option<String> {
     let url = &config.cluster_url;
     let port = url
         .port_u16()
-        .unwrap_or(if url.scheme_str() == Some("http") { 80 } else { 443 });
+        .unwrap_or(if url.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
     Some(format!("{}:{port}", url.host()?))
 }
 
@@ -1135,30 +1139,42 @@ mod tests {
     async fn a_remote_that_listens_again_is_noticed_within_the_redial_interval() {
         let address = free_port().await;
         let every = Duration::from_millis(50);
-        let waiting = tokio::spawn(async move { listening_again(&address.to_string(), every).await });
+        let waiting =
+            tokio::spawn(async move { listening_again(&address.to_string(), every).await });
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!waiting.is_finished(), "nothing listens yet");
-        let _listener = tokio::net::TcpListener::bind(address).await.expect("rebind");
+        let _listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("rebind");
         let back = Instant::now();
         tokio::time::timeout(Duration::from_secs(2), waiting)
             .await
             .expect("noticed")
             .expect("task");
-        assert!(back.elapsed() < Duration::from_millis(500), "{:?}", back.elapsed());
+        assert!(
+            back.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            back.elapsed()
+        );
     }
 
     #[tokio::test]
     async fn an_address_that_never_refused_does_not_cut_the_backoff_short() {
         // A load balancer accepting connections for a down API server: only
         // the backoff paces the attempts.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let address = listener.local_addr().expect("address").to_string();
         let waited = tokio::time::timeout(
             Duration::from_millis(400),
             listening_again(&address, Duration::from_millis(50)),
         )
         .await;
-        assert!(waited.is_err(), "it never went down, so it did not come back");
+        assert!(
+            waited.is_err(),
+            "it never went down, so it did not come back"
+        );
     }
 
     #[tokio::test]
