@@ -216,7 +216,8 @@ struct Window {
     cpu: Duration,
     failed_changes: u64,
     lost: u64,
-    failed_calls: u64,
+    /// `None` when the local API server's counters could not be read.
+    failed_calls: Option<u64>,
     warnings: u64,
 }
 
@@ -302,7 +303,9 @@ async fn run(plan: Plan) -> Result<(), Error> {
     let began = Instant::now();
     let mut windows = Vec::new();
     let (mut changes_before, mut failed_before) = (0, 0);
-    let mut calls_before = common::api_calls(&lc).await?;
+    let mut calls_before = counters(&local)
+        .await
+        .ok_or("cannot read the local API server's counters")?;
     let mut warnings_before = child.warnings.load(Ordering::Relaxed);
     let mut cpu_before = child.cpu();
     let mut next = began + plan.window;
@@ -318,7 +321,7 @@ async fn run(plan: Plan) -> Result<(), Error> {
         latencies.sort();
         let changes = tally.changes.load(Ordering::Relaxed);
         let failed = tally.failed_changes.load(Ordering::Relaxed);
-        let calls = common::api_calls(&lc).await?;
+        let calls = counters(&local).await;
         let warnings = child.warnings.load(Ordering::Relaxed);
         let cpu = child.cpu();
         windows.push(Window {
@@ -332,45 +335,19 @@ async fn run(plan: Plan) -> Result<(), Error> {
             cpu: cpu.saturating_sub(cpu_before),
             failed_changes: failed - failed_before,
             lost,
-            failed_calls: (calls - calls_before).failed,
+            failed_calls: calls.map(|calls| (calls - calls_before).failed),
             warnings: warnings - warnings_before,
         });
-        (
-            changes_before,
-            failed_before,
-            calls_before,
-            warnings_before,
-            cpu_before,
-        ) = (changes, failed, calls, warnings, cpu);
+        if let Some(window) = windows.last() {
+            print_window(window, plan.window);
+        }
+        (changes_before, failed_before, warnings_before, cpu_before) =
+            (changes, failed, warnings, cpu);
+        calls_before = calls.unwrap_or(calls_before);
         next += plan.window;
     }
     drop(tasks);
 
-    println!();
-    println!(
-        "| minute | changes | changes/s | seen locally | p50 | p99 | max | controller RSS | controller CPU | errors (failed changes / lost / failed API calls / controller warnings) |"
-    );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    let secs = plan.window.as_secs_f64();
-    for w in &windows {
-        println!(
-            "| {:.0}–{:.0} s | {} | {:.1} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MB | {:.0} % | {} / {} / {} / {} |",
-            w.end.as_secs_f64() - secs,
-            w.end.as_secs_f64(),
-            w.changes,
-            w.changes as f64 / secs,
-            w.seen,
-            common::ms(w.p50),
-            common::ms(w.p99),
-            common::ms(w.max),
-            w.rss as f64 / 1e6,
-            w.cpu.as_secs_f64() / secs * 100.0,
-            w.failed_changes,
-            w.lost,
-            w.failed_calls,
-            w.warnings,
-        );
-    }
     if let (Some(first), Some(last)) = (windows.first(), windows.last()) {
         println!();
         println!(
@@ -384,6 +361,44 @@ async fn run(plan: Plan) -> Result<(), Error> {
         println!("controller said: {line}");
     }
     Ok(())
+}
+
+/// Prints one window's row, and the table's header before the first.
+fn print_window(w: &Window, window: Duration) {
+    let secs = window.as_secs_f64();
+    if w.end <= window + Duration::from_millis(1) {
+        println!();
+        println!(
+            "| minute | changes | changes/s | seen locally | p50 | p99 | max | controller RSS | controller CPU | errors (failed changes / lost / failed API calls / controller warnings) |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    }
+    println!(
+        "| {:.0}–{:.0} s | {} | {:.1} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} MB | {:.0} % | {} / {} / {} / {} |",
+        w.end.as_secs_f64() - secs,
+        w.end.as_secs_f64(),
+        w.changes,
+        w.changes as f64 / secs,
+        w.seen,
+        common::ms(w.p50),
+        common::ms(w.p99),
+        common::ms(w.max),
+        w.rss as f64 / 1e6,
+        w.cpu.as_secs_f64() / secs * 100.0,
+        w.failed_changes,
+        w.lost,
+        w.failed_calls.map_or("?".into(), |n| n.to_string()),
+        w.warnings,
+    );
+}
+
+/// The local API server's counters, through a fresh connection, within 10 s.
+async fn counters(local: &fedmesh_apiserver::testing::TestServer) -> Option<common::Calls> {
+    let client = local.client().ok()?;
+    tokio::time::timeout(Duration::from_secs(10), common::api_calls(&client))
+        .await
+        .ok()?
+        .ok()
 }
 
 fn main() -> Result<(), Error> {
