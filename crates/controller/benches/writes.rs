@@ -218,19 +218,20 @@ async fn churn(
     rate: u32,
     length: Duration,
 ) -> Result<Churn, Error> {
-    const WORKERS: usize = 10;
+    // Ten workers, or one per slice when there are fewer (every worker owns a slice).
+    let workers = slices.clamp(1, 10);
     let api = Api::<EndpointSlice>::namespaced(mesh.remote.client()?, "default");
-    let mut owned: Vec<Vec<(usize, EndpointSlice)>> = (0..WORKERS).map(|_| Vec::new()).collect();
+    let mut owned: Vec<Vec<(usize, EndpointSlice)>> = (0..workers).map(|_| Vec::new()).collect();
     for i in 0..slices {
-        owned[i % WORKERS].push((i, api.get(&format!("web-{i}")).await?));
+        owned[i % workers].push((i, api.get(&format!("web-{i}")).await?));
     }
     let before = mesh.counts().await?;
     let started = Instant::now();
-    let workers = owned.into_iter().enumerate().map(|(w, mut mine)| {
+    let running = owned.into_iter().enumerate().map(|(w, mut mine)| {
         let api = api.clone();
         async move {
             let mut rng = Rng::new(9 + w as u64);
-            let mut tick = tokio::time::interval(Duration::from_secs(1) * WORKERS as u32 / rate);
+            let mut tick = tokio::time::interval(Duration::from_secs(1) * workers as u32 / rate);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut changes = 0usize;
             while started.elapsed() < length {
@@ -255,7 +256,7 @@ async fn churn(
             Ok::<_, Error>((changes, total))
         }
     });
-    let done: Vec<(usize, usize)> = futures::future::try_join_all(workers).await?;
+    let done: Vec<(usize, usize)> = futures::future::try_join_all(running).await?;
     let last = Instant::now();
     let seconds = started.elapsed().as_secs_f64();
     let changes = done.iter().map(|(c, _)| c).sum();
