@@ -12,27 +12,24 @@
 //!
 //! Run: `cargo bench -p fedmesh-controller --bench mesh`
 
-use std::collections::BTreeMap;
+#[allow(dead_code)]
+mod common;
+
 use std::time::{Duration, Instant};
 
-use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
+use common::{Error, Mode, federated, percentile, service, slice};
+use fedmesh_controller::Metrics;
 use fedmesh_controller::mesh::remotes as remote;
-use fedmesh_controller::{ControllerConfig, Metrics};
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
-use serde_json::json;
 
 const LATENCY_REMOTES: usize = 10;
 const CHANGES: usize = 1_000;
 const SHAPE_SERVICES: usize = 300;
 const SHAPE_ENDPOINTS: usize = 4_000;
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 // The allocator the `fedmesh` binary uses, wrapped to count live heap bytes:
 // RSS cannot attribute memory inside one process (the allocator reuses what
@@ -72,91 +69,6 @@ fn live_bytes() -> usize {
     LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-fn service(name: &str, app: &str) -> Service {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": app}},
-        "spec": {"selector": {"app": app}, "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
-    }))
-    .expect("valid service")
-}
-
-fn slice(name: &str, service: &str, ips: &[String]) -> EndpointSlice {
-    serde_json::from_value(json!({
-        "metadata": {"name": name, "namespace": "default", "labels": {"kubernetes.io/service-name": service}},
-        "addressType": "IPv4",
-        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-        "endpoints": ips.iter().enumerate().map(|(i, ip)| json!({
-            "addresses": [ip],
-            "conditions": {"ready": true},
-            "nodeName": format!("node-{}", i % 5),
-            "targetRef": {"kind": "Pod", "namespace": "default", "name": format!("{service}-{i}"), "uid": format!("{name}-{i}")}
-        })).collect::<Vec<_>>()
-    }))
-    .expect("valid slice")
-}
-
-async fn start(name: &str) -> Result<TestServer, Error> {
-    Ok(TestServer::start_with(TestServerOptions {
-        name: name.into(),
-        ..TestServerOptions::default()
-    })
-    .await?)
-}
-
-/// Prepares `local` to reach every remote: the CRD, Secrets and RemoteClusterConfigurations.
-async fn connect(local: &kube::Client, remotes: &[TestServer]) -> Result<(), Error> {
-    Api::<CustomResourceDefinition>::all(local.clone())
-        .create(&PostParams::default(), &remote::crd()?)
-        .await?;
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "fedmesh"}}))?;
-    Api::<Namespace>::all(local.clone())
-        .create(&PostParams::default(), &ns)
-        .await?;
-    let rccs = Api::<DynamicObject>::all_with(local.clone(), &remote::api_resource());
-    for (i, server) in remotes.iter().enumerate() {
-        let secret = Secret {
-            metadata: kube::api::ObjectMeta {
-                name: Some(format!("remote-{i}-access")),
-                ..Default::default()
-            },
-            data: Some(BTreeMap::from([(
-                "kubeconfig".to_string(),
-                ByteString(std::fs::read(server.kubeconfig_path())?),
-            )])),
-            ..Secret::default()
-        };
-        Api::<Secret>::namespaced(local.clone(), "fedmesh")
-            .create(&PostParams::default(), &secret)
-            .await?;
-        let rcc: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "projectcalico.org/v3", "kind": "RemoteClusterConfiguration",
-            "metadata": {"name": format!("remote-{i}")},
-            "spec": {"clusterAccessSecret": {"name": format!("remote-{i}-access"), "namespace": "fedmesh"}}
-        }))?;
-        // The CRD's resource is served within a second of its creation.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while let Err(error) = rccs.create(&PostParams::default(), &rcc).await {
-            if Instant::now() > deadline {
-                return Err(error.into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
-}
-
-fn controller(local: kube::Client) -> tokio::task::JoinHandle<()> {
-    let mut config = ControllerConfig::new("fedmesh", "bench");
-    config.renew_interval = Duration::from_millis(200);
-    tokio::spawn(async move {
-        if let Err(error) =
-            fedmesh_controller::run(local, config, Metrics::new(), std::future::pending()).await
-        {
-            eprintln!("controller stopped: {error:#}");
-        }
-    })
-}
-
 async fn wait_for_addresses(
     local: &kube::Client,
     service: &str,
@@ -182,17 +94,12 @@ async fn wait_for_addresses(
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
 async fn latency() -> Result<(), Error> {
-    let local = start("local").await?;
+    let local = common::server("local").await?;
     let lc = local.client()?;
     let mut remotes = Vec::new();
     for i in 0..LATENCY_REMOTES {
-        let server = start(&format!("remote-{i}")).await?;
+        let server = common::server(&format!("remote-{i}")).await?;
         let rc = server.client()?;
         Api::<Service>::namespaced(rc.clone(), "default")
             .create(&PostParams::default(), &service("web", "web"))
@@ -203,16 +110,11 @@ async fn latency() -> Result<(), Error> {
             .await?;
         remotes.push(server);
     }
-    let fed: Service = serde_json::from_value(json!({
-        "metadata": {"name": "web-fed", "namespace": "default",
-                     "annotations": {"federation.tigera.io/serviceSelector": "app == \"web\""}},
-        "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
-    }))?;
     Api::<Service>::namespaced(lc.clone(), "default")
-        .create(&PostParams::default(), &fed)
+        .create(&PostParams::default(), &federated("web-fed", "web"))
         .await?;
-    connect(&lc, &remotes).await?;
-    let _controller = controller(lc.clone());
+    common::connect(&lc, &remotes, serde_json::Value::Null).await?;
+    let _controller = common::controller(lc.clone(), common::config(), Metrics::new());
     let synced = wait_for_addresses(&lc, "web-fed", LATENCY_REMOTES * 10).await?;
     println!(
         "latency setup: {LATENCY_REMOTES} remotes in sync after {:.0} ms",
@@ -273,28 +175,16 @@ async fn latency() -> Result<(), Error> {
     Ok(())
 }
 
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// The child process of the memory measurement: the local and remote API
 /// servers, loaded with Istio's test shape and joined, until stdin closes.
 async fn serve_memory_mesh(remotes_wanted: usize) -> Result<(), Error> {
-    let local = start("local").await?;
+    let local = common::server("local").await?;
     let lc = local.client()?;
     let per_service = SHAPE_ENDPOINTS.div_ceil(SHAPE_SERVICES);
     let mut remotes = Vec::new();
     let mut expected = 0;
     for i in 0..remotes_wanted {
-        let server = start(&format!("remote-{i}")).await?;
+        let server = common::server(&format!("remote-{i}")).await?;
         let rc = server.client()?;
         let services = Api::<Service>::namespaced(rc.clone(), "default");
         let slices = Api::<EndpointSlice>::namespaced(rc, "default");
@@ -322,15 +212,10 @@ async fn serve_memory_mesh(remotes_wanted: usize) -> Result<(), Error> {
         remotes.push(server);
     }
     // One federated service, so the controller also writes.
-    let fed: Service = serde_json::from_value(json!({
-        "metadata": {"name": "svc-0-fed", "namespace": "default",
-                     "annotations": {"federation.tigera.io/serviceSelector": "app == \"svc-0\""}},
-        "spec": {"ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}
-    }))?;
     Api::<Service>::namespaced(lc.clone(), "default")
-        .create(&PostParams::default(), &fed)
+        .create(&PostParams::default(), &federated("svc-0-fed", "svc-0"))
         .await?;
-    connect(&lc, &remotes).await?;
+    common::connect(&lc, &remotes, serde_json::Value::Null).await?;
     println!("READY {expected} {}", local.kubeconfig_path().display());
     // Serve until the parent closes our stdin (or dies).
     tokio::task::spawn_blocking(|| {
@@ -380,8 +265,8 @@ async fn memory_with(remotes: usize) -> Result<Growth, Error> {
     let lc = kube::Client::try_from(config)?;
 
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (rss_before, live_before) = (rss_bytes(), live_bytes());
-    let _controller = controller(lc.clone());
+    let (rss_before, live_before) = (common::rss_bytes(None), live_bytes());
+    let _controller = common::controller(lc.clone(), common::config(), Metrics::new());
     let synced = wait_for_addresses(&lc, "svc-0-fed", expected).await?;
     let rccs = Api::<DynamicObject>::all_with(lc.clone(), &remote::api_resource());
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -403,7 +288,7 @@ async fn memory_with(remotes: usize) -> Result<Growth, Error> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let growth = Growth {
         live: live_bytes().saturating_sub(live_before),
-        rss: rss_bytes().saturating_sub(rss_before),
+        rss: common::rss_bytes(None).saturating_sub(rss_before),
         synced,
     };
     drop(child.stdin.take());
@@ -435,18 +320,20 @@ async fn memory() -> Result<(), Error> {
 }
 
 fn main() -> Result<(), Error> {
-    // `cargo test --benches`/`cargo bench -- --test` smoke-runs bench targets: keep that cheap.
-    if std::env::args().any(|a| a == "--test") {
-        println!("mesh bench: skipped under --test");
-        return Ok(());
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = common::runtime()?;
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--serve-memory-mesh") {
         let remotes = args.get(at + 1).and_then(|n| n.parse().ok()).unwrap_or(1);
         return runtime.block_on(serve_memory_mesh(remotes));
+    }
+    match common::mode() {
+        Mode::List => return Ok(()),
+        // `cargo test --benches` runs bench targets without `--bench`: keep that cheap.
+        Mode::Check => {
+            println!("mesh bench: skipped outside `cargo bench`");
+            return Ok(());
+        }
+        Mode::Full => {}
     }
     runtime.block_on(async {
         latency().await?;

@@ -186,6 +186,40 @@ async fn a_killed_remote_returns_to_in_sync_with_its_gauge_when_restarted() {
 }
 
 #[tokio::test]
+async fn a_remote_down_longer_than_the_backoff_is_in_sync_within_a_second_of_restarting() {
+    // The default backoff (250 ms doubling up to 30 s): once the session
+    // has failed (a fast probe ends it within half a second of the kill),
+    // attempts come 0.25, 0.75, 1.75, 3.75 and 7.75 s later, so a remote
+    // restarted 5 s after the kill would wait about 3 s for the next one.
+    // It is redialled as soon as it listens again instead.
+    let mut mesh = mesh_with(json!(null), |config| {
+        config.probe_interval = Duration::from_millis(200);
+        config.probe_timeout = Duration::from_millis(200);
+        config.max_backoff =
+            fedmesh_controller::ControllerConfig::new("fedmesh", "default").max_backoff;
+    })
+    .await;
+    in_sync(&mesh).await;
+    let lc = mesh.local.client().unwrap();
+
+    mesh.remote.kill();
+    let killed = Instant::now();
+    wait_for_reason(&lc, "remotecluster", "ConnectionFailed", "Unreachable").await;
+    tokio::time::sleep(Duration::from_secs(5).saturating_sub(killed.elapsed())).await;
+    mesh.remote
+        .restart()
+        .await
+        .expect("the remote restarts on its data");
+    let listening = Instant::now();
+    wait_for_reason(&lc, "remotecluster", "InSync", "Synced").await;
+    assert!(
+        listening.elapsed() < Duration::from_millis(1500),
+        "in sync {:?} after the remote listened again",
+        listening.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_hung_remote_is_noticed_within_ten_seconds_and_withdrawn_under_withdraw() {
     // The default probe settings: the bound under test is the default one.
     let mesh = mesh_with(

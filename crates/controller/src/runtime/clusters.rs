@@ -470,7 +470,7 @@ async fn run_cluster(shared: Arc<Shared>, spec: ClusterSpec) {
     // Only the first attempt shows Connecting: a retry keeps the failure on
     // show until it works, so conditions do not flap with every attempt.
     state.event(SyncEvent::Connecting).await;
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = INITIAL_BACKOFF;
     loop {
         match connect(&shared, &spec).await {
             Err(problem) => {
@@ -491,7 +491,7 @@ async fn run_cluster(shared: Arc<Shared>, spec: ClusterSpec) {
                     let end = session(&shared, &spec, connection, &mut state, displaced).await;
                     drop(guard);
                     if started.elapsed() > shared.config.max_backoff {
-                        backoff = Duration::from_millis(250);
+                        backoff = INITIAL_BACKOFF;
                     }
                     if matches!(end, SessionEnd::SecretChanged) {
                         continue;
@@ -500,19 +500,98 @@ async fn run_cluster(shared: Arc<Shared>, spec: ClusterSpec) {
             },
         }
         // Wait out the backoff, or less if the Secret changes (new
-        // credentials from `fedmesh join`, a Secret recreated).
+        // credentials from `fedmesh join`, a Secret recreated), or if a
+        // remote that could not be reached at all listens again.
         let current = read_secret(&shared, &spec).await.ok().flatten();
+        let redial = match (&current, state.failure) {
+            (Some(data), Some(Reason::Unreachable)) => {
+                match remote::kubeconfig_from_secret(&spec.secret, data) {
+                    Ok(kubeconfig) => server_address(kubeconfig).await,
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
         let changed = secret_changed(&shared, &spec, current);
         let sleep = tokio::time::sleep(backoff);
+        let (answered_tx, mut answered) = tokio::sync::oneshot::channel();
         state
             .wait(Some(Box::pin(async move {
+                let listening = async move {
+                    match redial {
+                        Some(address) => {
+                            listening_again(&address, REDIAL_EVERY).await;
+                            let _ = answered_tx.send(());
+                        }
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     () = changed => {}
                     () = sleep => {}
+                    () = listening => {}
                 }
             })))
             .await;
-        backoff = (backoff * 2).min(shared.config.max_backoff);
+        backoff = if answered.try_recv().is_ok() {
+            // It was down and is back: a fresh start, so a remote still
+            // warming up (answering 503 for a moment) is retried soon.
+            INITIAL_BACKOFF
+        } else {
+            (backoff * 2).min(shared.config.max_backoff)
+        };
+    }
+}
+
+/// The first wait before reconnecting; it doubles per failed attempt up to
+/// `max_backoff`.
+const INITIAL_BACKOFF: Duration = Duration::from_millis(250);
+
+/// How often the address of a remote that refuses connections is tried
+/// while waiting to reconnect. A refused TCP connection costs either side
+/// next to nothing (no TLS, no request, nothing read from the local API
+/// server), unlike a reconnection attempt; this is what lets a restarted
+/// remote be current within a second however long it was down, while the
+/// attempts themselves keep backing off.
+const REDIAL_EVERY: Duration = Duration::from_millis(200);
+
+/// `host:port` of the API server a kubeconfig points at.
+async fn server_address(kubeconfig: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(kubeconfig).ok()?;
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(text).ok()?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kubeconfig,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .ok()?;
+    let url = &config.cluster_url;
+    let port = url
+        .port_u16()
+        .unwrap_or(if url.scheme_str() == Some("http") {
+            80
+        } else {
+            443
+        });
+    Some(format!("{}:{port}", url.host()?))
+}
+
+/// Completes once `address` accepts a TCP connection after having refused
+/// one: the remote is back. An address that never refuses (a load balancer
+/// in front of a down API server, say) never completes this, so the
+/// backoff, not this check, paces the attempts there.
+async fn listening_again(address: &str, every: Duration) {
+    let mut seen_down = false;
+    loop {
+        let up = matches!(
+            tokio::time::timeout(every, tokio::net::TcpStream::connect(address)).await,
+            Ok(Ok(_))
+        );
+        if up && seen_down {
+            return;
+        }
+        seen_down |= !up;
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -833,6 +912,8 @@ struct ClusterState {
     name: ClusterName,
     policy: UnreachablePolicy,
     status: Option<RemoteStatus>,
+    /// Why the cluster last failed, until it is in sync again.
+    failure: Option<Reason>,
     written: Option<Written>,
     /// A status change waits for the next allowed write.
     pending: bool,
@@ -858,6 +939,7 @@ impl ClusterState {
             name,
             policy,
             status: None,
+            failure: None,
             written: None,
             pending: false,
             quiet: None,
@@ -884,6 +966,11 @@ impl ClusterState {
                 .map(|c| c.reason.clone()),
         );
         self.log(&event, before.as_ref() == Some(&after));
+        match &event {
+            SyncEvent::Failed { reason, .. } => self.failure = Some(*reason),
+            SyncEvent::Synced { .. } => self.failure = None,
+            SyncEvent::Connecting => {}
+        }
         if !matches!(event, SyncEvent::Connecting) {
             self.shared.outcome(&self.name);
         }
@@ -1033,5 +1120,87 @@ impl ClusterState {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port on loopback that nothing listens on (it was just freed).
+    async fn free_port() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        listener.local_addr().expect("address")
+    }
+
+    #[tokio::test]
+    async fn a_remote_that_listens_again_is_noticed_within_the_redial_interval() {
+        let address = free_port().await;
+        let every = Duration::from_millis(50);
+        let waiting =
+            tokio::spawn(async move { listening_again(&address.to_string(), every).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "nothing listens yet");
+        let _listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("rebind");
+        let back = Instant::now();
+        tokio::time::timeout(Duration::from_secs(2), waiting)
+            .await
+            .expect("noticed")
+            .expect("task");
+        assert!(
+            back.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            back.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_that_never_refused_does_not_cut_the_backoff_short() {
+        // A load balancer accepting connections for a down API server: only
+        // the backoff paces the attempts.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address").to_string();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(400),
+            listening_again(&address, Duration::from_millis(50)),
+        )
+        .await;
+        assert!(
+            waited.is_err(),
+            "it never went down, so it did not come back"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_address_comes_from_the_kubeconfig() {
+        let kubeconfig = br#"
+apiVersion: v1
+kind: Config
+clusters:
+- name: east
+  cluster: {server: "https://10.1.2.3:6443", insecure-skip-tls-verify: true}
+- name: west
+  cluster: {server: "https://west.example"}
+users:
+- name: fedmesh
+  user: {token: abc}
+contexts:
+- name: east
+  context: {cluster: east, user: fedmesh}
+- name: west
+  context: {cluster: west, user: fedmesh}
+current-context: west
+"#;
+        assert_eq!(
+            server_address(kubeconfig).await.as_deref(),
+            Some("west.example:443")
+        );
+        assert_eq!(server_address(b"not: [a kubeconfig").await, None);
     }
 }
