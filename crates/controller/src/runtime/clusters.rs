@@ -43,6 +43,9 @@ pub struct ClusterSpec {
     pub name: ClusterName,
     /// The Secret holding the kubeconfig that reaches it.
     pub secret: SecretRef,
+    /// The API server URL to use instead of the kubeconfig's (a federation
+    /// `Cluster` names its member's address itself).
+    pub server: Option<String>,
     /// What happens to its data while it does not answer.
     pub policy: UnreachablePolicy,
     /// When its configuration was made: of two configurations for the same
@@ -586,15 +589,19 @@ async fn connect(shared: &Shared, spec: &ClusterSpec) -> Result<Connection, Prob
         reason: Reason::InvalidSecret,
         message: format!("{e}. Run `fedmesh join` again to rewrite the secret."),
     })?;
-    let client = remote_client(kubeconfig, shared.config.probe_timeout)
-        .await
-        .map_err(|e| Problem {
-            reason: Reason::InvalidKubeconfig,
-            message: format!(
-                "The kubeconfig in secret {secret_name} cannot be used: {e}. Run `fedmesh join` \
+    let client = remote_client(
+        kubeconfig,
+        spec.server.as_deref(),
+        shared.config.probe_timeout,
+    )
+    .await
+    .map_err(|e| Problem {
+        reason: Reason::InvalidKubeconfig,
+        message: format!(
+            "The kubeconfig in secret {secret_name} cannot be used: {e}. Run `fedmesh join` \
                  again to rewrite the secret."
-            ),
-        })?;
+        ),
+    })?;
     let identity = identify(&client, shared.config.probe_timeout)
         .await
         .map_err(|failure| Problem {
@@ -620,17 +627,22 @@ pub enum ClientError {
     /// The kubeconfig does not give a usable cluster and user.
     #[error("{0}")]
     Config(#[source] kube::config::KubeconfigError),
+    /// The server address given is not a URL.
+    #[error("{0:?} is not a URL")]
+    Server(String),
     /// The client cannot be built (TLS settings, say).
     #[error("{0}")]
     Build(#[source] kube::Error),
 }
 
-/// A client for a cluster from the bytes of a kubeconfig, with timeouts: a
+/// A client for a cluster from the bytes of a kubeconfig (at `server`
+/// instead of the kubeconfig's address, when given), with timeouts: a
 /// connection attempt gives up after `timeout`, and so does a request whose
 /// answer does not start within a few times that (watches send bookmarks,
 /// so an idle one still answers).
 pub async fn remote_client(
     kubeconfig: &[u8],
+    server: Option<&str>,
     timeout: Duration,
 ) -> Result<kube::Client, ClientError> {
     let text = std::str::from_utf8(kubeconfig)?;
@@ -641,6 +653,11 @@ pub async fn remote_client(
     )
     .await
     .map_err(ClientError::Config)?;
+    if let Some(server) = server {
+        config.cluster_url = server
+            .parse()
+            .map_err(|_| ClientError::Server(server.into()))?;
+    }
     config.connect_timeout = Some(timeout);
     // Retries of 5xx inside the client would hide a failing remote from the
     // probe; the ClusterSet retries with its own backoff.
