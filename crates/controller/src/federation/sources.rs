@@ -20,7 +20,7 @@ use super::members::MemberStatuses;
 use crate::Metrics;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{Feature, Report, Reports};
-use crate::runtime::errors::chain;
+use crate::runtime::errors::Failure;
 use crate::runtime::watch::{self, Progress, Signal, Update};
 use crate::runtime::writer::{
     ApiTarget, ObjectKey, Target, Writer, WriterConfig, WriterHandle, covers_owned,
@@ -54,6 +54,7 @@ impl Feature for MemberFeature {
         let target = MemberTarget {
             api: ApiTarget::namespaced(client.clone(), self.field_manager.clone()),
             client: client.clone(),
+            field_manager: self.field_manager.clone(),
             cluster: cluster.clone(),
             federation: self.federation.clone(),
             events: self.events.clone(),
@@ -134,7 +135,6 @@ async fn watch_member(
         nodes
     ));
     let mut listed = [false; 3];
-    let mut failing = false;
     let mut counts = (0usize, 0usize);
     let mut topology = NodeTopology::default();
     let mut place = topology.topology();
@@ -203,16 +203,19 @@ async fn watch_member(
             },
         };
         match progress {
-            Some(Progress::Failed(failure)) => {
-                failing = true;
+            // Credentials refused end the session at once. Other failures
+            // are left to the probe (which finds a member down within its
+            // threshold) and to the watcher's retries: a watch that resumes
+            // from its resource version sends nothing until something
+            // changes, so it could not say it recovered.
+            Some(Progress::Failed(failure)) if failure.is_definite() => {
                 reports.send(Report::Failed(failure));
                 continue;
             }
             Some(Progress::Listed) => listed[index] = true,
-            Some(Progress::Recovered) => failing = false,
-            None => continue,
+            Some(Progress::Failed(_) | Progress::Recovered) | None => continue,
         }
-        if listed.iter().all(|l| *l) && !failing {
+        if listed.iter().all(|l| *l) {
             reports.send(Report::Synced {
                 services: counts.0,
                 endpoints: counts.1,
@@ -228,6 +231,7 @@ async fn watch_member(
 struct MemberTarget {
     api: ApiTarget<Service>,
     client: kube::Client,
+    field_manager: String,
     cluster: ClusterName,
     federation: FederationName,
     events: mpsc::Sender<Event>,
@@ -235,13 +239,47 @@ struct MemberTarget {
 
 impl Target<Service> for MemberTarget {
     fn create(&self, object: Service) -> BoxFuture<'static, kube::Result<Service>> {
+        let key = ObjectKey::of(&object);
+        let this = self.reporter();
+        // A desired copy that carries the member's uid is an adoption of an
+        // unmarked Service the writer's (marked-only) watch does not show:
+        // it is replaced, never created.
+        if object.metadata.uid.is_some()
+            && let Some(key) = key
+        {
+            let get = self.api.get(key.clone());
+            let api = Api::<Service>::namespaced(
+                self.client.clone(),
+                key.namespace.as_deref().unwrap_or_default(),
+            );
+            let params = PostParams {
+                field_manager: Some(self.field_manager.clone()),
+                ..PostParams::default()
+            };
+            return Box::pin(async move {
+                let result = match get.await {
+                    Ok(Some(current)) => {
+                        let mut object = object;
+                        object.metadata.resource_version = current.metadata.resource_version;
+                        api.replace(&key.name, &params, &object).await
+                    }
+                    Ok(None) => {
+                        let mut object = object;
+                        object.metadata.uid = None;
+                        object.metadata.creation_timestamp = None;
+                        object.metadata.managed_fields = None;
+                        api.create(&params, &object).await
+                    }
+                    Err(error) => Err(error),
+                };
+                this.outcome("adopting the Service", key, result).await
+            });
+        }
         let create = self.api.create(object.clone());
         let again = self.api.create(object.clone());
         let namespaces = Api::<Namespace>::all(self.client.clone());
         let namespace = object.metadata.namespace.clone().unwrap_or_default();
         let federation = self.federation.clone();
-        let key = ObjectKey::of(&object);
-        let this = self.reporter();
         Box::pin(async move {
             let mut result = create.await;
             if let Err(kube::Error::Api(s)) = &result
@@ -316,7 +354,7 @@ impl Reporter {
             Ok(_) => None,
             // The writer reads the object again and decides anew.
             Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => return result,
-            Err(error) => Some(format!("{verb} failed: {}", chain(error))),
+            Err(error) => Some(format!("{verb} failed: {}", Failure::of(error).detail)),
         };
         if let Some(namespace) = key.namespace.as_deref() {
             let _ = self

@@ -1,0 +1,637 @@
+//! The federation control plane end to end, in process: a federation API
+//! server and member API servers (with the simulated data plane and a
+//! load-balancer pool) on loopback, Cluster objects with their Secrets, and
+//! the federation controller; Services created in the federation as a user
+//! would.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::time::Duration;
+
+use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
+use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
+use fedmesh_controller::Metrics;
+use fedmesh_controller::federation::{self, FederationOptions};
+use fedmesh_core::federation::{FederationName, Scope};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(20);
+const FEDERATION_LABEL: &str = "federation.fedmesh.io/federation";
+const ORIGIN: &str = "federation.fedmesh.io/origin";
+const SHARDS: &str = "federation.fedmesh.io/shards";
+
+/// Polls `check` until it gives `Some`, for at most `WAIT`.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn create<K>(api: &Api<K>, object: Value) -> K
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).expect("valid object");
+    api.create(&PostParams::default(), &object)
+        .await
+        .expect("create")
+}
+
+async fn member(name: &str, zone: &str, region: &str, pool: &str) -> TestServer {
+    TestServer::start_with(TestServerOptions {
+        name: name.into(),
+        data_plane: DataPlaneOptions {
+            nodes: 1,
+            node_prefix: format!("{name}-node"),
+            zone: zone.into(),
+            region: region.into(),
+            start_delay: Duration::from_millis(50),
+            ..DataPlaneOptions::default()
+        },
+        load_balancer_pool: Some(pool.into()),
+        ..TestServerOptions::default()
+    })
+    .await
+    .expect("member server")
+}
+
+fn clusters(client: &kube::Client) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &federation::api_resource())
+}
+
+/// A federation API server with the Cluster CRD and the `fedmesh` namespace.
+async fn federation_server() -> (TestServer, kube::Client) {
+    if let Ok(filter) = std::env::var("FEDMESH_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+    let server = TestServer::start_with(TestServerOptions {
+        name: "federation".into(),
+        ..TestServerOptions::default()
+    })
+    .await
+    .expect("federation server");
+    let client = server.client().expect("client");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &federation::crd().expect("the CRD parses"),
+        )
+        .await
+        .expect("create CRD");
+    create(
+        &Api::<Namespace>::all(client.clone()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fedmesh"}}),
+    )
+    .await;
+    (server, client)
+}
+
+/// Registers `member` as the Cluster `name` with `labels` (its Secret
+/// holding the member's admin kubeconfig).
+async fn join(fed: &kube::Client, name: &str, member: &TestServer, labels: Value) {
+    let kubeconfig = std::fs::read(member.kubeconfig_path()).expect("kubeconfig");
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{name}-member")),
+            namespace: Some("fedmesh".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "kubeconfig".to_string(),
+            ByteString(kubeconfig),
+        )])),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(fed.clone(), "fedmesh")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    add_cluster(fed, name, &member.url(), &format!("{name}-member"), labels).await;
+}
+
+async fn add_cluster(fed: &kube::Client, name: &str, server: &str, secret: &str, labels: Value) {
+    let cluster: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "federation.fedmesh.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"server": server, "secretRef": {"name": secret}}
+    }))
+    .expect("cluster");
+    let api = clusters(fed);
+    eventually("the Cluster resource to be served", || {
+        let api = api.clone();
+        let cluster = cluster.clone();
+        async move { api.create(&PostParams::default(), &cluster).await.ok() }
+    })
+    .await;
+}
+
+/// Runs the federation controller against `fed` until the handle drops.
+struct Controller(tokio::task::JoinHandle<()>);
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn controller(fed: &kube::Client, scope: Scope) -> Controller {
+    let mut config = federation::controller_config("fedmesh", "test-replica");
+    config.renew_interval = Duration::from_millis(200);
+    config.lease_duration = Duration::from_secs(2);
+    config.renew_deadline = Duration::from_millis(1500);
+    config.max_backoff = Duration::from_millis(500);
+    config.status_refresh = Duration::from_millis(300);
+    let options = FederationOptions {
+        name: FederationName::new("myfederation").expect("name"),
+        scope,
+    };
+    let fed = fed.clone();
+    Controller(tokio::spawn(async move {
+        federation::run(fed, config, options, Metrics::new(), std::future::pending())
+            .await
+            .expect("controller runs");
+    }))
+}
+
+/// The `Ready` condition of Cluster `name`: (status, reason), and its zones.
+async fn ready(fed: &kube::Client, name: &str) -> Option<(String, String, Value)> {
+    let cluster = clusters(fed).get(name).await.ok()?;
+    let status = cluster.data.get("status")?;
+    let ready = status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?;
+    Some((
+        ready["status"].as_str()?.to_owned(),
+        ready["reason"].as_str()?.to_owned(),
+        json!({"zones": status["zones"], "region": status["region"], "message": ready["message"]}),
+    ))
+}
+
+async fn wait_ready(fed: &kube::Client, name: &str) {
+    eventually(&format!("Cluster {name} to be Ready"), || async {
+        ready(fed, name).await.filter(|(s, _, _)| s == "True")
+    })
+    .await;
+}
+
+fn nginx() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "nginx", "namespace": "default", "labels": {"run": "nginx"}},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"run": "nginx"},
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 80}]
+        }
+    })
+}
+
+async fn service(client: &kube::Client, namespace: &str, name: &str) -> Option<Service> {
+    Api::<Service>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .ok()?
+}
+
+fn annotation(service: &Service, key: &str) -> Option<String> {
+    service.metadata.annotations.as_ref()?.get(key).cloned()
+}
+
+fn port(service: &Service) -> Option<i32> {
+    Some(service.spec.as_ref()?.ports.as_ref()?.first()?.port)
+}
+
+/// The shards annotation of the federated Service: cluster -> health.
+async fn shard_health(fed: &kube::Client, name: &str) -> Option<BTreeMap<String, String>> {
+    let service = service(fed, "default", name).await?;
+    let shards: Vec<Value> = serde_json::from_str(&annotation(&service, SHARDS)?).ok()?;
+    Some(
+        shards
+            .iter()
+            .map(|s| {
+                (
+                    s["cluster"].as_str().unwrap_or_default().to_owned(),
+                    s["health"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn health(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(c, h)| (c.to_string(), h.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health() {
+    let (_fed_server, fed) = federation_server().await;
+    let east = member("east", "us-east1-b", "us-east1", "10.10.0.0/24").await;
+    let west = member("west", "us-west1-a", "us-west1", "10.20.0.0/24").await;
+    let (ec, wc) = (east.client().unwrap(), west.client().unwrap());
+
+    // West already has an nginx Service: it is adopted, keeping its clusterIP.
+    let existing = create(
+        &Api::<Service>::namespaced(wc.clone(), "default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "nginx", "namespace": "default"},
+            "spec": {"selector": {"run": "old"}, "ports": [{"port": 80}]}
+        }),
+    )
+    .await;
+    let west_ip = existing.spec.unwrap().cluster_ip.unwrap();
+
+    join(&fed, "east", &east, json!({"region": "east"})).await;
+    join(&fed, "west", &west, json!({"region": "west"})).await;
+    // A Cluster whose Secret does not exist: a clear status, the rest works.
+    add_cluster(&fed, "broken", &east.url(), "nowhere", json!({})).await;
+    let _controller = controller(&fed, Scope::Everything);
+
+    wait_ready(&fed, "east").await;
+    wait_ready(&fed, "west").await;
+    let (_, _, place) = ready(&fed, "east").await.unwrap();
+    assert_eq!(place["zones"], json!(["us-east1-b"]));
+    assert_eq!(place["region"], json!("us-east1"));
+    let (status, reason, detail) = eventually("the broken Cluster's status", || async {
+        ready(&fed, "broken").await
+    })
+    .await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "ClusterConfigInvalid")
+    );
+    assert!(
+        detail["message"]
+            .as_str()
+            .unwrap()
+            .contains("fedmesh/nowhere"),
+        "{detail}"
+    );
+
+    // A Service created in the federation is created in every member, its
+    // namespace too when missing.
+    create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
+    create(
+        &Api::<Namespace>::all(fed.clone()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
+    )
+    .await;
+    create(
+        &Api::<Service>::namespaced(fed.clone(), "shop"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "cart", "namespace": "shop"},
+            "spec": {"selector": {"app": "cart"}, "ports": [{"port": 8080}]}
+        }),
+    )
+    .await;
+    let created = eventually("nginx in east", || async {
+        service(&ec, "default", "nginx")
+            .await
+            .filter(|s| annotation(s, ORIGIN).is_some())
+    })
+    .await;
+    assert_eq!(annotation(&created, ORIGIN).as_deref(), Some("created"));
+    assert_eq!(
+        created
+            .metadata
+            .labels
+            .as_ref()
+            .unwrap()
+            .get(FEDERATION_LABEL),
+        Some(&"myfederation".to_owned())
+    );
+    assert_eq!(
+        created.spec.as_ref().unwrap().type_.as_deref(),
+        Some("LoadBalancer")
+    );
+    let adopted = eventually("nginx adopted in west", || async {
+        service(&wc, "default", "nginx")
+            .await
+            .filter(|s| annotation(s, ORIGIN).is_some())
+    })
+    .await;
+    assert_eq!(annotation(&adopted, ORIGIN).as_deref(), Some("adopted"));
+    let spec = adopted.spec.as_ref().unwrap();
+    assert_eq!(spec.cluster_ip.as_deref(), Some(west_ip.as_str()));
+    assert_eq!(spec.selector.as_ref().unwrap()["run"], "nginx");
+    for member in [&ec, &wc] {
+        eventually("shop/cart in the member", || async {
+            service(member, "shop", "cart").await
+        })
+        .await;
+    }
+
+    // Shard health: east runs a ready pod, west none; both get
+    // load-balancer addresses from their pools.
+    create(
+        &Api::<Pod>::namespaced(ec.clone(), "default"),
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "nginx-1", "namespace": "default", "labels": {"run": "nginx"}},
+            "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}
+        }),
+    )
+    .await;
+    eventually("east healthy, west without ready endpoints", || async {
+        shard_health(&fed, "nginx")
+            .await
+            .filter(|h| *h == health(&[("east", "Healthy"), ("west", "NoReadyEndpoints")]))
+    })
+    .await;
+    let ingress: Vec<String> = service(&fed, "default", "nginx")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .load_balancer
+        .unwrap()
+        .ingress
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| i.ip)
+        .collect();
+    assert_eq!(ingress.len(), 2, "{ingress:?}");
+    assert!(ingress[0].starts_with("10.10.0.") && ingress[1].starts_with("10.20.0."));
+
+    // The pod goes: east's shard turns unhealthy.
+    Api::<Pod>::namespaced(ec.clone(), "default")
+        .delete("nginx-1", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    eventually("east without ready endpoints", || async {
+        shard_health(&fed, "nginx")
+            .await
+            .filter(|h| h.get("east").map(String::as_str) == Some("NoReadyEndpoints"))
+    })
+    .await;
+
+    // Drift: a member copy edited by hand is put back; one deleted is made again.
+    Api::<Service>::namespaced(ec.clone(), "default")
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"selector": {"run": "other"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("east's selector repaired", || async {
+        service(&ec, "default", "nginx")
+            .await
+            .filter(|s| s.spec.as_ref().unwrap().selector.as_ref().unwrap()["run"] == "nginx")
+    })
+    .await;
+    Api::<Service>::namespaced(wc.clone(), "default")
+        .delete("nginx", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("west's copy made again", || async {
+        service(&wc, "default", "nginx")
+            .await
+            .filter(|s| annotation(s, ORIGIN).is_some())
+    })
+    .await;
+
+    // Updates propagate.
+    Api::<Service>::namespaced(fed.clone(), "default")
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"ports": [{"name": "http", "port": 8080, "protocol": "TCP", "targetPort": 80}]}})),
+        )
+        .await
+        .unwrap();
+    for member in [&ec, &wc] {
+        eventually("the new port in the member", || async {
+            service(member, "default", "nginx")
+                .await
+                .filter(|s| port(s) == Some(8080))
+        })
+        .await;
+    }
+
+    // A cluster selector: west stops matching and loses the Service.
+    let selector = |value: &str| {
+        Patch::Merge(json!({"metadata": {"annotations": {
+            "federation.alpha.kubernetes.io/cluster-selector": value
+        }}}))
+    };
+    let feds = Api::<Service>::namespaced(fed.clone(), "default");
+    feds.patch(
+        "nginx",
+        &PatchParams::default(),
+        &selector(r#"[{"key": "region", "operator": "In", "values": ["east"]}]"#),
+    )
+    .await
+    .unwrap();
+    eventually("west to lose nginx", || async {
+        service(&wc, "default", "nginx")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert!(service(&ec, "default", "nginx").await.is_some());
+
+    // A malformed selector: a Warning Event, and nothing changes.
+    feds.patch(
+        "nginx",
+        &PatchParams::default(),
+        &selector(r#"[{"key": "region", "operator": "Near"}]"#),
+    )
+    .await
+    .unwrap();
+    let event = eventually("a Warning Event on nginx", || async {
+        let events = Api::<Event>::namespaced(fed.clone(), "default")
+            .list(&ListParams::default())
+            .await
+            .ok()?;
+        events
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("InvalidClusterSelector"))
+    })
+    .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert!(event.message.unwrap_or_default().contains("Near"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(service(&ec, "default", "nginx").await.is_some());
+    assert!(service(&wc, "default", "nginx").await.is_none());
+
+    // Deleting the federated Service deletes the copies fedmesh made; an
+    // unmarked Service of the same name elsewhere is never touched.
+    create(
+        &Api::<Service>::namespaced(wc.clone(), "default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "nginx", "namespace": "default"},
+            "spec": {"ports": [{"port": 80}]}
+        }),
+    )
+    .await;
+    feds.delete("nginx", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("east's copy deleted", || async {
+        service(&ec, "default", "nginx")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(service(&wc, "default", "nginx").await.is_some());
+}
+
+#[tokio::test]
+async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date() {
+    let (_fed_server, fed) = federation_server().await;
+    let mut east = member("east", "us-east1-b", "us-east1", "10.10.0.0/24").await;
+    join(&fed, "east", &east, json!({})).await;
+    let _controller = controller(&fed, Scope::Everything);
+    wait_ready(&fed, "east").await;
+
+    // A second node in another zone: the member lists every zone.
+    let nodes = Api::<Node>::all(east.client().unwrap());
+    create(
+        &nodes,
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "east-extra", "labels": {
+            "topology.kubernetes.io/zone": "us-east1-c", "topology.kubernetes.io/region": "us-east1"
+        }}}),
+    )
+    .await;
+    eventually("both zones", || async {
+        ready(&fed, "east")
+            .await
+            .filter(|(_, _, p)| p["zones"] == json!(["us-east1-b", "us-east1-c"]))
+    })
+    .await;
+
+    create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
+    eventually("nginx in east", || async {
+        service(&east.client().unwrap(), "default", "nginx").await
+    })
+    .await;
+
+    east.kill();
+    let killed = tokio::time::Instant::now();
+    let (_, reason, _) = eventually("east Offline", || async {
+        ready(&fed, "east").await.filter(|(s, _, _)| s == "False")
+    })
+    .await;
+    let detected = killed.elapsed();
+    assert_eq!(reason, "ClusterNotReachable");
+    // 3 s is the target; the margin is for a loaded test machine.
+    assert!(detected < Duration::from_secs(5), "took {detected:?}");
+    eventually("east's shard ClusterNotReady", || async {
+        shard_health(&fed, "nginx")
+            .await
+            .filter(|h| *h == health(&[("east", "ClusterNotReady")]))
+    })
+    .await;
+
+    // Changed while east is away: brought up to date when it returns.
+    create(
+        &Api::<Service>::namespaced(fed.clone(), "default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "late", "namespace": "default"},
+            "spec": {"ports": [{"port": 81}]}
+        }),
+    )
+    .await;
+    Api::<Service>::namespaced(fed.clone(), "default")
+        .patch(
+            "nginx",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "web"}}})),
+        )
+        .await
+        .unwrap();
+    east.restart().await.expect("restart");
+    let ec = east.client().unwrap();
+    wait_ready(&fed, "east").await;
+    eventually("late in east", || async {
+        service(&ec, "default", "late").await
+    })
+    .await;
+    eventually("nginx updated in east", || async {
+        service(&ec, "default", "nginx").await.filter(|s| {
+            s.metadata.labels.as_ref().and_then(|l| l.get("tier")) == Some(&"web".to_owned())
+        })
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_a_shared_cluster_only_labelled_namespaces_are_federated() {
+    let (_fed_server, fed) = federation_server().await;
+    let east = member("east", "", "", "10.10.0.0/24").await;
+    let ec = east.client().unwrap();
+    join(&fed, "east", &east, json!({})).await;
+    for (name, labels) in [
+        ("team", json!({"federation.fedmesh.io/federated": "true"})),
+        ("local", json!({})),
+    ] {
+        create(
+            &Api::<Namespace>::all(fed.clone()),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}),
+        )
+        .await;
+        create(
+            &Api::<Service>::namespaced(fed.clone(), name),
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "web", "namespace": name},
+                "spec": {"ports": [{"port": 80}]}
+            }),
+        )
+        .await;
+    }
+    let _controller = controller(&fed, Scope::LabelledNamespaces);
+    eventually("team/web in east", || async {
+        service(&ec, "team", "web").await
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(service(&ec, "local", "web").await.is_none());
+
+    // Labelling a namespace federates what is in it.
+    Api::<Namespace>::all(fed.clone())
+        .patch(
+            "local",
+            &PatchParams::default(),
+            &Patch::Merge(
+                json!({"metadata": {"labels": {"federation.fedmesh.io/federated": "true"}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    eventually("local/web in east", || async {
+        service(&ec, "local", "web").await
+    })
+    .await;
+}
