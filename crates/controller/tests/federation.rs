@@ -502,8 +502,33 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
             .then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The finalizer goes once the copies are gone, and the Service with it.
+    eventually("the federated nginx gone", || async {
+        service(&fed, "default", "nginx")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
     assert!(service(&wc, "default", "nginx").await.is_some());
+
+    // Orphaning: the federated Service goes, the copies stay, unmarked.
+    Api::<Service>::namespaced(fed.clone(), "shop")
+        .delete("cart", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    eventually("the federated cart gone", || async {
+        service(&fed, "shop", "cart").await.is_none().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for member in [&ec, &wc] {
+        let kept = service(member, "shop", "cart")
+            .await
+            .expect("orphaned copy kept");
+        let labels = kept.metadata.labels.unwrap_or_default();
+        assert!(!labels.contains_key(FEDERATION_LABEL), "{labels:?}");
+    }
 }
 
 #[tokio::test]
@@ -531,10 +556,21 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
     .await;
 
     create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
-    eventually("nginx in east", || async {
-        service(&east.client().unwrap(), "default", "nginx").await
-    })
+    create(
+        &Api::<Service>::namespaced(fed.clone(), "default"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "gone", "namespace": "default"},
+            "spec": {"ports": [{"port": 82}]}
+        }),
+    )
     .await;
+    for name in ["nginx", "gone"] {
+        eventually("the Services in east", || async {
+            service(&east.client().unwrap(), "default", name).await
+        })
+        .await;
+    }
 
     east.kill();
     let killed = tokio::time::Instant::now();
@@ -571,11 +607,31 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
         )
         .await
         .unwrap();
+    // Deleted while east is away: the deletion is not held up by it, and
+    // east's copy goes when it returns.
+    Api::<Service>::namespaced(fed.clone(), "default")
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("the federated gone deleted", || async {
+        service(&fed, "default", "gone")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
     east.restart().await.expect("restart");
     let ec = east.client().unwrap();
     wait_ready(&fed, "east").await;
     eventually("late in east", || async {
         service(&ec, "default", "late").await
+    })
+    .await;
+    eventually("gone deleted in east", || async {
+        service(&ec, "default", "gone")
+            .await
+            .is_none()
+            .then_some(())
     })
     .await;
     eventually("nginx updated in east", || async {

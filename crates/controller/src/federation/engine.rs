@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use fedmesh_core::federation::{
-    Action, CLUSTER_SELECTOR_ANNOTATION, ClusterState, ERRORS_ANNOTATION, Federated,
-    FederationName, Lifecycle, Member, SHARDS_ANNOTATION, Scope, ServiceShards, ShardIndex,
+    Action, CLUSTER_SELECTOR_ANNOTATION, ClusterState, ERRORS_ANNOTATION, FINALIZER, Federated,
+    FederationName, Lifecycle, Member, Plan, SHARDS_ANNOTATION, Scope, ServiceShards, ShardIndex,
     Topology, Why, is_federated, plan,
 };
 use fedmesh_core::{ClusterName, FederatedKey};
@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Namespace, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::mpsc;
 
+use super::status::Write;
 use crate::runtime::events::Warning;
 use crate::runtime::watch::Update;
 use crate::runtime::writer::{ObjectKey, WriterHandle};
@@ -113,7 +114,12 @@ pub struct Engine {
     shards: ShardIndex,
     /// The malformed cluster-selector last warned about, per Service.
     warned: HashMap<FederatedKey, String>,
-    status: mpsc::UnboundedSender<ServiceShards>,
+    /// Federated Services being deleted (their copies go first).
+    deleting: BTreeSet<FederatedKey>,
+    /// The resource version each Service's finalizers were last written
+    /// for, so one version is written once.
+    finalized: HashMap<FederatedKey, Option<String>>,
+    writes: mpsc::UnboundedSender<Write>,
     warnings: mpsc::Sender<Warning>,
 }
 
@@ -126,12 +132,12 @@ pub async fn run(mut events: mpsc::Receiver<Event>, mut engine: Engine) {
 
 impl Engine {
     /// An engine for `federation`, federating `scope` (never what is in
-    /// `control_namespace`), sending status to `status`.
+    /// `control_namespace`), sending writes of federated Services to `writes`.
     pub fn new(
         federation: FederationName,
         scope: Scope,
         control_namespace: String,
-        status: mpsc::UnboundedSender<ServiceShards>,
+        writes: mpsc::UnboundedSender<Write>,
         warnings: mpsc::Sender<Warning>,
     ) -> Self {
         Self {
@@ -146,7 +152,9 @@ impl Engine {
             members: BTreeMap::new(),
             shards: ShardIndex::new(),
             warned: HashMap::new(),
-            status,
+            deleting: BTreeSet::new(),
+            finalized: HashMap::new(),
+            writes,
             warnings,
         }
     }
@@ -167,6 +175,7 @@ impl Engine {
                 self.members.remove(&name);
                 let changed = self.shards.remove_cluster(&name);
                 self.publish(changed);
+                self.finalize_deleting();
             }
             Event::Place {
                 cluster,
@@ -182,6 +191,7 @@ impl Engine {
                     // A member that is (again) Ready is brought up to date.
                     self.reconcile_member(&cluster);
                 }
+                self.finalize_deleting();
             }
             Event::Session { cluster, writer } => {
                 let member = self.members.entry(cluster).or_default();
@@ -253,19 +263,29 @@ impl Engine {
                     .filter_map(|s| Some((key_of(&s)?, s)))
                     .collect();
                 self.lifecycles.retain(|k, _| self.services.contains_key(k));
+                self.finalized.retain(|k, _| self.services.contains_key(k));
                 for (key, service) in &self.services {
                     let before = self.lifecycles.get(key).copied();
                     self.lifecycles
                         .insert(key.clone(), Lifecycle::of(&service.metadata, before));
                 }
+                self.deleting = self
+                    .lifecycles
+                    .iter()
+                    .filter(|(_, l)| **l != Lifecycle::Active)
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 self.services_listed = true;
                 self.reconcile_everything();
             }
             Update::Apply(service) => {
                 let Some(key) = key_of(&service) else { return };
                 let before = self.lifecycles.get(&key).copied();
-                self.lifecycles
-                    .insert(key.clone(), Lifecycle::of(&service.metadata, before));
+                let lifecycle = Lifecycle::of(&service.metadata, before);
+                self.lifecycles.insert(key.clone(), lifecycle);
+                if lifecycle != Lifecycle::Active {
+                    self.deleting.insert(key.clone());
+                }
                 self.services.insert(key.clone(), service);
                 self.reconcile_key(&key);
             }
@@ -274,6 +294,8 @@ impl Engine {
                 self.services.remove(&key);
                 self.lifecycles.remove(&key);
                 self.warned.remove(&key);
+                self.deleting.remove(&key);
+                self.finalized.remove(&key);
                 self.reconcile_key(&key);
             }
         }
@@ -358,6 +380,7 @@ impl Engine {
                     self.publish([key.clone()]);
                 }
                 self.reconcile(cluster, &key);
+                self.finalize(&key);
             }
             Update::Delete(service) => {
                 let Some(key) = key_of(&service) else { return };
@@ -367,6 +390,7 @@ impl Engine {
                 }
                 // Deleted by hand: made again (drift repair).
                 self.reconcile(cluster, &key);
+                self.finalize(&key);
             }
         }
     }
@@ -390,7 +414,10 @@ impl Engine {
             self.reconcile_member(&name);
         }
         let keys: Vec<FederatedKey> = self.services.keys().cloned().collect();
-        self.publish(keys);
+        self.publish(keys.iter().cloned());
+        for key in &keys {
+            self.finalize(key);
+        }
     }
 
     fn reconcile_key(&mut self, key: &FederatedKey) {
@@ -400,6 +427,7 @@ impl Engine {
             self.reconcile(&name, key);
         }
         self.publish([key.clone()]);
+        self.finalize(key);
     }
 
     /// Brings every copy in `cluster` up to date, then lets its writer
@@ -428,20 +456,18 @@ impl Engine {
         }
     }
 
-    /// Tells `cluster`'s writer what its copy of `key` should be.
-    fn reconcile(&mut self, cluster: &ClusterName, key: &FederatedKey) {
-        if !self.listed() {
-            return;
-        }
+    /// What core's plan says for `key` in `cluster`, with that member's
+    /// writer; `None` while the member has no listed session.
+    fn decide(
+        &self,
+        cluster: &ClusterName,
+        key: &FederatedKey,
+    ) -> Option<(Plan<Service>, &WriterHandle<Service>, Option<&Service>)> {
         let federated = self
             .federated_service(key)
             .map(|s| Federated::read(s, self.lifecycles.get(key).copied()));
-        let Some(member) = self.members.get(cluster) else {
-            return;
-        };
-        let Some(writer) = member.writer.as_ref().filter(|_| member.listed) else {
-            return;
-        };
+        let member = self.members.get(cluster)?;
+        let writer = member.writer.as_ref().filter(|_| member.listed)?;
         let current = member.services.get(key);
         let decided = plan(
             &self.federation,
@@ -456,15 +482,34 @@ impl Engine {
                 namespace_exists: true,
             },
         );
+        Some((decided, writer, current))
+    }
+
+    /// Tells `cluster`'s writer what its copy of `key` should be.
+    fn reconcile(&mut self, cluster: &ClusterName, key: &FederatedKey) {
+        if !self.listed() {
+            return;
+        }
+        let Some((decided, writer, current)) = self.decide(cluster, key) else {
+            return;
+        };
         let object_key = ObjectKey::namespaced(&key.namespace, &key.name);
         let want = match decided.action {
-            Action::Create(object) | Action::Adopt(object) | Action::Update(object) => Some(object),
+            Action::Create(object)
+            | Action::Adopt(object)
+            | Action::Update(object)
+            | Action::Orphan(object) => Some(object),
             Action::None(Why::InSync) => current.cloned(),
-            Action::Delete { .. } | Action::None(Why::NotSelected | Why::Done) => None,
-            // Orphaning needs the federated object's finalizer, which this
-            // controller does not set yet: a copy stays marked until the
-            // federated Service is gone, then it is deleted.
-            Action::Orphan(_) => return,
+            Action::Delete { .. } => None,
+            Action::None(Why::NotSelected | Why::Done) => {
+                // A Service that is not (or no longer: orphaned) fedmesh's
+                // is never the writer's to delete.
+                if current.is_some() {
+                    writer.release(vec![object_key]);
+                    return;
+                }
+                None
+            }
             Action::None(
                 Why::SelectorInvalid(_)
                 | Why::Unavailable(_)
@@ -473,6 +518,59 @@ impl Engine {
             ) => return,
         };
         writer.want(vec![(object_key, want)]);
+    }
+
+    fn finalize_deleting(&mut self) {
+        let keys: Vec<FederatedKey> = self.deleting.iter().cloned().collect();
+        for key in &keys {
+            self.finalize(key);
+        }
+    }
+
+    /// Keeps fedmesh's finalizer on `key` while it is federated and active,
+    /// and takes it off once its deletion is done in every Ready member
+    /// (members away are cleaned when they return: their writer deletes
+    /// marked copies nobody wants) or once it is no longer federated.
+    fn finalize(&mut self, key: &FederatedKey) {
+        if !self.listed() {
+            return;
+        }
+        let Some(service) = self.services.get(key) else {
+            return;
+        };
+        let federated = Federated::read(service, self.lifecycles.get(key).copied());
+        let finalizers = if self.federated_service(key).is_none() {
+            federated.finalizers_without_ours()
+        } else if federated.needs_finalizer() {
+            let mut all = service.metadata.finalizers.clone().unwrap_or_default();
+            all.push(FINALIZER.to_owned());
+            Some(all)
+        } else if federated.lifecycle != Lifecycle::Active && self.deletion_done(key) {
+            federated.finalizers_without_ours()
+        } else {
+            None
+        };
+        let Some(finalizers) = finalizers else {
+            return;
+        };
+        let version = service.metadata.resource_version.clone();
+        if self.finalized.get(key) == Some(&version) {
+            return;
+        }
+        self.finalized.insert(key.clone(), version.clone());
+        let _ = self.writes.send(Write::Finalizers {
+            service: key.clone(),
+            finalizers,
+            resource_version: version,
+        });
+    }
+
+    /// Whether no Ready member holds a copy of `key` any more.
+    fn deletion_done(&self, key: &FederatedKey) -> bool {
+        self.members.iter().all(|(name, member)| {
+            member.state != ClusterState::Ready
+                || self.decide(name, key).is_none_or(|(p, _, _)| p.settled())
+        })
     }
 
     /// Warns once per malformed cluster-selector value.
@@ -522,7 +620,7 @@ impl Engine {
             }
             let shards = self.shards.shards(&key);
             if !shows(service, &shards) {
-                let _ = self.status.send(shards);
+                let _ = self.writes.send(Write::Status(shards));
             }
         }
     }

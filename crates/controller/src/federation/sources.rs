@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use fedmesh_core::ClusterName;
-use fedmesh_core::federation::{FederationName, NodeTopology, member_namespace};
+use fedmesh_core::federation::{
+    FEDERATION_LABEL, FederationName, NodeTopology, ORIGIN_ANNOTATION, member_namespace,
+};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
@@ -97,10 +99,23 @@ impl Feature for MemberFeature {
 }
 
 /// Whether a member's Service already holds what fedmesh wants: the same
-/// spec (what the member allocated is in the desired copy already) and
-/// fedmesh's labels and annotations.
+/// spec (what the member allocated is in the desired copy already), the
+/// labels and annotations fedmesh sets, and fedmesh's marks exactly (an
+/// orphaned copy is one whose marks were taken off).
 fn service_covers(desired: &Service, live: &Service) -> bool {
-    covers_owned(desired, live, &["spec"])
+    let marks = |s: &Service| {
+        (
+            s.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(FEDERATION_LABEL).cloned()),
+            s.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ORIGIN_ANNOTATION).cloned()),
+        )
+    };
+    marks(desired) == marks(live) && covers_owned(desired, live, &["spec"])
 }
 
 enum Seen {
