@@ -691,3 +691,70 @@ async fn on_a_shared_cluster_only_labelled_namespaces_are_federated() {
     })
     .await;
 }
+
+/// A kubeconfig for `server` with `token` (PEM CA from the server).
+fn kubeconfig_with(server: &TestServer, token: &str) -> String {
+    let credentials = server.credentials().unwrap();
+    // ByteString serialises as base64, as kubeconfigs want it.
+    let ca = serde_json::to_value(ByteString(credentials.ca_pem.unwrap().into_bytes())).unwrap();
+    let ca = ca.as_str().unwrap();
+    format!(
+        "apiVersion: v1\nkind: Config\ncurrent-context: m\nclusters:\n- name: m\n  cluster:\n    server: {}\n    certificate-authority-data: {ca}\nusers:\n- name: m\n  user:\n    token: {token}\ncontexts:\n- name: m\n  context: {{cluster: m, user: m}}\n",
+        credentials.url
+    )
+}
+
+async fn put_secret(fed: &kube::Client, name: &str, kubeconfig: &str) {
+    let secret = Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("fedmesh".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            "kubeconfig".to_string(),
+            ByteString(kubeconfig.as_bytes().to_vec()),
+        )])),
+        ..Secret::default()
+    };
+    Api::<Secret>::namespaced(fed.clone(), "fedmesh")
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+}
+
+#[tokio::test]
+async fn bad_members_get_a_clear_status_and_the_rest_keeps_working() {
+    let (_fed_server, fed) = federation_server().await;
+    let east = member("east", "", "", "10.10.0.0/24").await;
+    join(&fed, "east", &east, json!({})).await;
+    put_secret(&fed, "garbage", "this is not a kubeconfig").await;
+    add_cluster(&fed, "garbled", &east.url(), "garbage", json!({})).await;
+    put_secret(&fed, "stolen", &kubeconfig_with(&east, "not-a-valid-token")).await;
+    add_cluster(&fed, "refused", &east.url(), "stolen", json!({})).await;
+    put_secret(&fed, "far", &kubeconfig_with(&east, "whatever")).await;
+    add_cluster(&fed, "nowhere", "https://127.0.0.1:1", "far", json!({})).await;
+    add_cluster(&fed, "schemeless", "127.0.0.1:6443", "far", json!({})).await;
+    let _controller = controller(&fed, Scope::Everything);
+
+    wait_ready(&fed, "east").await;
+    for (name, reason, says) in [
+        ("garbled", "ClusterConfigInvalid", "fedmesh/garbage"),
+        ("refused", "ClusterUnauthorized", "401"),
+        ("nowhere", "ClusterNotReachable", "cannot be reached"),
+        ("schemeless", "ClusterConfigInvalid", "spec.server"),
+    ] {
+        let (status, got, detail) = eventually(&format!("{name}'s status"), || async {
+            ready(&fed, name).await.filter(|(_, r, _)| r == reason)
+        })
+        .await;
+        assert_eq!((status.as_str(), got.as_str()), ("False", reason), "{name}");
+        let message = detail["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{name}: {message}");
+    }
+    create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
+    eventually("nginx in east", || async {
+        service(&east.client().unwrap(), "default", "nginx").await
+    })
+    .await;
+}
