@@ -607,19 +607,15 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
         )
         .await
         .unwrap();
-    // Deleted while east is away: the deletion is not held up by it, and
-    // east's copy goes when it returns.
+    // Deleted while east is away: the deletion waits for east's copy, which
+    // goes when east returns, and then the federated Service goes.
     Api::<Service>::namespaced(fed.clone(), "default")
         .delete("gone", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the federated gone deleted", || async {
-        service(&fed, "default", "gone")
-            .await
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiting = service(&fed, "default", "gone").await.expect("still there");
+    assert!(waiting.metadata.deletion_timestamp.is_some());
     east.restart().await.expect("restart");
     let ec = east.client().unwrap();
     wait_ready(&fed, "east").await;
@@ -629,6 +625,13 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
     .await;
     eventually("gone deleted in east", || async {
         service(&ec, "default", "gone")
+            .await
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    eventually("the federated gone deleted", || async {
+        service(&fed, "default", "gone")
             .await
             .is_none()
             .then_some(())

@@ -528,9 +528,8 @@ impl Engine {
     }
 
     /// Keeps fedmesh's finalizer on `key` while it is federated and active,
-    /// and takes it off once its deletion is done in every Ready member
-    /// (members away are cleaned when they return: their writer deletes
-    /// marked copies nobody wants) or once it is no longer federated.
+    /// and takes it off once no member holds a copy, or once it is no longer
+    /// federated.
     fn finalize(&mut self, key: &FederatedKey) {
         if !self.listed() {
             return;
@@ -565,12 +564,14 @@ impl Engine {
         });
     }
 
-    /// Whether no Ready member holds a copy of `key` any more.
+    /// Whether no member holds a copy of `key` any more, as far as fedmesh
+    /// has seen: a member away that held one keeps the deletion waiting
+    /// until it returns (or its Cluster is deleted), as Federation v1 did,
+    /// so that an orphaning deletion orphans there too.
     fn deletion_done(&self, key: &FederatedKey) -> bool {
-        self.members.iter().all(|(name, member)| {
-            member.state != ClusterState::Ready
-                || self.decide(name, key).is_none_or(|(p, _, _)| p.settled())
-        })
+        self.members
+            .keys()
+            .all(|name| self.decide(name, key).is_none_or(|(p, _, _)| p.settled()))
     }
 
     /// Warns once per malformed cluster-selector value.
