@@ -24,6 +24,10 @@ pub enum Fault {
     Error500,
     /// Delay every request by this long.
     Latency(Duration),
+    /// Answer every watch with 410 Gone (`Expired`), as a server whose
+    /// history was compacted past every client's resourceVersion does;
+    /// lists and other requests are served normally.
+    WatchExpired,
 }
 
 /// The switch shared by a server and whoever injects faults.
@@ -77,7 +81,21 @@ pub async fn layer(State(faults): State<Faults>, req: Request, next: Next) -> Re
         }
         Fault::Latency(d) => tokio::time::sleep(d).await,
         Fault::Hang => faults.wait_unhung().await,
-        Fault::None | Fault::Refuse => {}
+        Fault::WatchExpired if is_watch(&req) => {
+            return crate::http::response::error(&crate::objects::ApiError::Expired(
+                "too old resource version (injected fault)".into(),
+            ));
+        }
+        Fault::None | Fault::Refuse | Fault::WatchExpired => {}
     }
     next.run(req).await
+}
+
+/// Whether `req` opens a watch (`?watch=true` or the legacy `/watch/` path).
+fn is_watch(req: &Request) -> bool {
+    req.uri().path().contains("/watch/")
+        || req.uri().query().is_some_and(|q| {
+            q.split('&')
+                .any(|pair| matches!(pair, "watch=true" | "watch=1" | "watch"))
+        })
 }

@@ -224,7 +224,12 @@ impl TestServer {
         self.set_fault(Fault::Latency(d));
     }
 
-    /// Clears any fault.
+    /// Answers every watch with 410 Gone until healed.
+    pub fn expire_watches(&self) {
+        self.set_fault(Fault::WatchExpired);
+    }
+
+    /// Clears every fault.
     pub fn heal(&self) {
         self.set_fault(Fault::None);
     }

@@ -29,7 +29,8 @@ fn is_apiserver_service(namespace: Option<&str>, name: Option<&str>) -> bool {
 pub struct Tally {
     services_listed: bool,
     slices_listed: bool,
-    failing: Option<Failure>,
+    services_failing: Option<Failure>,
+    slices_failing: Option<Failure>,
     services: HashMap<(String, String), ()>,
     endpoints: HashMap<(String, String), usize>,
 }
@@ -37,7 +38,11 @@ pub struct Tally {
 impl Tally {
     /// The report once both watches are listed and neither fails.
     pub fn report(&self) -> Option<Report> {
-        if let Some(failure) = &self.failing {
+        if let Some(failure) = self
+            .services_failing
+            .as_ref()
+            .or(self.slices_failing.as_ref())
+        {
             return Some(Report::Failed(failure.clone()));
         }
         (self.services_listed && self.slices_listed).then(|| Report::Synced {
@@ -108,10 +113,12 @@ impl Tally {
         }
     }
 
-    fn progress(&mut self, progress: Progress) {
+    /// Each watch recovers on its own: one working again does not make the
+    /// other's failure go away.
+    fn progress(slot: &mut Option<Failure>, progress: Progress) {
         match progress {
-            Progress::Failed(failure) => self.failing = Some(failure),
-            Progress::Listed | Progress::Recovered => self.failing = None,
+            Progress::Failed(failure) => *slot = Some(failure),
+            Progress::Listed | Progress::Recovered => *slot = None,
         }
     }
 }
@@ -152,7 +159,7 @@ pub async fn watch_cluster(
                     service_event(&origin, update)
                 }
                 Signal::Progress(p) => {
-                    tally.progress(p);
+                    Tally::progress(&mut tally.services_failing, p);
                     None
                 }
             },
@@ -162,7 +169,7 @@ pub async fn watch_cluster(
                     slice_event(&origin, update)
                 }
                 Signal::Progress(p) => {
-                    tally.progress(p);
+                    Tally::progress(&mut tally.slices_failing, p);
                     None
                 }
             },
@@ -264,11 +271,16 @@ mod tests {
                 endpoints: 0
             })
         );
-        tally.progress(Progress::Failed(Failure::timeout(
-            std::time::Duration::from_secs(1),
-        )));
+        let timeout = || Progress::Failed(Failure::timeout(std::time::Duration::from_secs(1)));
+        Tally::progress(&mut tally.services_failing, timeout());
+        Tally::progress(&mut tally.slices_failing, timeout());
         assert!(matches!(tally.report(), Some(Report::Failed(_))));
-        tally.progress(Progress::Recovered);
+        Tally::progress(&mut tally.services_failing, Progress::Recovered);
+        assert!(
+            matches!(tally.report(), Some(Report::Failed(_))),
+            "the slices' watch still fails"
+        );
+        Tally::progress(&mut tally.slices_failing, Progress::Recovered);
         assert_eq!(
             tally.report(),
             Some(Report::Synced {

@@ -76,6 +76,20 @@ impl Failure {
         }
     }
 
+    /// Whether a watch error only says that its resourceVersion is too old
+    /// (410 Gone, `Expired`): the normal end of a watch on a compacted
+    /// history, answered by listing again, not a fault of the cluster.
+    pub fn is_expiry(error: &kube::runtime::watcher::Error) -> bool {
+        use kube::runtime::watcher::Error as W;
+        match error {
+            W::InitialListFailed(e) | W::WatchStartFailed(e) | W::WatchFailed(e) => {
+                matches!(e, kube::Error::Api(status) if status.code == 410)
+            }
+            W::WatchError(status) => status.code == 410,
+            W::NoResourceVersion => false,
+        }
+    }
+
     /// A request that got no answer within `after`.
     pub fn timeout(after: std::time::Duration) -> Failure {
         Failure {

@@ -1,15 +1,17 @@
-//! The one watch adapter every feature uses: kube-runtime's watcher with
-//! backoff, its Init…InitDone listing turned into one complete reset (as
-//! kubert does), and how the watch is doing reported beside the updates.
+//! The one watch adapter every feature uses: kube-runtime's watcher, started
+//! afresh (with a full listing) after every error, its Init…InitDone listing
+//! turned into one complete reset (as kubert does), and how the watch is
+//! doing reported beside the updates.
 //!
 //! [`signals`] is a plain stream combinator, so its bookkeeping is tested by
 //! feeding it events, without an API server.
 
 use std::fmt::Debug;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::api::Api;
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
 
 use super::errors::Failure;
@@ -45,19 +47,84 @@ pub enum Signal<K> {
     Progress(Progress),
 }
 
-/// Watches `api` with `config` (kube-runtime's watcher with its default
-/// backoff), as signals.
+/// The first wait before a failed watch starts again; it doubles per
+/// failure up to [`RESTART_MAX`] and is back to this after a listing.
+const RESTART_FIRST: Duration = Duration::from_millis(200);
+/// The longest wait between two starts of a failing watch. A cluster that
+/// stays down is the ClusterSet's to notice (its probe ends the session and
+/// these watches with it), so this only paces transient failures.
+const RESTART_MAX: Duration = Duration::from_secs(5);
+
+/// Watches `api` with `config`, as signals.
 pub fn watch<K>(api: Api<K>, config: watcher::Config) -> impl Stream<Item = Signal<K>> + Send
 where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
-    signals(watcher(api, config).default_backoff())
+    signals(restarting(api, config))
+}
+
+/// kube-runtime's watcher, but after an error a new one (which lists
+/// everything again) replaces it after a backoff. kube-runtime's own retry
+/// resumes the watch from its resourceVersion, and a resumed watch on a quiet
+/// cluster delivers nothing, so nothing would say that it works again: a
+/// remote restarted on the same data would stay failed in the status. A
+/// fresh listing both proves the watch healthy and replaces whatever was
+/// missed.
+fn restarting<K>(
+    api: Api<K>,
+    config: watcher::Config,
+) -> impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+{
+    struct Restarts<K: Clone + Send + 'static> {
+        api: Api<K>,
+        config: watcher::Config,
+        current:
+            Option<futures::stream::BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>>,
+        wait: Option<Duration>,
+        backoff: Duration,
+    }
+    let start = Restarts {
+        api,
+        config,
+        current: None,
+        wait: None,
+        backoff: RESTART_FIRST,
+    };
+    futures::stream::unfold(start, |mut state| async move {
+        loop {
+            if let Some(wait) = state.wait.take() {
+                tokio::time::sleep(wait).await;
+            }
+            let current = state
+                .current
+                .get_or_insert_with(|| watcher(state.api.clone(), state.config.clone()).boxed());
+            match current.next().await {
+                Some(Ok(event)) => {
+                    if matches!(event, watcher::Event::InitDone) {
+                        state.backoff = RESTART_FIRST;
+                    }
+                    return Some((Ok(event), state));
+                }
+                Some(Err(error)) => {
+                    state.current = None;
+                    state.wait = Some(state.backoff);
+                    state.backoff = (state.backoff * 2).min(RESTART_MAX);
+                    return Some((Err(error), state));
+                }
+                // A watcher does not end; should one, start another.
+                None => state.current = None,
+            }
+        }
+    })
 }
 
 /// Turns a watcher's events into signals: the listing's objects are held
 /// back until `InitDone` and then given as one `Reset`, followed by
-/// `Progress::Listed`; an error gives `Progress::Failed` and the first item
-/// after it `Progress::Recovered`.
+/// `Progress::Listed`; an error gives `Progress::Failed`, and the first
+/// delivery after it (a completed listing or a change, not the start of a
+/// listing, which may fail again) `Progress::Recovered`.
 pub fn signals<K, S>(events: S) -> impl Stream<Item = Signal<K>> + Send
 where
     K: Send,
@@ -75,7 +142,13 @@ where
             },
             |state, item| {
                 let mut out = Vec::with_capacity(2);
-                if item.is_ok() && state.failing {
+                let delivered = matches!(
+                    item,
+                    Ok(watcher::Event::InitDone
+                        | watcher::Event::Apply(_)
+                        | watcher::Event::Delete(_))
+                );
+                if delivered && state.failing {
                     state.failing = false;
                     out.push(Signal::Progress(Progress::Recovered));
                 }
@@ -93,6 +166,11 @@ where
                     }
                     Ok(watcher::Event::Delete(object)) => {
                         out.push(Signal::Update(Update::Delete(object)));
+                    }
+                    // The watch starts again with a listing; until that
+                    // fails, the cluster is as healthy as before.
+                    Err(error) if Failure::is_expiry(&error) => {
+                        tracing::debug!("watch expired (410 Gone); listing again");
                     }
                     Err(error) => {
                         state.failing = true;
@@ -162,9 +240,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_expired_watch_is_no_failure() {
+        let expired =
+            kube::core::Status::failure("too old resource version", "Expired").with_code(410);
+        let out = run(vec![
+            Ok(Event::Init),
+            Ok(Event::InitDone),
+            Err(Error::WatchError(Box::new(expired))),
+            Ok(Event::Init),
+            Ok(Event::InitApply(cm("a"))),
+            Ok(Event::InitDone),
+        ])
+        .await;
+        assert_eq!(
+            out,
+            vec![
+                Signal::Update(Update::Reset(vec![])),
+                Signal::Progress(Progress::Listed),
+                Signal::Update(Update::Reset(vec![cm("a")])),
+                Signal::Progress(Progress::Listed),
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn failures_are_reported_once_recovered() {
         let gone = || Err(Error::NoResourceVersion);
-        let out = run(vec![gone(), gone(), Ok(Event::Init), Ok(Event::InitDone)]).await;
+        let out = run(vec![
+            gone(),
+            // A listing that starts and fails again is no recovery.
+            Ok(Event::Init),
+            gone(),
+            Ok(Event::Init),
+            Ok(Event::InitDone),
+        ])
+        .await;
         assert!(matches!(out[0], Signal::Progress(Progress::Failed(_))));
         assert!(matches!(out[1], Signal::Progress(Progress::Failed(_))));
         assert_eq!(out[2], Signal::Progress(Progress::Recovered));
