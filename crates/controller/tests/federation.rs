@@ -5,7 +5,6 @@
 //! would.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::time::Duration;
 
 use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
@@ -14,44 +13,18 @@ use fedmesh_controller::Metrics;
 use fedmesh_controller::federation::{self, FederationOptions};
 use fedmesh_core::federation::{FederationName, Scope};
 use k8s_openapi::ByteString;
-use k8s_openapi::api::core::v1::{Event, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Service};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-const WAIT: Duration = Duration::from_secs(20);
+mod support;
+
+use support::{create, eventually, put_secret};
+
 const FEDERATION_LABEL: &str = "federation.fedmesh.io/federation";
 const ORIGIN: &str = "federation.fedmesh.io/origin";
 const SHARDS: &str = "federation.fedmesh.io/shards";
-
-/// Polls `check` until it gives `Some`, for at most `WAIT`.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn create<K>(api: &Api<K>, object: Value) -> K
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
-{
-    let object: K = serde_json::from_value(object).expect("valid object");
-    api.create(&PostParams::default(), &object)
-        .await
-        .expect("create")
-}
 
 async fn member(name: &str, zone: &str, region: &str, pool: &str) -> TestServer {
     TestServer::start_with(TestServerOptions {
@@ -98,7 +71,7 @@ async fn federation_server() -> (TestServer, kube::Client) {
         .await
         .expect("create CRD");
     create(
-        &Api::<Namespace>::all(client.clone()),
+        Api::<Namespace>::all(client.clone()),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fedmesh"}}),
     )
     .await;
@@ -109,22 +82,7 @@ async fn federation_server() -> (TestServer, kube::Client) {
 /// holding the member's admin kubeconfig).
 async fn join(fed: &kube::Client, name: &str, member: &TestServer, labels: Value) {
     let kubeconfig = std::fs::read(member.kubeconfig_path()).expect("kubeconfig");
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(format!("{name}-member")),
-            namespace: Some("fedmesh".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "kubeconfig".to_string(),
-            ByteString(kubeconfig),
-        )])),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(fed.clone(), "fedmesh")
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("secret");
+    put_secret(fed, &format!("{name}-member"), kubeconfig).await;
     add_cluster(fed, name, &member.url(), &format!("{name}-member"), labels).await;
 }
 
@@ -253,8 +211,8 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
     let (ec, wc) = (east.client().unwrap(), west.client().unwrap());
 
     // West already has an nginx Service: it is adopted, keeping its clusterIP.
-    let existing = create(
-        &Api::<Service>::namespaced(wc.clone(), "default"),
+    create(
+        Api::<Service>::namespaced(wc.clone(), "default"),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "nginx", "namespace": "default"},
@@ -262,6 +220,7 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
         }),
     )
     .await;
+    let existing = service(&wc, "default", "nginx").await.unwrap();
     let west_ip = existing.spec.unwrap().cluster_ip.unwrap();
 
     join(&fed, "east", &east, json!({"region": "east"})).await;
@@ -293,14 +252,14 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
 
     // A Service created in the federation is created in every member, its
     // namespace too when missing.
-    create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
+    create(Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
     create(
-        &Api::<Namespace>::all(fed.clone()),
+        Api::<Namespace>::all(fed.clone()),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
     )
     .await;
     create(
-        &Api::<Service>::namespaced(fed.clone(), "shop"),
+        Api::<Service>::namespaced(fed.clone(), "shop"),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "cart", "namespace": "shop"},
@@ -345,10 +304,71 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
         .await;
     }
 
+    // A member that refuses the Service (its namespace is being deleted):
+    // an error in the federated Service's status and a Warning Event, and
+    // the other member has its copy.
+    create(
+        Api::<Namespace>::all(wc.clone()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
+    )
+    .await;
+    create(
+        Api::<ConfigMap>::namespaced(wc.clone(), "doomed"),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": "held", "namespace": "doomed", "finalizers": ["fedmesh.test/hold"]}}),
+    )
+    .await;
+    Api::<Namespace>::all(wc.clone())
+        .delete("doomed", &DeleteParams::default())
+        .await
+        .unwrap();
+    create(
+        Api::<Namespace>::all(fed.clone()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "doomed"}}),
+    )
+    .await;
+    create(
+        Api::<Service>::namespaced(fed.clone(), "doomed"),
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "api", "namespace": "doomed"},
+            "spec": {"ports": [{"port": 80}]}
+        }),
+    )
+    .await;
+    eventually("doomed/api in east", || async {
+        service(&ec, "doomed", "api").await
+    })
+    .await;
+    let errors = eventually("west's error on doomed/api", || async {
+        service(&fed, "doomed", "api")
+            .await
+            .and_then(|s| annotation(&s, "federation.fedmesh.io/errors"))
+    })
+    .await;
+    let errors: Value = serde_json::from_str(&errors).unwrap();
+    assert!(
+        errors["west"]
+            .as_str()
+            .unwrap()
+            .contains("being terminated"),
+        "{errors}"
+    );
+    eventually("a PropagationFailed Event", || async {
+        Api::<Event>::namespaced(fed.clone(), "doomed")
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("PropagationFailed"))
+    })
+    .await;
+
     // Shard health: east runs a ready pod, west none; both get
     // load-balancer addresses from their pools.
     create(
-        &Api::<Pod>::namespaced(ec.clone(), "default"),
+        Api::<Pod>::namespaced(ec.clone(), "default"),
         json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "nginx-1", "namespace": "default", "labels": {"run": "nginx"}},
@@ -484,7 +504,7 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
     // Deleting the federated Service deletes the copies fedmesh made; an
     // unmarked Service of the same name elsewhere is never touched.
     create(
-        &Api::<Service>::namespaced(wc.clone(), "default"),
+        Api::<Service>::namespaced(wc.clone(), "default"),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "nginx", "namespace": "default"},
@@ -542,7 +562,7 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
     // A second node in another zone: the member lists every zone.
     let nodes = Api::<Node>::all(east.client().unwrap());
     create(
-        &nodes,
+        nodes.clone(),
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "east-extra", "labels": {
             "topology.kubernetes.io/zone": "us-east1-c", "topology.kubernetes.io/region": "us-east1"
         }}}),
@@ -555,9 +575,9 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
     })
     .await;
 
-    create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
+    create(Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
     create(
-        &Api::<Service>::namespaced(fed.clone(), "default"),
+        Api::<Service>::namespaced(fed.clone(), "default"),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "gone", "namespace": "default"},
@@ -591,7 +611,7 @@ async fn a_member_killed_goes_offline_within_seconds_and_is_brought_up_to_date()
 
     // Changed while east is away: brought up to date when it returns.
     create(
-        &Api::<Service>::namespaced(fed.clone(), "default"),
+        Api::<Service>::namespaced(fed.clone(), "default"),
         json!({
             "apiVersion": "v1", "kind": "Service",
             "metadata": {"name": "late", "namespace": "default"},
@@ -656,12 +676,12 @@ async fn on_a_shared_cluster_only_labelled_namespaces_are_federated() {
         ("local", json!({})),
     ] {
         create(
-            &Api::<Namespace>::all(fed.clone()),
+            Api::<Namespace>::all(fed.clone()),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}),
         )
         .await;
         create(
-            &Api::<Service>::namespaced(fed.clone(), name),
+            Api::<Service>::namespaced(fed.clone(), name),
             json!({
                 "apiVersion": "v1", "kind": "Service",
                 "metadata": {"name": "web", "namespace": name},
@@ -707,35 +727,21 @@ fn kubeconfig_with(server: &TestServer, token: &str) -> String {
     )
 }
 
-async fn put_secret(fed: &kube::Client, name: &str, kubeconfig: &str) {
-    let secret = Secret {
-        metadata: kube::api::ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some("fedmesh".into()),
-            ..Default::default()
-        },
-        data: Some(BTreeMap::from([(
-            "kubeconfig".to_string(),
-            ByteString(kubeconfig.as_bytes().to_vec()),
-        )])),
-        ..Secret::default()
-    };
-    Api::<Secret>::namespaced(fed.clone(), "fedmesh")
-        .create(&PostParams::default(), &secret)
-        .await
-        .expect("secret");
-}
-
 #[tokio::test]
 async fn bad_members_get_a_clear_status_and_the_rest_keeps_working() {
     let (_fed_server, fed) = federation_server().await;
     let east = member("east", "", "", "10.10.0.0/24").await;
     join(&fed, "east", &east, json!({})).await;
-    put_secret(&fed, "garbage", "this is not a kubeconfig").await;
+    put_secret(&fed, "garbage", b"this is not a kubeconfig".to_vec()).await;
     add_cluster(&fed, "garbled", &east.url(), "garbage", json!({})).await;
-    put_secret(&fed, "stolen", &kubeconfig_with(&east, "not-a-valid-token")).await;
+    put_secret(
+        &fed,
+        "stolen",
+        kubeconfig_with(&east, "not-a-valid-token").into_bytes(),
+    )
+    .await;
     add_cluster(&fed, "refused", &east.url(), "stolen", json!({})).await;
-    put_secret(&fed, "far", &kubeconfig_with(&east, "whatever")).await;
+    put_secret(&fed, "far", kubeconfig_with(&east, "whatever").into_bytes()).await;
     add_cluster(&fed, "nowhere", "https://127.0.0.1:1", "far", json!({})).await;
     add_cluster(&fed, "schemeless", "127.0.0.1:6443", "far", json!({})).await;
     let _controller = controller(&fed, Scope::Everything);
@@ -755,7 +761,7 @@ async fn bad_members_get_a_clear_status_and_the_rest_keeps_working() {
         let message = detail["message"].as_str().unwrap_or_default();
         assert!(message.contains(says), "{name}: {message}");
     }
-    create(&Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
+    create(Api::<Service>::namespaced(fed.clone(), "default"), nginx()).await;
     eventually("nginx in east", || async {
         service(&east.client().unwrap(), "default", "nginx").await
     })

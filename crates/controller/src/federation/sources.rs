@@ -150,6 +150,7 @@ async fn watch_member(
         nodes
     ));
     let mut listed = [false; 3];
+    let mut failing = [false; 3];
     let mut counts = (0usize, 0usize);
     let mut topology = NodeTopology::default();
     let mut place = topology.topology();
@@ -218,19 +219,20 @@ async fn watch_member(
             },
         };
         match progress {
-            // Credentials refused end the session at once. Other failures
-            // are left to the probe (which finds a member down within its
-            // threshold) and to the watcher's retries: a watch that resumes
-            // from its resource version sends nothing until something
-            // changes, so it could not say it recovered.
-            Some(Progress::Failed(failure)) if failure.is_definite() => {
+            Some(Progress::Failed(failure)) => {
+                failing[index] = true;
                 reports.send(Report::Failed(failure));
                 continue;
             }
-            Some(Progress::Listed) => listed[index] = true,
-            Some(Progress::Failed(_) | Progress::Recovered) | None => continue,
+            // A failed watch starts afresh with a listing, which ends in
+            // `Listed`: the member's data is whole again.
+            Some(Progress::Listed) => {
+                listed[index] = true;
+                failing[index] = false;
+            }
+            Some(Progress::Recovered) | None => continue,
         }
-        if listed.iter().all(|l| *l) {
+        if listed.iter().all(|l| *l) && !failing.iter().any(|f| *f) {
             reports.send(Report::Synced {
                 services: counts.0,
                 endpoints: counts.1,
