@@ -767,3 +767,38 @@ async fn bad_members_get_a_clear_status_and_the_rest_keeps_working() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_hung_member_goes_offline_and_one_answering_500s_is_not_ready() {
+    let (_fed_server, fed) = federation_server().await;
+    let east = member("east", "", "", "10.10.0.0/24").await;
+    let west = member("west", "", "", "10.20.0.0/24").await;
+    join(&fed, "east", &east, json!({})).await;
+    join(&fed, "west", &west, json!({})).await;
+    let _controller = controller(&fed, Scope::Everything);
+    wait_ready(&fed, "east").await;
+    wait_ready(&fed, "west").await;
+
+    east.hang();
+    let hung = tokio::time::Instant::now();
+    let (_, reason, _) = eventually("east not Ready", || async {
+        ready(&fed, "east").await.filter(|(s, _, _)| s == "False")
+    })
+    .await;
+    let detected = hung.elapsed();
+    assert_eq!(reason, "ClusterNotReachable");
+    eprintln!("hung member seen after {detected:?}");
+    assert!(detected < Duration::from_secs(6), "took {detected:?}");
+
+    west.fail_500();
+    let (_, reason, detail) = eventually("west not Ready", || async {
+        ready(&fed, "west").await.filter(|(s, _, _)| s == "False")
+    })
+    .await;
+    assert_eq!(reason, "ClusterNotReady", "{detail}");
+
+    east.heal();
+    west.heal();
+    wait_ready(&fed, "east").await;
+    wait_ready(&fed, "west").await;
+}
