@@ -164,7 +164,7 @@ pub fn start(
         federation_watch(
             Api::<Service>::all(federation.clone()),
             events_tx.clone(),
-            engine::Event::Federated,
+            |update| engine::Event::Federated(slim(update)),
             Some(listed_tx),
         ),
     );
@@ -244,6 +244,21 @@ async fn federation_watch<K>(
                 }
             }
         }
+    }
+}
+
+/// `update` without the objects' `managedFields`: the controller keeps up to
+/// three copies of each member Service (its view, the writer's desired and
+/// live copies) and never reads who manages which field.
+fn slim(update: Update<Service>) -> Update<Service> {
+    let strip = |mut service: Service| {
+        service.metadata.managed_fields = None;
+        service
+    };
+    match update {
+        Update::Reset(all) => Update::Reset(all.into_iter().map(strip).collect()),
+        Update::Apply(service) => Update::Apply(strip(service)),
+        Update::Delete(service) => Update::Delete(strip(service)),
     }
 }
 

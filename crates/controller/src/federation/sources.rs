@@ -17,8 +17,8 @@ use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
 use super::engine::{Event, WriteOutcome};
-use super::managed_selector;
 use super::members::MemberStatuses;
+use super::{managed_selector, slim};
 use crate::Metrics;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{Feature, Report, Reports};
@@ -72,7 +72,11 @@ impl Feature for MemberFeature {
         let live = watch::watch(
             Api::<Service>::all(client.clone()),
             watcher::Config::default().labels(&managed_selector(&self.federation)),
-        );
+        )
+        .map(|signal| match signal {
+            Signal::Update(update) => Signal::Update(slim(update)),
+            progress => progress,
+        });
         let events = self.events.clone();
         let statuses = self.statuses.clone();
         Box::pin(async move {
@@ -164,7 +168,7 @@ async fn watch_member(
                         Update::Delete(_) => counts.0.saturating_sub(1),
                     };
                     if events
-                        .send(Event::MemberServices(cluster.clone(), update))
+                        .send(Event::MemberServices(cluster.clone(), slim(update)))
                         .await
                         .is_err()
                     {
