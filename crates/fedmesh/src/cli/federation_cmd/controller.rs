@@ -55,7 +55,7 @@ pub(crate) struct ControlPlaneArgs {
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     pub(crate) probe_interval: Duration,
     /// How long a probe, or a connection attempt, may take.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "800ms", value_parser = parse_duration)]
     pub(crate) probe_timeout: Duration,
     /// Probes in a row that must fail before a member is Offline.
     #[arg(long, value_name = "N", default_value_t = fedmesh_core::federation::DEFAULT_FAILURE_THRESHOLD,
