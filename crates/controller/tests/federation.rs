@@ -364,6 +364,24 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
             .find(|e| e.reason.as_deref() == Some("PropagationFailed"))
     })
     .await;
+    // Placed away from west, the error goes.
+    Api::<Service>::namespaced(fed.clone(), "doomed")
+        .patch(
+            "api",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "federation.alpha.kubernetes.io/cluster-selector":
+                    r#"[{"key": "region", "operator": "In", "values": ["east"]}]"#
+            }}})),
+        )
+        .await
+        .unwrap();
+    eventually("west's error gone", || async {
+        service(&fed, "doomed", "api")
+            .await
+            .filter(|s| annotation(s, "federation.fedmesh.io/errors").is_none())
+    })
+    .await;
 
     // Shard health: east runs a ready pod, west none; both get
     // load-balancer addresses from their pools.

@@ -517,7 +517,13 @@ impl Engine {
                 | Why::Terminating,
             ) => return,
         };
+        // No copy wanted and none there: an earlier failure to write one
+        // no longer stands.
+        let settled = want.is_none() && current.is_none();
         writer.want(vec![(object_key, want)]);
+        if settled && self.shards.set_error(cluster, key, None) {
+            self.publish([key.clone()]);
+        }
     }
 
     fn finalize_deleting(&mut self) {
