@@ -246,7 +246,7 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
         detail["message"]
             .as_str()
             .unwrap()
-            .contains("fedmesh/nowhere"),
+            .contains("Secret fedmesh/nowhere does not exist. Create it (fedmesh federation join does) or fix spec.secretRef"),
         "{detail}"
     );
 

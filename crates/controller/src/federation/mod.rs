@@ -32,12 +32,21 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 
 use crate::runtime::claim::Claim;
-use crate::runtime::clusters::{ClusterSet, ClusterSetConfig};
+use crate::runtime::clusters::{ClusterSet, ClusterSetConfig, Wording};
 use crate::runtime::events::Warning;
 use crate::runtime::watch::{self as watches, Progress, Signal, Update};
 use crate::runtime::writer::WriterConfig;
 use crate::runtime::{FeatureHealth, Tasks};
 use crate::{ControllerConfig, Metrics};
+
+/// How the runtime's messages name a member's configuration.
+const MEMBER_WORDING: Wording = Wording {
+    kind: "Cluster",
+    secret_field: "spec.secretRef",
+    join: "fedmesh federation join",
+    meanwhile: "its copies stay as they are and its shards count as unhealthy meanwhile",
+    twice: "no member is written twice",
+};
 
 /// Which federation this controller runs, and what in it is federated.
 #[derive(Debug, Clone)]
@@ -143,7 +152,10 @@ pub fn start(
     });
     let clusters = ClusterSet::new(
         federation.clone(),
-        ClusterSetConfig::from(config),
+        ClusterSetConfig {
+            wording: MEMBER_WORDING,
+            ..ClusterSetConfig::from(config)
+        },
         vec![feature],
         Arc::new(statuses.clone()),
         claim.clone(),

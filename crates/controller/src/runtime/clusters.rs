@@ -117,6 +117,33 @@ pub trait StatusSink: Send + Sync + 'static {
     -> BoxFuture<'static, ()>;
 }
 
+/// How the ClusterSet's messages name what configures a cluster, so that
+/// each feature's users read their own object's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wording {
+    /// The kind of object that configures a cluster.
+    pub kind: &'static str,
+    /// Its field naming the access Secret.
+    pub secret_field: &'static str,
+    /// The command that writes the Secret.
+    pub join: &'static str,
+    /// What happens to the cluster's data while it is unusable.
+    pub meanwhile: &'static str,
+    /// What would appear twice if one cluster were configured twice.
+    pub twice: &'static str,
+}
+
+impl Wording {
+    /// The mesh's remote clusters.
+    pub const REMOTE: Wording = Wording {
+        kind: "RemoteClusterConfiguration",
+        secret_field: "spec.clusterAccessSecret",
+        join: "fedmesh join",
+        meanwhile: "the remote's last known endpoints follow spec.unreachable meanwhile",
+        twice: "no endpoint appears twice",
+    };
+}
+
 /// How the ClusterSet connects and probes.
 #[derive(Debug, Clone)]
 pub struct ClusterSetConfig {
@@ -133,6 +160,8 @@ pub struct ClusterSetConfig {
     /// How often a status whose state did not change (only its counts) may
     /// be rewritten.
     pub status_refresh: Duration,
+    /// How messages name the configuring objects.
+    pub wording: Wording,
 }
 
 impl From<&ControllerConfig> for ClusterSetConfig {
@@ -144,6 +173,7 @@ impl From<&ControllerConfig> for ClusterSetConfig {
             failure_threshold: config.failure_threshold,
             max_backoff: config.max_backoff,
             status_refresh: config.status_refresh,
+            wording: Wording::REMOTE,
         }
     }
 }
@@ -527,22 +557,25 @@ async fn refuse(
     state: &mut ClusterState,
     refusal: Refusal,
 ) {
+    let wording = shared.config.wording;
     let (reason, message) = match refusal {
         Refusal::Local => (
             Reason::LocalCluster,
             format!(
-                "Secret {} reaches the local cluster itself, whose endpoints are already \
-                 local. Delete this RemoteClusterConfiguration.",
-                spec.secret_name()
+                "Secret {} reaches the local cluster itself, which needs no connection. \
+                 Delete this {}.",
+                spec.secret_name(),
+                wording.kind
             ),
         ),
         Refusal::Duplicate(holder) => (
             Reason::DuplicateCluster,
             format!(
-                "Secret {} reaches the same cluster as the older RemoteClusterConfiguration \
-                 {holder}; this one is ignored so that no endpoint appears twice. Delete one \
-                 of them.",
-                spec.secret_name()
+                "Secret {} reaches the same cluster as the older {} {holder}; this one is \
+                 ignored so that {}. Delete one of them.",
+                spec.secret_name(),
+                wording.kind,
+                wording.twice
             ),
         ),
     };
@@ -580,14 +613,18 @@ async fn connect(shared: &Shared, spec: &ClusterSpec) -> Result<Connection, Prob
         .ok_or_else(|| Problem {
             reason: Reason::SecretNotFound,
             message: format!(
-                "Secret {secret_name} does not exist. Create it (fedmesh join does) or fix \
-                 spec.clusterAccessSecret; the remote's last known endpoints follow \
-                 spec.unreachable meanwhile."
+                "Secret {secret_name} does not exist. Create it ({} does) or fix {}; {}.",
+                shared.config.wording.join,
+                shared.config.wording.secret_field,
+                shared.config.wording.meanwhile
             ),
         })?;
     let kubeconfig = remote::kubeconfig_from_secret(&spec.secret, &data).map_err(|e| Problem {
         reason: Reason::InvalidSecret,
-        message: format!("{e}. Run `fedmesh join` again to rewrite the secret."),
+        message: format!(
+            "{e}. Run `{}` again to rewrite the secret.",
+            shared.config.wording.join
+        ),
     })?;
     let client = remote_client(
         kubeconfig,
@@ -598,8 +635,9 @@ async fn connect(shared: &Shared, spec: &ClusterSpec) -> Result<Connection, Prob
     .map_err(|e| Problem {
         reason: Reason::InvalidKubeconfig,
         message: format!(
-            "The kubeconfig in secret {secret_name} cannot be used: {e}. Run `fedmesh join` \
-                 again to rewrite the secret."
+            "The kubeconfig in secret {secret_name} cannot be used: {e}. Run `{}` again \
+                 to rewrite the secret.",
+            shared.config.wording.join
         ),
     })?;
     let identity = identify(&client, shared.config.probe_timeout)
