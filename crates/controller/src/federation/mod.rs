@@ -218,6 +218,8 @@ pub fn start(
             config.max_backoff,
         ),
     );
+    // A member whose writes fail is that member's problem, shown per Service
+    // (errors annotation, Events): it does not make the controller unready.
     FeatureHealth {
         local_listed,
         writers: Vec::new(),
