@@ -3,12 +3,15 @@
 //!
 //! - [`runtime`]: the watch adapter, the `ClusterSet` of connections to other
 //!   clusters, the leadership `Claim`, the keyed writer, Warning Events;
-//! - [`mesh`]: federated services (Calico's semantics) on that runtime.
+//! - [`mesh`]: federated services (Calico's semantics) on that runtime;
+//! - [`federation`]: the Federation v1 control plane (member clusters,
+//!   Service propagation, shard health) on the same runtime.
 //!
 //! Every semantic decision is made in `fedmesh-core`; this crate only moves
 //! objects between the API servers and the core's indexes.
 
 pub mod config;
+pub mod federation;
 pub mod mesh;
 pub mod metrics;
 pub mod runtime;
@@ -23,9 +26,10 @@ use tokio::time::Instant;
 
 pub use config::ControllerConfig;
 pub use metrics::Metrics;
-use runtime::Tasks;
 use runtime::claim::{Claim, Elector};
 use runtime::errors::{Failure, chain};
+use runtime::events::Warning;
+use runtime::{FeatureHealth, Tasks};
 
 /// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +66,36 @@ pub async fn run(
     metrics: Metrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
+    run_feature(
+        client,
+        config,
+        metrics,
+        shutdown,
+        "fedmesh-controller",
+        mesh::start,
+    )
+    .await
+}
+
+/// Runs one feature (started by `start`, publishing Events as `controller`)
+/// with what every controller process has: the namespace check, leader
+/// election, metrics and health, Warning Events and readiness; until
+/// `shutdown`, then writers stop first and the Lease is released.
+pub async fn run_feature(
+    client: kube::Client,
+    config: ControllerConfig,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+    controller: &'static str,
+    start: impl FnOnce(
+        &mut Tasks,
+        kube::Client,
+        &ControllerConfig,
+        Claim,
+        Metrics,
+        mpsc::Sender<Warning>,
+    ) -> FeatureHealth,
+) -> Result<(), RunError> {
     ensure_namespace(&client, &config.namespace).await?;
     let (mut elector, claim) = Elector::new(
         Api::<Lease>::namespaced(client.clone(), &config.namespace),
@@ -84,13 +118,13 @@ pub async fn run(
         "warning events",
         runtime::events::run(
             client.clone(),
-            "fedmesh-controller",
+            controller,
             config.identity.clone(),
             warnings_rx,
             claim.clone(),
         ),
     );
-    let health = mesh::start(
+    let health = start(
         &mut tasks,
         client.clone(),
         &config,
@@ -162,7 +196,7 @@ async fn readiness(
     config: ControllerConfig,
     claim: Claim,
     metrics: Metrics,
-    health: mesh::MeshHealth,
+    health: FeatureHealth,
 ) {
     let api = Api::<Namespace>::all(client);
     let mut tick = tokio::time::interval(config.probe_interval);
@@ -193,7 +227,7 @@ async fn readiness(
                 probe_failure.unwrap_or_default()
             ))
         } else if !*health.local_listed.borrow() {
-            Some("the local cluster's Services and EndpointSlices are not listed yet".into())
+            Some("the local cluster's objects are not listed yet".into())
         } else if claim.is_current()
             && let Some(since) = writers_failing
         {

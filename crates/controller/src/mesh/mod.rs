@@ -27,10 +27,8 @@ use tokio::sync::{mpsc, watch};
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{ClusterSet, ClusterSetConfig, Feature, Report, Reports};
 use crate::runtime::events::Warning;
-use crate::runtime::writer::{
-    ApiTarget, Writer, WriterConfig, WriterHandle, WriterHealth, covers_owned,
-};
-use crate::runtime::{Tasks, watch as watches};
+use crate::runtime::writer::{ApiTarget, Writer, WriterConfig, WriterHandle, covers_owned};
+use crate::runtime::{FeatureHealth, Tasks, watch as watches};
 use crate::{ControllerConfig, Metrics};
 
 /// The mesh's side of a cluster connection: its watches feed the index.
@@ -73,14 +71,6 @@ fn endpoints_covers(desired: &Endpoints, live: &Endpoints) -> bool {
     covers_owned(desired, live, &["subsets"])
 }
 
-/// What the mesh tells the process about itself.
-pub struct MeshHealth {
-    /// The local cluster's watches have listed (and are not failing).
-    pub local_listed: watch::Receiver<bool>,
-    /// The writers' health.
-    pub writers: Vec<watch::Receiver<WriterHealth>>,
-}
-
 /// Starts the mesh: local watches, the ClusterSet of remotes from
 /// RemoteClusterConfigurations, the engine and its writers, into `tasks`.
 pub fn start(
@@ -90,7 +80,7 @@ pub fn start(
     claim: Claim,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
-) -> MeshHealth {
+) -> FeatureHealth {
     let (events_tx, events_rx) = mpsc::channel(4096);
     let field_manager = format!("fedmesh-controller/{}", config.identity);
 
@@ -188,7 +178,7 @@ pub fn start(
             settled,
         ),
     );
-    MeshHealth {
+    FeatureHealth {
         local_listed,
         writers: vec![endpoints_health, slices_health],
     }

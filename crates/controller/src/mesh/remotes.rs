@@ -104,6 +104,7 @@ async fn configure(clusters: &mut ClusterSet, object: &DynamicObject, namespace:
                 .configure(ClusterSpec {
                     name: spec.name,
                     secret: spec.access_secret,
+                    server: None,
                     policy: spec.unreachable,
                     created,
                 })

@@ -43,6 +43,9 @@ pub struct ClusterSpec {
     pub name: ClusterName,
     /// The Secret holding the kubeconfig that reaches it.
     pub secret: SecretRef,
+    /// The API server URL to use instead of the kubeconfig's (a federation
+    /// `Cluster` names its member's address itself).
+    pub server: Option<String>,
     /// What happens to its data while it does not answer.
     pub policy: UnreachablePolicy,
     /// When its configuration was made: of two configurations for the same
@@ -114,6 +117,33 @@ pub trait StatusSink: Send + Sync + 'static {
     -> BoxFuture<'static, ()>;
 }
 
+/// How the ClusterSet's messages name what configures a cluster, so that
+/// each feature's users read their own object's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wording {
+    /// The kind of object that configures a cluster.
+    pub kind: &'static str,
+    /// Its field naming the access Secret.
+    pub secret_field: &'static str,
+    /// The command that writes the Secret.
+    pub join: &'static str,
+    /// What happens to the cluster's data while it is unusable.
+    pub meanwhile: &'static str,
+    /// What would appear twice if one cluster were configured twice.
+    pub twice: &'static str,
+}
+
+impl Wording {
+    /// The mesh's remote clusters.
+    pub const REMOTE: Wording = Wording {
+        kind: "RemoteClusterConfiguration",
+        secret_field: "spec.clusterAccessSecret",
+        join: "fedmesh join",
+        meanwhile: "the remote's last known endpoints follow spec.unreachable meanwhile",
+        twice: "no endpoint appears twice",
+    };
+}
+
 /// How the ClusterSet connects and probes.
 #[derive(Debug, Clone)]
 pub struct ClusterSetConfig {
@@ -130,6 +160,8 @@ pub struct ClusterSetConfig {
     /// How often a status whose state did not change (only its counts) may
     /// be rewritten.
     pub status_refresh: Duration,
+    /// How messages name the configuring objects.
+    pub wording: Wording,
 }
 
 impl From<&ControllerConfig> for ClusterSetConfig {
@@ -141,6 +173,7 @@ impl From<&ControllerConfig> for ClusterSetConfig {
             failure_threshold: config.failure_threshold,
             max_backoff: config.max_backoff,
             status_refresh: config.status_refresh,
+            wording: Wording::REMOTE,
         }
     }
 }
@@ -603,22 +636,25 @@ async fn refuse(
     state: &mut ClusterState,
     refusal: Refusal,
 ) {
+    let wording = shared.config.wording;
     let (reason, message) = match refusal {
         Refusal::Local => (
             Reason::LocalCluster,
             format!(
-                "Secret {} reaches the local cluster itself, whose endpoints are already \
-                 local. Delete this RemoteClusterConfiguration.",
-                spec.secret_name()
+                "Secret {} reaches the local cluster itself, which needs no connection. \
+                 Delete this {}.",
+                spec.secret_name(),
+                wording.kind
             ),
         ),
         Refusal::Duplicate(holder) => (
             Reason::DuplicateCluster,
             format!(
-                "Secret {} reaches the same cluster as the older RemoteClusterConfiguration \
-                 {holder}; this one is ignored so that no endpoint appears twice. Delete one \
-                 of them.",
-                spec.secret_name()
+                "Secret {} reaches the same cluster as the older {} {holder}; this one is \
+                 ignored so that {}. Delete one of them.",
+                spec.secret_name(),
+                wording.kind,
+                wording.twice
             ),
         ),
     };
@@ -656,24 +692,33 @@ async fn connect(shared: &Shared, spec: &ClusterSpec) -> Result<Connection, Prob
         .ok_or_else(|| Problem {
             reason: Reason::SecretNotFound,
             message: format!(
-                "Secret {secret_name} does not exist. Create it (fedmesh join does) or fix \
-                 spec.clusterAccessSecret; the remote's last known endpoints follow \
-                 spec.unreachable meanwhile."
+                "Secret {secret_name} does not exist. Create it ({} does) or fix {}; {}.",
+                shared.config.wording.join,
+                shared.config.wording.secret_field,
+                shared.config.wording.meanwhile
             ),
         })?;
     let kubeconfig = remote::kubeconfig_from_secret(&spec.secret, &data).map_err(|e| Problem {
         reason: Reason::InvalidSecret,
-        message: format!("{e}. Run `fedmesh join` again to rewrite the secret."),
+        message: format!(
+            "{e}. Run `{}` again to rewrite the secret.",
+            shared.config.wording.join
+        ),
     })?;
-    let client = remote_client(kubeconfig, shared.config.probe_timeout)
-        .await
-        .map_err(|e| Problem {
-            reason: Reason::InvalidKubeconfig,
-            message: format!(
-                "The kubeconfig in secret {secret_name} cannot be used: {e}. Run `fedmesh join` \
-                 again to rewrite the secret."
-            ),
-        })?;
+    let client = remote_client(
+        kubeconfig,
+        spec.server.as_deref(),
+        shared.config.probe_timeout,
+    )
+    .await
+    .map_err(|e| Problem {
+        reason: Reason::InvalidKubeconfig,
+        message: format!(
+            "The kubeconfig in secret {secret_name} cannot be used: {e}. Run `{}` again \
+                 to rewrite the secret.",
+            shared.config.wording.join
+        ),
+    })?;
     let identity = identify(&client, shared.config.probe_timeout)
         .await
         .map_err(|failure| Problem {
@@ -699,17 +744,22 @@ pub enum ClientError {
     /// The kubeconfig does not give a usable cluster and user.
     #[error("{0}")]
     Config(#[source] kube::config::KubeconfigError),
+    /// The server address given is not a URL.
+    #[error("{0:?} is not a URL")]
+    Server(String),
     /// The client cannot be built (TLS settings, say).
     #[error("{0}")]
     Build(#[source] kube::Error),
 }
 
-/// A client for a cluster from the bytes of a kubeconfig, with timeouts: a
+/// A client for a cluster from the bytes of a kubeconfig (at `server`
+/// instead of the kubeconfig's address, when given), with timeouts: a
 /// connection attempt gives up after `timeout`, and so does a request whose
 /// answer does not start within a few times that (watches send bookmarks,
 /// so an idle one still answers).
 pub async fn remote_client(
     kubeconfig: &[u8],
+    server: Option<&str>,
     timeout: Duration,
 ) -> Result<kube::Client, ClientError> {
     let text = std::str::from_utf8(kubeconfig)?;
@@ -720,6 +770,11 @@ pub async fn remote_client(
     )
     .await
     .map_err(ClientError::Config)?;
+    if let Some(server) = server {
+        config.cluster_url = server
+            .parse()
+            .map_err(|_| ClientError::Server(server.into()))?;
+    }
     config.connect_timeout = Some(timeout);
     // Retries of 5xx inside the client would hide a failing remote from the
     // probe; the ClusterSet retries with its own backoff.

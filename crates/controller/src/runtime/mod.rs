@@ -23,6 +23,16 @@ pub mod writer;
 
 use std::future::Future;
 
+use tokio::sync::watch as signal;
+
+/// What a feature tells the process about itself, for readiness.
+pub struct FeatureHealth {
+    /// The local cluster's watches have listed (and are not failing).
+    pub local_listed: signal::Receiver<bool>,
+    /// The writers' health.
+    pub writers: Vec<signal::Receiver<writer::WriterHealth>>,
+}
+
 /// The long-running tasks of a controller, each named for the error that
 /// says which one stopped.
 #[derive(Default)]

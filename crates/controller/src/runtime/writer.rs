@@ -81,6 +81,10 @@ pub enum Input<K> {
     /// The feature's view is complete: start writing, and delete managed
     /// objects nobody wants.
     Synced,
+    /// Stop managing these keys: forget what is wanted and what is known of
+    /// them, without touching the objects (they were handed over, say, by
+    /// taking fedmesh's label off).
+    Release(Vec<ObjectKey>),
 }
 
 /// The feature's side of a writer.
@@ -110,6 +114,13 @@ impl<K> WriterHandle<K> {
     /// Says the view is complete.
     pub fn synced(&self) {
         let _ = self.0.send(Input::Synced);
+    }
+
+    /// Stops managing `keys`, leaving their objects as they are.
+    pub fn release(&self, keys: Vec<ObjectKey>) {
+        if !keys.is_empty() {
+            let _ = self.0.send(Input::Release(keys));
+        }
     }
 }
 
@@ -336,6 +347,13 @@ where
                 if !self.synced {
                     self.synced = true;
                     self.requeue_all();
+                }
+            }
+            Input::Release(keys) => {
+                for key in keys {
+                    self.desired.remove(&key);
+                    self.live.remove(&key);
+                    self.queue.forget(&key);
                 }
             }
         }

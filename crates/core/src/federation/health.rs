@@ -44,6 +44,43 @@ pub enum Probe {
     },
 }
 
+impl Probe {
+    /// What a connection's state (the controller runtime's, shared with the
+    /// mesh's remote clusters) says of a member: in sync means healthy; a
+    /// failure gives the probe outcome of its reason. `None` while the first
+    /// connection attempt is still under way. The runtime already applied
+    /// its failure threshold, so the result counts at once.
+    pub fn from_connection(status: &crate::remote::RemoteStatus) -> Option<Probe> {
+        use crate::remote::{Reason as Why, SyncState};
+        let message = status
+            .conditions
+            .iter()
+            .find(|c| c.status)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        let reason = match status.state {
+            SyncState::Connecting => return None,
+            SyncState::InSync => return Some(Probe::Healthy),
+            SyncState::ConnectionFailed | SyncState::ConfigIncomplete => status
+                .conditions
+                .iter()
+                .find(|c| c.status)
+                .map(|c| c.reason.as_str())
+                .unwrap_or_default(),
+        };
+        let is = |why: Why| reason == why.as_str();
+        Some(if is(Why::Unreachable) || is(Why::Timeout) {
+            Probe::Unreachable { message }
+        } else if is(Why::Unauthorized) || is(Why::Forbidden) || is(Why::CertificateChanged) {
+            Probe::Unauthorized { message }
+        } else if is(Why::ServerError) || is(Why::LocalApiError) {
+            Probe::Unhealthy { message }
+        } else {
+            Probe::ConfigInvalid { message }
+        })
+    }
+}
+
 /// Something that happened to a member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClusterEvent {

@@ -2,7 +2,7 @@
 //! leader election, metrics and health, until SIGTERM or Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -71,31 +71,7 @@ impl ControllerArgs {
     }
 
     async fn serve(self) -> anyhow::Result<()> {
-        let client = match &self.kubeconfig {
-            Some(path) => {
-                Cluster::connect(path, self.context.as_deref())
-                    .await?
-                    .client
-            }
-            None => {
-                let config = match &self.context {
-                    Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
-                        context: Some(context.clone()),
-                        ..Default::default()
-                    })
-                    .await
-                    .with_context(|| format!("cannot load context {context:?} from the default kubeconfig"))?,
-                    None => kube::Config::infer().await.context(
-                        "no --kubeconfig given, and neither $KUBECONFIG, ~/.kube/config nor an in-cluster ServiceAccount is usable",
-                    )?,
-                };
-                let url = config.cluster_url.to_string();
-                let client =
-                    kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
-                connect::check_reachable(&client, &url).await?;
-                client
-            }
-        };
+        let client = local_client(self.kubeconfig.as_deref(), self.context.as_deref()).await?;
         if self.install_crds {
             install_crds(&client).await?;
         }
@@ -122,10 +98,45 @@ impl ControllerArgs {
     }
 }
 
+/// A client for the cluster a controller runs against: `kubeconfig` (at
+/// `context`), else $KUBECONFIG, ~/.kube/config, then the in-cluster
+/// ServiceAccount; checked to answer.
+pub(crate) async fn local_client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> anyhow::Result<kube::Client> {
+    if let Some(path) = kubeconfig {
+        return Ok(Cluster::connect(path, context).await?.client);
+    }
+    let config = match context {
+        Some(context) => kube::Config::from_kubeconfig(&kube::config::KubeConfigOptions {
+            context: Some(context.to_owned()),
+            ..Default::default()
+        })
+        .await
+        .with_context(|| format!("cannot load context {context:?} from the default kubeconfig"))?,
+        None => kube::Config::infer().await.context(
+            "no --kubeconfig given, and neither $KUBECONFIG, ~/.kube/config nor an in-cluster ServiceAccount is usable",
+        )?,
+    };
+    let url = config.cluster_url.to_string();
+    let client = kube::Client::try_from(config).context("cannot build a Kubernetes client")?;
+    connect::check_reachable(&client, &url).await?;
+    Ok(client)
+}
+
 /// Creates or updates the RemoteClusterConfiguration CRD.
 async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
     let crd =
         fedmesh_controller::mesh::remotes::crd().context("the built-in CRD manifest is invalid")?;
+    install_crd(client, crd).await
+}
+
+/// Creates or updates `crd` in the cluster behind `client`.
+pub(crate) async fn install_crd(
+    client: &kube::Client,
+    crd: CustomResourceDefinition,
+) -> anyhow::Result<()> {
     let report = |line: &str| tracing::info!("{line}");
     let applier = Applier::new(client.clone(), "the local cluster", &report);
     applier
@@ -139,7 +150,7 @@ async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
 
 /// This replica's name in the Lease: the pod's name when a Deployment sets
 /// POD_NAME, else host name and process id (unique on one machine).
-fn identity() -> String {
+pub(crate) fn identity() -> String {
     if let Some(pod) = std::env::var("POD_NAME").ok().filter(|p| !p.is_empty()) {
         return pod;
     }
@@ -153,7 +164,7 @@ fn identity() -> String {
 }
 
 /// Parses `500ms`, `15s`, `2m` or a bare number of seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
         Some(at) => text.split_at(at),

@@ -1,6 +1,8 @@
 //! `fedmesh federation`: the Federation v1 control plane's commands.
 
+mod controller;
 mod join;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -20,12 +22,20 @@ enum FederationCommand {
     /// propagate Services, and its credentials Secret and Cluster object in
     /// the federation.
     Join(join::FederationJoinArgs),
+    /// Serve a dedicated federation API server (embedded, context
+    /// `federation`) with the federation controller in one process.
+    Serve(serve::ServeArgs),
+    /// Run the federation controller against a Kubernetes API server that
+    /// serves the Cluster CRD (leader election, metrics, health).
+    Controller(controller::FederationControllerArgs),
 }
 
 impl FederationArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             FederationCommand::Join(args) => args.run(),
+            FederationCommand::Serve(args) => args.run(),
+            FederationCommand::Controller(args) => args.run(),
         }
     }
 }

@@ -40,7 +40,8 @@ enum Command {
     /// Connect two clusters: a read-only identity in the remote, its kubeconfig
     /// Secret and RemoteClusterConfiguration in the local cluster.
     Join(join_cmd::JoinArgs),
-    /// The federation control plane (Kubernetes Federation v1): register member clusters.
+    /// The federation control plane (Kubernetes Federation v1): serve it, run
+    /// its controller, register member clusters.
     Federation(federation_cmd::FederationArgs),
     /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),

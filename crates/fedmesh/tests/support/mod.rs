@@ -1,6 +1,9 @@
 //! What the join tests share: running the binary, naming servers, and
 //! clients from a kubeconfig a join wrote.
 
+// Each test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;

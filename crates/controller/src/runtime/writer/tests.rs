@@ -374,3 +374,23 @@ fn an_emptied_owned_list_is_a_change() {
     assert!(covers_owned(&without, &without, &["subsets"]));
     assert!(covers_owned(&with, &with, &["subsets"]));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_released_key_is_left_alone_even_once_unwanted() {
+    let rig = rig(vec![]);
+    want(
+        &rig.handle,
+        &[("handed-over", Some("1")), ("kept", Some("1"))],
+    );
+    rig.handle.synced();
+    settle().await;
+    assert_eq!(rig.fake.calls().len(), 2);
+    rig.handle
+        .release(vec![ObjectKey::namespaced("ns", "handed-over")]);
+    // Unwanted after release: nothing to delete, as the writer no longer
+    // manages it; the key still managed is deleted.
+    want(&rig.handle, &[("handed-over", None), ("kept", None)]);
+    settle().await;
+    assert_eq!(rig.fake.calls()[2..], ["delete ns/kept"]);
+    assert_eq!(rig.fake.data("handed-over").as_deref(), Some("1"));
+}

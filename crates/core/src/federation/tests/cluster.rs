@@ -332,3 +332,44 @@ fn nodes_seen_before_the_first_probe_do_not_delay_it() {
     assert_eq!(failed.state(), ClusterState::Offline);
     assert_eq!(failed.topology, topology);
 }
+
+#[test]
+fn a_connection_state_reads_as_the_probe_it_stands_for() {
+    use crate::remote::{Reason as Why, RemoteStatus, SyncEvent};
+    let status = |event: SyncEvent| RemoteStatus::next(None, &event, at(0));
+    let failed = |reason: Why| {
+        status(SyncEvent::Failed {
+            reason,
+            message: format!("{} happened", reason.as_str()),
+        })
+    };
+    assert_eq!(Probe::from_connection(&status(SyncEvent::Connecting)), None);
+    assert_eq!(
+        Probe::from_connection(&status(SyncEvent::Synced {
+            services: 1,
+            endpoints: 2
+        })),
+        Some(Probe::Healthy)
+    );
+    let cases = [
+        (Why::Unreachable, Reason::ClusterNotReachable),
+        (Why::Timeout, Reason::ClusterNotReachable),
+        (Why::Unauthorized, Reason::ClusterUnauthorized),
+        (Why::Forbidden, Reason::ClusterUnauthorized),
+        (Why::CertificateChanged, Reason::ClusterUnauthorized),
+        (Why::ServerError, Reason::ClusterNotReady),
+        (Why::LocalApiError, Reason::ClusterNotReady),
+        (Why::SecretNotFound, Reason::ClusterConfigInvalid),
+        (Why::InvalidSecret, Reason::ClusterConfigInvalid),
+        (Why::InvalidKubeconfig, Reason::ClusterConfigInvalid),
+        (Why::InvalidConfiguration, Reason::ClusterConfigInvalid),
+        (Why::DuplicateCluster, Reason::ClusterConfigInvalid),
+        (Why::LocalCluster, Reason::ClusterConfigInvalid),
+    ];
+    for (why, reason) in cases {
+        let probe = Probe::from_connection(&failed(why)).unwrap();
+        let cluster = ClusterStatus::next(None, &ClusterEvent::Probed(probe), 1, at(1));
+        assert_eq!(cluster.reason, reason, "{why:?}");
+        assert_eq!(cluster.message, format!("{} happened", why.as_str()));
+    }
+}

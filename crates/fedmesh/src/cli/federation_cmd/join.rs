@@ -88,21 +88,14 @@ fn secret_name(name: &ClusterName) -> String {
     format!("{name}-member")
 }
 
-/// The Cluster resource, from core's names.
+/// The Cluster resource (the controller's definition).
 fn cluster_resource() -> ApiResource {
-    ApiResource {
-        group: federation::GROUP.into(),
-        version: federation::VERSION.into(),
-        api_version: federation::API_VERSION.into(),
-        kind: federation::KIND.into(),
-        plural: federation::PLURAL.into(),
-    }
+    fedmesh_controller::federation::api_resource()
 }
 
-/// The Cluster CRD (`deploy/crds/clusters.yaml`).
+/// The Cluster CRD (`deploy/crds/clusters.yaml`, the controller's copy).
 fn cluster_crd() -> anyhow::Result<CustomResourceDefinition> {
-    serde_saphyr::from_str(include_str!("../../../../../deploy/crds/clusters.yaml"))
-        .context("the built-in Cluster CRD manifest is invalid")
+    fedmesh_controller::federation::crd().context("the built-in Cluster CRD manifest is invalid")
 }
 
 /// Registers `member` with `federation` as the Cluster `name`.
