@@ -3,28 +3,37 @@
 //!
 //! - [`runtime`]: the watch adapter, the `ClusterSet` of connections to other
 //!   clusters, the leadership `Claim`, the keyed writer, Warning Events;
-//! - [`mesh`]: federated services (Calico's semantics) on that runtime.
+//! - [`mesh`]: federated services (Calico's semantics) on that runtime;
+//! - [`identity`]: federated endpoint identity (remote pods and host
+//!   endpoints mirrored as Calico network sets or Cilium CIDR groups).
+//!
+//! One process runs both on one `ClusterSet`: each remote is connected,
+//! probed and reported on once, and every feature watches it over that
+//! connection.
 //!
 //! Every semantic decision is made in `fedmesh-core`; this crate only moves
 //! objects between the API servers and the core's indexes.
 
 pub mod config;
+pub mod identity;
 pub mod mesh;
 pub mod metrics;
 pub mod runtime;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use config::ControllerConfig;
+pub use config::{ControllerConfig, IdentityOutputs};
 pub use metrics::Metrics;
 use runtime::Tasks;
 use runtime::claim::{Claim, Elector};
+use runtime::clusters::{ClusterSet, ClusterSetConfig};
 use runtime::errors::{Failure, chain};
 
 /// Why the controller stopped.
@@ -99,13 +108,54 @@ pub async fn run(
             claim.clone(),
         ),
     );
-    let health = mesh::start(
+    // The features are made before the ClusterSet that feeds them, so its
+    // `settled` reaches them through this channel.
+    let (settled_tx, settled) = watch::channel(false);
+    let (health, mesh_feature) = mesh::start(
         &mut tasks,
         client.clone(),
         &config,
         claim.clone(),
         metrics.clone(),
-        warnings_tx,
+        warnings_tx.clone(),
+        settled.clone(),
+    );
+    let mut features = vec![mesh_feature];
+    if config.identity_outputs.any() {
+        features.push(identity::start(
+            &mut tasks,
+            client.clone(),
+            &config,
+            claim.clone(),
+            metrics.clone(),
+            warnings_tx.clone(),
+            settled,
+        ));
+    }
+    let clusters = ClusterSet::new(
+        client.clone(),
+        ClusterSetConfig::from(&config),
+        features,
+        Arc::new(mesh::remotes::RemoteStatuses::new(
+            client.clone(),
+            warnings_tx,
+        )),
+        claim.clone(),
+        metrics.clone(),
+    );
+    let mut cluster_settled = clusters.settled();
+    tasks.spawn("remote clusters settled", async move {
+        loop {
+            settled_tx.send_replace(*cluster_settled.borrow_and_update());
+            if cluster_settled.changed().await.is_err() {
+                // The ClusterSet is gone with its task, which says so.
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    tasks.spawn(
+        "remote cluster configurations",
+        mesh::remotes::run(client.clone(), config.namespace.clone(), clusters),
     );
     tasks.spawn(
         "readiness",
