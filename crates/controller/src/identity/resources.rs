@@ -12,9 +12,13 @@ pub fn of_kind(kind: ObjectKind) -> ApiResource {
 
 /// The `ApiResource` of Calico's HostEndpoint under `api`.
 pub fn host_endpoints(api: CalicoApi) -> ApiResource {
-    // Same group and version as the network sets of that API.
-    let api_version = ObjectKind::NetworkSet(api).api_version();
-    resource(api_version, "HostEndpoint", "hostendpoints")
+    calico(api, "HostEndpoint", "hostendpoints")
+}
+
+/// The `ApiResource` of the Calico kind `kind` (plural `plural`) under `api`.
+pub fn calico(api: CalicoApi, kind: &str, plural: &str) -> ApiResource {
+    // Every Calico kind has the group and version of the network sets of that API.
+    resource(ObjectKind::NetworkSet(api).api_version(), kind, plural)
 }
 
 fn resource(api_version: &str, kind: &str, plural: &str) -> ApiResource {
