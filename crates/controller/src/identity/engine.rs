@@ -38,10 +38,10 @@ use crate::runtime::writer::{ApiTarget, ObjectKey, Writer, WriterConfig, WriterH
 /// What a remote cluster's watches saw.
 #[derive(Debug)]
 pub enum IdentityEvent {
-    /// Pods.
-    Pods(Origin, Update<Pod>),
+    /// Pods (boxed: a Pod is large, and most events are small).
+    Pods(Origin, Box<Update<Pod>>),
     /// Calico HostEndpoints (either API form).
-    HostEndpoints(Origin, Update<DynamicObject>),
+    HostEndpoints(Origin, Box<Update<DynamicObject>>),
     /// Namespaces (their labels are the pods' `pcns.` labels).
     Namespaces(Origin, Update<Namespace>),
     /// Service accounts (their labels are the pods' `pcsa.` labels).
@@ -54,7 +54,7 @@ pub enum IdentityEvent {
 /// fedmesh cannot read is logged and skipped.
 pub fn apply(index: &mut IdentityIndex, event: IdentityEvent) -> IdentityChanges {
     match event {
-        IdentityEvent::Pods(origin, update) => match update {
+        IdentityEvent::Pods(origin, update) => match *update {
             Update::Reset(pods) => {
                 let views = pods
                     .into_iter()
@@ -83,7 +83,7 @@ pub fn apply(index: &mut IdentityIndex, event: IdentityEvent) -> IdentityChanges
                         .ok()
                 })
             };
-            match update {
+            match *update {
                 Update::Reset(objects) => {
                     let views = objects.iter().filter_map(read).collect();
                     index.reset_endpoints(&origin, EndpointKind::Host, views)

@@ -165,7 +165,7 @@ async fn list_cluster(
     Ok(vec![
         IdentityEvent::Namespaces(origin.clone(), Update::Reset(namespaces.items)),
         IdentityEvent::ServiceAccounts(origin.clone(), Update::Reset(accounts.items)),
-        IdentityEvent::Pods(origin.clone(), Update::Reset(pods.items)),
-        IdentityEvent::HostEndpoints(origin, Update::Reset(hosts)),
+        IdentityEvent::Pods(origin.clone(), Box::new(Update::Reset(pods.items))),
+        IdentityEvent::HostEndpoints(origin, Box::new(Update::Reset(hosts))),
     ])
 }

@@ -107,7 +107,7 @@ pub async fn watch_cluster(
         watch::watch(Api::<Pod>::all(client.clone()), config())
             .map({
                 let origin = origin.clone();
-                move |s| signal(0, s, |u| IdentityEvent::Pods(origin.clone(), u))
+                move |s| signal(0, s, |u| IdentityEvent::Pods(origin.clone(), Box::new(u)))
             })
             .boxed(),
         watch::watch(Api::<Namespace>::all(client.clone()), config())
@@ -131,14 +131,19 @@ pub async fn watch_cluster(
             )
             .map({
                 let origin = origin.clone();
-                move |s| signal(3, s, |u| IdentityEvent::HostEndpoints(origin.clone(), u))
+                move |s| {
+                    signal(3, s, |u| {
+                        IdentityEvent::HostEndpoints(origin.clone(), Box::new(u))
+                    })
+                }
             })
             .boxed(),
         ),
         None => {
             // Whatever an earlier session saw of them is gone.
             tally.listed[3] = true;
-            let empty = IdentityEvent::HostEndpoints(origin.clone(), Update::Reset(Vec::new()));
+            let empty =
+                IdentityEvent::HostEndpoints(origin.clone(), Box::new(Update::Reset(Vec::new())));
             if events.send(empty).await.is_err() {
                 return;
             }
@@ -152,7 +157,7 @@ pub async fn watch_cluster(
                 tally.progress(watch, progress);
                 None
             }
-            Seen::Event(event) => Some(event),
+            Seen::Event(event) => Some(*event),
         };
         if let Some(event) = event
             && events.send(event).await.is_err()
@@ -172,7 +177,7 @@ pub async fn watch_cluster(
 /// What one of a cluster's watches gave: an event for the engine, or news
 /// of the watch (numbered as in [`Tally`]).
 enum Seen {
-    Event(IdentityEvent),
+    Event(Box<IdentityEvent>),
     Progress(usize, Progress),
 }
 
@@ -182,7 +187,7 @@ fn signal<K>(
     update: impl FnOnce(Update<K>) -> IdentityEvent,
 ) -> Seen {
     match signal {
-        Signal::Update(u) => Seen::Event(update(u)),
+        Signal::Update(u) => Seen::Event(Box::new(update(u))),
         Signal::Progress(p) => Seen::Progress(watch, p),
     }
 }

@@ -130,8 +130,11 @@ pub trait Target<K>: Send + Sync + 'static {
 pub struct ApiTarget<K> {
     client: kube::Client,
     field_manager: String,
-    api: Box<dyn Fn(kube::Client, Option<&str>) -> Api<K> + Send + Sync>,
+    api: ApiFor<K>,
 }
+
+/// Makes the `Api` for a namespace (`None`: cluster-wide or cluster-scoped).
+type ApiFor<K> = Box<dyn Fn(kube::Client, Option<&str>) -> Api<K> + Send + Sync>;
 
 impl<K> ApiTarget<K>
 where
