@@ -469,3 +469,72 @@ async fn missing_network_set_crd_writes_nothing_until_installed_and_no_host_endp
     )
     .await;
 }
+
+#[tokio::test]
+async fn network_sets_wait_for_their_namespace_and_pods_without_ips_are_not_mirrored() {
+    let mesh = setup(true, false).await;
+    let (lc, rc) = (mesh.local.client().unwrap(), mesh.remote.client().unwrap());
+    // A pod without an IP yet, and a remote namespace the local cluster lacks.
+    create(
+        Api::<Pod>::namespaced(rc.clone(), "myapp"),
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "pending-0", "namespace": "myapp", "labels": {"app": "postgres"}},
+            "spec": {"containers": [{"name": "main", "image": "postgres:16"}]}
+        }),
+    )
+    .await;
+    namespace(&rc, "analytics", json!({})).await;
+    let analytics = Api::<Pod>::namespaced(rc.clone(), "analytics");
+    create(
+        analytics.clone(),
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "etl-0", "namespace": "analytics", "labels": {"app": "etl"}},
+            "spec": {"containers": [{"name": "main", "image": "etl:1"}]}
+        }),
+    )
+    .await;
+    analytics
+        .patch_status(
+            "etl-0",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running", "podIP": "10.2.0.1", "podIPs": [{"ip": "10.2.0.1"}]}})),
+        )
+        .await
+        .unwrap();
+    wait_for_sets(
+        &lc,
+        &[
+            ("remotecluster.postgres-0", &["10.1.0.5/32"]),
+            ("remotecluster.postgres-1", &["10.1.0.6/32"]),
+        ],
+        "only the pods with IPs as NetworkSets",
+    )
+    .await;
+    let in_analytics =
+        Api::<DynamicObject>::namespaced_with(lc.clone(), "analytics", &network_sets());
+    // The namespace appears locally: the remote pod's NetworkSet follows.
+    namespace(&lc, "analytics", json!({})).await;
+    let etl = eventually("the NetworkSet in the new local namespace", || async {
+        in_analytics
+            .get_opt("remotecluster.etl-0")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(etl.data["spec"]["nets"], json!(["10.2.0.1/32"]));
+    // The pending pod gets an IP: now it is mirrored.
+    set_ip(&rc, "pending-0", "10.1.0.9").await;
+    wait_for_sets(
+        &lc,
+        &[
+            ("remotecluster.pending-0", &["10.1.0.9/32"]),
+            ("remotecluster.postgres-0", &["10.1.0.5/32"]),
+            ("remotecluster.postgres-1", &["10.1.0.6/32"]),
+        ],
+        "the pod with its new IP",
+    )
+    .await;
+}
