@@ -72,10 +72,13 @@ async fn namespaces(client: &kube::Client, extra: &[&str]) -> Result<(), Error> 
     Ok(())
 }
 
+/// A pod's IP: unique per remote and pod, alternating between two values
+/// with `generation` (each timed change moves a pod that has not moved yet:
+/// 7919 is prime, so the pods picked in a remote are all different).
 fn ip(remote: usize, pod: usize, generation: usize) -> String {
     format!(
         "10.{}.{}.{}",
-        remote * 10 + generation % 10,
+        remote * 2 + generation % 2,
         pod / 250,
         pod % 250
     )
@@ -237,7 +240,7 @@ async fn run() -> Result<(), Error> {
         let p = (change / remotes_wanted * 7919) % pods;
         let name = format!("pod-{p}");
         let ns = format!("ns-{}", p % NAMESPACES);
-        let address = ip(r, p, change / remotes_wanted + 1);
+        let address = ip(r, p, 1);
         let want = vec![format!("{address}/32")];
         Api::<Pod>::namespaced(remotes[r].client()?, &ns)
             .patch_status(
@@ -269,12 +272,10 @@ async fn run() -> Result<(), Error> {
     }
     // Writes that land after their change was timed are counted too.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    while let Ok(Some(event)) = tokio::time::timeout(Duration::from_millis(50), seen.try_next())
-        .await
-        .transpose()
-        .transpose()
+    while let Ok(Ok(Some(event))) =
+        tokio::time::timeout(Duration::from_millis(50), seen.try_next()).await
     {
-        if matches!(event, Ok(watcher::Event::Apply(_))) {
+        if matches!(event, watcher::Event::Apply(_)) {
             writes += 1;
         }
     }
