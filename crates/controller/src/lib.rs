@@ -111,7 +111,7 @@ pub async fn run(
     // The features are made before the ClusterSet that feeds them, so its
     // `settled` reaches them through this channel.
     let (settled_tx, settled) = watch::channel(false);
-    let (health, mesh_feature) = mesh::start(
+    let (mut health, mesh_feature) = mesh::start(
         &mut tasks,
         client.clone(),
         &config,
@@ -122,7 +122,7 @@ pub async fn run(
     );
     let mut features = vec![mesh_feature];
     if config.identity_outputs.any() {
-        features.push(identity::start(
+        let (feature, writers) = identity::start(
             &mut tasks,
             client.clone(),
             &config,
@@ -130,7 +130,9 @@ pub async fn run(
             metrics.clone(),
             warnings_tx.clone(),
             settled,
-        ));
+        );
+        features.push(feature);
+        health.writers.push(writers);
     }
     let clusters = ClusterSet::new(
         client.clone(),

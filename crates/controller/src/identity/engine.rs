@@ -9,7 +9,7 @@
 //! `max_backoff`; nothing is written for it meanwhile.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use fedmesh_core::Origin;
@@ -33,7 +33,9 @@ use crate::runtime::clusters::AbortOnDrop;
 use crate::runtime::errors::chain;
 use crate::runtime::events::Warning;
 use crate::runtime::watch::{self as watches, Progress, Signal, Update};
-use crate::runtime::writer::{ApiTarget, ObjectKey, Writer, WriterConfig, WriterHandle};
+use crate::runtime::writer::{
+    ApiTarget, ObjectKey, Writer, WriterConfig, WriterHandle, WriterHealth,
+};
 
 /// What a remote cluster's watches saw.
 #[derive(Debug)]
@@ -189,6 +191,8 @@ pub struct Setup {
     pub backoff_max: Duration,
     /// Warning Events.
     pub warnings: mpsc::Sender<Warning>,
+    /// The writers' health, summed over every mirrored kind (for readiness).
+    pub health: Arc<watch::Sender<WriterHealth>>,
 }
 
 /// Objects to want or unwant, by key, per kind.
@@ -202,6 +206,8 @@ struct Engine {
     /// one that exists (and only a policy there could select it).
     local_namespaces: HashSet<Arc<str>>,
     writers: BTreeMap<ObjectKind, (WriterHandle<DynamicObject>, AbortOnDrop)>,
+    /// Each writer's last health, summed into `setup.health`.
+    healths: Arc<Mutex<BTreeMap<ObjectKind, WriterHealth>>>,
     synced: bool,
     /// Whether the last look found a configured output missing.
     missing_reported: bool,
@@ -231,6 +237,7 @@ pub async fn run(
         },
         local_namespaces: HashSet::default(),
         writers: BTreeMap::new(),
+        healths: Arc::default(),
         synced: false,
         missing_reported: false,
     };
@@ -365,7 +372,7 @@ impl Engine {
             let resource = resources::of_kind(kind);
             let setup = &self.setup;
             let (handle, inputs) = WriterHandle::channel();
-            let (writer, _health) = Writer::new(
+            let (writer, mut health) = Writer::new(
                 WriterConfig {
                     kind: kind.kind(),
                     concurrency: setup.write_concurrency,
@@ -386,7 +393,21 @@ impl Engine {
                 Api::<DynamicObject>::all_with(setup.local.clone(), &resource),
                 watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
             );
-            let task = AbortOnDrop(tokio::spawn(writer.run(live, inputs)));
+            let (healths, summary) = (self.healths.clone(), self.setup.health.clone());
+            let report = async move {
+                while health.changed().await.is_ok() {
+                    let now = *health.borrow_and_update();
+                    let mut all = healths.lock().unwrap_or_else(PoisonError::into_inner);
+                    all.insert(kind, now);
+                    summary.send_replace(WriterHealth {
+                        failing: all.values().map(|h| h.failing).sum(),
+                        failing_since: all.values().filter_map(|h| h.failing_since).min(),
+                    });
+                }
+            };
+            let task = AbortOnDrop(tokio::spawn(async move {
+                tokio::join!(writer.run(live, inputs), report);
+            }));
             self.writers.insert(kind, (handle, task));
         }
         if self.synced {

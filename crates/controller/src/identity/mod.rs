@@ -30,6 +30,7 @@ use crate::runtime::Tasks;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{Feature, Reports};
 use crate::runtime::events::Warning;
+use crate::runtime::writer::WriterHealth;
 use crate::{ControllerConfig, Metrics};
 
 /// Identity's side of a cluster connection: its watches feed the engine.
@@ -65,8 +66,8 @@ impl Feature for IdentityFeature {
 }
 
 /// Starts the identity engine into `tasks` and gives the feature that reads
-/// remote clusters (for the process's ClusterSet). Nothing is written before
-/// `settled`.
+/// remote clusters (for the process's ClusterSet) and its writers' health
+/// (for readiness). Nothing is written before `settled`.
 pub fn start(
     tasks: &mut Tasks,
     local: kube::Client,
@@ -75,8 +76,9 @@ pub fn start(
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
     settled: watch::Receiver<bool>,
-) -> Arc<dyn Feature> {
+) -> (Arc<dyn Feature>, watch::Receiver<WriterHealth>) {
     let (events_tx, events_rx) = mpsc::channel(4096);
+    let (health, health_rx) = watch::channel(WriterHealth::default());
     let setup = engine::Setup {
         local,
         outputs: config.identity_outputs,
@@ -88,7 +90,8 @@ pub fn start(
         backoff_base: config.write_backoff_base,
         backoff_max: config.max_backoff,
         warnings,
+        health: Arc::new(health),
     };
     tasks.spawn("identity engine", engine::run(setup, events_rx, settled));
-    Arc::new(IdentityFeature { events: events_tx })
+    (Arc::new(IdentityFeature { events: events_tx }), health_rx)
 }
