@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
 use fedmesh_controller::mesh::remotes as remote;
-use fedmesh_controller::{ControllerConfig, Metrics};
+use fedmesh_controller::{ControllerConfig, IdentityOutputs, Metrics};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
@@ -19,6 +19,11 @@ use serde_json::{Value, json};
 use support::*;
 
 const CLUSTER: &str = "remotecluster";
+
+const CALICO: IdentityOutputs = IdentityOutputs {
+    calico: true,
+    cilium: false,
+};
 
 fn calico(plural: &str, kind: &str) -> ApiResource {
     ApiResource {
@@ -38,10 +43,31 @@ fn global_network_sets() -> ApiResource {
     calico("globalnetworksets", "GlobalNetworkSet")
 }
 
-async fn install_crd(client: &kube::Client, file: &str) {
-    let path = format!("{}/tests/data/calico/{file}", env!("CARGO_MANIFEST_DIR"));
+/// A CRD manifest of `tests/data/` (e.g. `calico/networksets.yaml`).
+fn crd(file: &str) -> CustomResourceDefinition {
+    let path = format!("{}/tests/data/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).expect("CRD manifest");
-    let crd: CustomResourceDefinition = serde_saphyr::from_str(&text).expect("CRD parses");
+    serde_saphyr::from_str(&text).expect("CRD parses")
+}
+
+/// The same Calico CRD as the Calico API server serves it
+/// (`projectcalico.org/v3`).
+fn v3(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let text = serde_json::to_string(&crd)
+        .unwrap()
+        .replace("crd.projectcalico.org", "projectcalico.org")
+        .replace(r#""name":"v1""#, r#""name":"v3""#);
+    serde_json::from_str(&text).unwrap()
+}
+
+fn calico_crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        crd("calico/networksets.yaml"),
+        crd("calico/globalnetworksets.yaml"),
+    ]
+}
+
+async fn install_crd(client: &kube::Client, crd: CustomResourceDefinition) {
     Api::<CustomResourceDefinition>::all(client.clone())
         .create(&Default::default(), &crd)
         .await
@@ -138,14 +164,14 @@ impl Drop for Identity {
     }
 }
 
-fn start_controller(local: &TestServer) -> tokio::task::JoinHandle<()> {
+fn start_controller(local: &TestServer, outputs: IdentityOutputs) -> tokio::task::JoinHandle<()> {
     let client = local.client().expect("local client");
     let mut config = ControllerConfig::new("fedmesh", "test-replica");
     config.renew_interval = Duration::from_millis(200);
     config.lease_duration = Duration::from_secs(2);
     config.max_backoff = Duration::from_millis(500);
     config.status_refresh = Duration::from_millis(300);
-    config.identity_outputs.calico = true;
+    config.identity_outputs = outputs;
     tokio::spawn(async move {
         fedmesh_controller::run(client, config, Metrics::new(), std::future::pending())
             .await
@@ -156,7 +182,11 @@ fn start_controller(local: &TestServer) -> tokio::task::JoinHandle<()> {
 /// Seed 004: namespace `myapp` in both clusters, two postgres pods and a
 /// HostEndpoint in the remote; Calico's CRDs in the local cluster when
 /// `local_crds`; the RemoteClusterConfiguration and the controller.
-async fn setup(local_crds: bool, remote_host_endpoints: bool) -> Identity {
+async fn setup(
+    local_crds: Vec<CustomResourceDefinition>,
+    remote_host_endpoints: bool,
+    outputs: IdentityOutputs,
+) -> Identity {
     if let Ok(filter) = std::env::var("FEDMESH_TEST_LOG") {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)
@@ -176,9 +206,8 @@ async fn setup(local_crds: bool, remote_host_endpoints: bool) -> Identity {
         .create(&Default::default(), &remote::crd().unwrap())
         .await
         .expect("RCC CRD");
-    if local_crds {
-        install_crd(&lc, "networksets.yaml").await;
-        install_crd(&lc, "globalnetworksets.yaml").await;
+    for crd in local_crds {
+        install_crd(&lc, crd).await;
     }
     namespace(&lc, "myapp", json!({})).await;
     namespace(&lc, "fedmesh", json!({})).await;
@@ -198,7 +227,7 @@ async fn setup(local_crds: bool, remote_host_endpoints: bool) -> Identity {
     )
     .await;
     if remote_host_endpoints {
-        install_crd(&rc, "hostendpoints.yaml").await;
+        install_crd(&rc, crd("calico/hostendpoints.yaml")).await;
         let hosts =
             Api::<DynamicObject>::all_with(rc.clone(), &calico("hostendpoints", "HostEndpoint"));
         let host: DynamicObject = serde_json::from_value(json!({
@@ -216,7 +245,7 @@ async fn setup(local_crds: bool, remote_host_endpoints: bool) -> Identity {
     let kubeconfig = std::fs::read(remote.kubeconfig_path()).expect("remote kubeconfig");
     put_access_secret(&lc, kubeconfig).await;
     add_rcc(&lc, CLUSTER, "remotecluster-access", json!(null)).await;
-    let controller = start_controller(&local);
+    let controller = start_controller(&local, outputs);
     Identity {
         local,
         remote,
@@ -226,7 +255,7 @@ async fn setup(local_crds: bool, remote_host_endpoints: bool) -> Identity {
 
 #[tokio::test]
 async fn remote_postgres_pods_become_network_sets_and_follow_every_change() {
-    let mesh = setup(true, true).await;
+    let mesh = setup(calico_crds(), true, CALICO).await;
     let (lc, rc) = (mesh.local.client().unwrap(), mesh.remote.client().unwrap());
     wait_for_sets(
         &lc,
@@ -355,7 +384,7 @@ async fn remote_postgres_pods_become_network_sets_and_follow_every_change() {
 
 #[tokio::test]
 async fn a_restarted_controller_converges_exactly_and_leaves_foreign_objects_alone() {
-    let mut mesh = setup(true, false).await;
+    let mut mesh = setup(calico_crds(), false, CALICO).await;
     let (lc, rc) = (mesh.local.client().unwrap(), mesh.remote.client().unwrap());
     wait_for_sets(
         &lc,
@@ -409,7 +438,7 @@ async fn a_restarted_controller_converges_exactly_and_leaves_foreign_objects_alo
     .await
     .unwrap();
 
-    mesh.controller = start_controller(&mesh.local);
+    mesh.controller = start_controller(&mesh.local, CALICO);
     wait_for_sets(
         &lc,
         &[
@@ -437,7 +466,7 @@ async fn a_restarted_controller_converges_exactly_and_leaves_foreign_objects_alo
 #[tokio::test]
 async fn missing_network_set_crd_writes_nothing_until_installed_and_no_host_endpoint_crd_is_no_failure()
  {
-    let mesh = setup(false, false).await;
+    let mesh = setup(Vec::new(), false, CALICO).await;
     let (lc, _rc) = (mesh.local.client().unwrap(), mesh.remote.client().unwrap());
     // The remote (without Calico's HostEndpoint CRD) is in sync all the same.
     eventually("the remote to be in sync", || async {
@@ -457,8 +486,9 @@ async fn missing_network_set_crd_writes_nothing_until_installed_and_no_host_endp
         },
     )
     .await;
-    install_crd(&lc, "networksets.yaml").await;
-    install_crd(&lc, "globalnetworksets.yaml").await;
+    for crd in calico_crds() {
+        install_crd(&lc, crd).await;
+    }
     wait_for_sets(
         &lc,
         &[
@@ -472,7 +502,7 @@ async fn missing_network_set_crd_writes_nothing_until_installed_and_no_host_endp
 
 #[tokio::test]
 async fn network_sets_wait_for_their_namespace_and_pods_without_ips_are_not_mirrored() {
-    let mesh = setup(true, false).await;
+    let mesh = setup(calico_crds(), false, CALICO).await;
     let (lc, rc) = (mesh.local.client().unwrap(), mesh.remote.client().unwrap());
     // A pod without an IP yet, and a remote namespace the local cluster lacks.
     create(
@@ -537,4 +567,66 @@ async fn network_sets_wait_for_their_namespace_and_pods_without_ips_are_not_mirr
         "the pod with its new IP",
     )
     .await;
+}
+
+#[tokio::test]
+async fn the_calico_api_server_is_preferred_and_cilium_groups_are_written_when_on() {
+    // Both Calico APIs served, as with the Calico API server installed; and
+    // Cilium's CRD.
+    let mut crds = calico_crds();
+    crds.extend(calico_crds().into_iter().map(v3));
+    crds.push(crd("cilium/ciliumcidrgroups.yaml"));
+    let mesh = setup(
+        crds,
+        false,
+        IdentityOutputs {
+            calico: true,
+            cilium: true,
+        },
+    )
+    .await;
+    let lc = mesh.local.client().unwrap();
+    let v3_sets = Api::<DynamicObject>::namespaced_with(
+        lc.clone(),
+        "myapp",
+        &ApiResource {
+            group: "projectcalico.org".into(),
+            version: "v3".into(),
+            api_version: "projectcalico.org/v3".into(),
+            kind: "NetworkSet".into(),
+            plural: "networksets".into(),
+        },
+    );
+    let set = eventually("the NetworkSet through projectcalico.org/v3", || async {
+        v3_sets
+            .get_opt("remotecluster.postgres-0")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(set.data["spec"]["nets"], json!(["10.1.0.5/32"]));
+    let groups = Api::<DynamicObject>::all_with(
+        lc.clone(),
+        &ApiResource {
+            group: "cilium.io".into(),
+            version: "v2alpha1".into(),
+            api_version: "cilium.io/v2alpha1".into(),
+            kind: "CiliumCIDRGroup".into(),
+            plural: "ciliumcidrgroups".into(),
+        },
+    );
+    let group = eventually("the CiliumCIDRGroup", || async {
+        groups
+            .get_opt("remotecluster.pod.myapp.postgres-1")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
+    assert_eq!(group.data["spec"]["externalCIDRs"], json!(["10.1.0.6/32"]));
+    assert_eq!(group.metadata.labels.as_ref().unwrap()["app"], "postgres");
+    // Nothing through the CRD API: in a real cluster the v3 objects are
+    // stored there, and two writers would fight over them.
+    assert!(mirrored(&lc).await.is_empty());
 }
