@@ -272,3 +272,53 @@ async fn endpoints_lists_local_and_remote_matches_with_labels() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("invalid --selector"), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn policy_explain_reads_a_kubernetes_network_policy_as_calico_does() {
+    let (a, _b) = seed_004().await;
+    let policies = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(
+        a.client().unwrap(),
+        "myapp",
+    );
+    create(
+        &policies,
+        json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "app-to-db", "namespace": "myapp"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "backend-app"}},
+                "policyTypes": ["Egress"],
+                "egress": [{"to": [{"podSelector": {"matchLabels": {"app": "postgres"}}}]}]
+            }
+        }),
+    )
+    .await;
+    let out = fedmesh(args(
+        a.kubeconfig_path(),
+        &[
+            "policy",
+            "explain",
+            "myapp/app-to-db",
+            "--kind",
+            "kubernetes",
+            "-o",
+            "json",
+        ],
+    ))
+    .await;
+    assert!(out.status.success(), "{}", text(&out));
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["policy"]["kind"], "NetworkPolicy (networking.k8s.io)");
+    let destination = &json["rules"][0]["destination"]["selection"]["endpoints"];
+    let clusters: Vec<&str> = destination
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cluster"].as_str().unwrap_or("(local)"))
+        .collect();
+    assert_eq!(clusters, ["cluster-b", "cluster-b"], "{json:#}");
+    assert_eq!(
+        json["appliesTo"]["endpoints"][0]["name"], "backend-app-1",
+        "{json:#}"
+    );
+}
