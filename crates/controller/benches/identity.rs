@@ -10,6 +10,10 @@
 //!    `nets`. Target: p99 under 100 ms.
 //! 3. Writes per pod change: the local NetworkSet events during phase 2, per
 //!    change (each event is one write).
+//! 4. Memory: the API servers in a child process, so that this process holds
+//!    only the controller; its live heap growth (counting allocator) from its
+//!    start to every NetworkSet written, per 10,000 remote endpoints, with
+//!    IDENTITY_BENCH_MEMORY_REMOTES (2) remotes of IDENTITY_BENCH_PODS pods.
 //!
 //! Run: `cargo bench -p fedmesh-controller --bench identity`; scale with
 //! IDENTITY_BENCH_REMOTES (10), IDENTITY_BENCH_PODS (pods per remote, 10000)
@@ -30,6 +34,12 @@ use kube::runtime::watcher;
 use serde_json::json;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
+
+#[path = "support/live_heap.rs"]
+mod live_heap;
+
+#[global_allocator]
+static ALLOCATOR: live_heap::Counting = live_heap::Counting;
 
 /// Namespaces per remote (the pods are spread over them).
 const NAMESPACES: usize = 10;
@@ -173,10 +183,12 @@ fn nets(object: &DynamicObject) -> Vec<String> {
         .collect()
 }
 
-async fn run() -> Result<(), Error> {
-    let remotes_wanted = knob("IDENTITY_BENCH_REMOTES", 10);
-    let pods = knob("IDENTITY_BENCH_PODS", 10_000);
-    let changes = knob("IDENTITY_BENCH_CHANGES", 1_000);
+/// The local server (Calico's CRDs, namespaces) and `remotes` remotes of
+/// `pods` pods each, connected by RemoteClusterConfigurations.
+async fn build_mesh(
+    remotes_wanted: usize,
+    pods: usize,
+) -> Result<(TestServer, Vec<TestServer>), Error> {
     let local = start("local").await?;
     let lc = local.client()?;
     namespaces(&lc, &["fedmesh"]).await?;
@@ -189,11 +201,33 @@ async fn run() -> Result<(), Error> {
         load_remote(&rc, i, pods).await?;
         remotes.push(server);
     }
-    println!(
+    eprintln!(
         "setup: {remotes_wanted} remotes x {pods} pods loaded in {:.1} s",
         loading.elapsed().as_secs_f64()
     );
     connect(&lc, &remotes).await?;
+    Ok((local, remotes))
+}
+
+fn controller(local: kube::Client) -> tokio::task::JoinHandle<()> {
+    let mut config = ControllerConfig::new("fedmesh", "bench");
+    config.renew_interval = Duration::from_millis(200);
+    config.identity_outputs.calico = true;
+    tokio::spawn(async move {
+        if let Err(error) =
+            fedmesh_controller::run(local, config, Metrics::new(), std::future::pending()).await
+        {
+            eprintln!("controller stopped: {error:#}");
+        }
+    })
+}
+
+async fn run() -> Result<(), Error> {
+    let remotes_wanted = knob("IDENTITY_BENCH_REMOTES", 10);
+    let pods = knob("IDENTITY_BENCH_PODS", 10_000);
+    let changes = knob("IDENTITY_BENCH_CHANGES", 1_000);
+    let (local, remotes) = build_mesh(remotes_wanted, pods).await?;
+    let lc = local.client()?;
 
     // Every NetworkSet event, by name, from one local watch.
     let total = remotes_wanted * pods;
@@ -203,17 +237,8 @@ async fn run() -> Result<(), Error> {
     )
     .boxed();
     let mut current: HashMap<String, Vec<String>> = HashMap::with_capacity(total);
-    let mut config = ControllerConfig::new("fedmesh", "bench");
-    config.renew_interval = Duration::from_millis(200);
-    config.identity_outputs.calico = true;
     let started = Instant::now();
-    let controller = tokio::spawn(async move {
-        if let Err(error) =
-            fedmesh_controller::run(lc, config, Metrics::new(), std::future::pending()).await
-        {
-            eprintln!("controller stopped: {error:#}");
-        }
-    });
+    let controller = controller(lc.clone());
     let mut events = 0usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1800);
     while current.len() < total {
@@ -295,6 +320,80 @@ async fn run() -> Result<(), Error> {
     Ok(())
 }
 
+/// The child of the memory measurement: the servers, until stdin closes.
+async fn serve(remotes: usize, pods: usize) -> Result<(), Error> {
+    let (local, _remotes) = build_mesh(remotes, pods).await?;
+    println!("READY {}", local.kubeconfig_path().display());
+    tokio::task::spawn_blocking(|| {
+        let mut sink = String::new();
+        while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+    })
+    .await?;
+    Ok(())
+}
+
+/// The controller's live heap growth, alone in this process, from its start
+/// to every NetworkSet written.
+async fn memory() -> Result<(), Error> {
+    use std::io::BufRead;
+    let remotes = knob("IDENTITY_BENCH_MEMORY_REMOTES", 2);
+    let pods = knob("IDENTITY_BENCH_PODS", 10_000);
+    let mut child = std::process::Command::new(std::env::current_exe()?)
+        .args(["--serve", &remotes.to_string(), &pods.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no child stdout")?;
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .map(|_| line)
+    })
+    .await??;
+    let path = line
+        .trim()
+        .strip_prefix("READY ")
+        .ok_or("the child did not start")?;
+    let config = kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(path)?,
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await?;
+    let lc = kube::Client::try_from(config)?;
+    let sets = Api::<DynamicObject>::all_with(lc.clone(), &network_sets());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = live_heap::live_bytes();
+    let started = Instant::now();
+    let _controller = controller(lc);
+    let total = remotes * pods;
+    loop {
+        let page = sets
+            .list(&kube::api::ListParams::default().limit(1))
+            .await?;
+        let count = page.items.len() + page.metadata.remaining_item_count.unwrap_or(0) as usize;
+        if count >= total {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            return Err(format!("{count} of {total} NetworkSets after 30 min").into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Let the writers take in the watch events of their last writes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let growth = live_heap::live_bytes().saturating_sub(before);
+    println!(
+        "memory: controller live heap growth to {total} mirrored endpoints ({remotes} remotes): {:.1} MB, \
+         {:.2} MB per 10,000 remote endpoints",
+        growth as f64 / 1e6,
+        growth as f64 / 1e6 / (total as f64 / 10_000.0)
+    );
+    drop(child.stdin.take());
+    let _ = child.wait();
+    Ok(())
+}
+
 fn main() -> Result<(), Error> {
     // `cargo test --benches`/`cargo bench -- --test` smoke-runs bench targets:
     // keep that cheap, unless a scale is asked for.
@@ -302,8 +401,18 @@ fn main() -> Result<(), Error> {
         println!("identity bench: skipped under --test");
         return Ok(());
     }
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(run())
+        .build()?;
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--serve") {
+        let number = |i: usize| args.get(at + i).and_then(|n| n.parse().ok()).unwrap_or(1);
+        return runtime.block_on(serve(number(1), number(2)));
+    }
+    runtime.block_on(async {
+        if std::env::var("IDENTITY_BENCH_ONLY_MEMORY").is_err() {
+            run().await?;
+        }
+        memory().await
+    })
 }

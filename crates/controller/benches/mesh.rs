@@ -34,43 +34,12 @@ const SHAPE_ENDPOINTS: usize = 4_000;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-// The allocator the `fedmesh` binary uses, wrapped to count live heap bytes:
-// RSS cannot attribute memory inside one process (the allocator reuses what
-// the setup freed), the live-byte count can.
+#[path = "support/live_heap.rs"]
+mod live_heap;
+use live_heap::live_bytes;
+
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to mimalloc, which upholds the
-// GlobalAlloc contract; the wrapper only adds and subtracts sizes.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer, layout and size.
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn live_bytes() -> usize {
-    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
-}
+static ALLOCATOR: live_heap::Counting = live_heap::Counting;
 
 fn service(name: &str, app: &str) -> Service {
     serde_json::from_value(json!({

@@ -371,7 +371,7 @@ where
             Signal::Update(Update::Reset(objects)) => {
                 let fresh: HashMap<ObjectKey, K> = objects
                     .into_iter()
-                    .filter_map(|o| Some((ObjectKey::of(&o)?, o)))
+                    .filter_map(|o| Some((ObjectKey::of(&o)?, slim(o))))
                     .collect();
                 let old = std::mem::replace(&mut self.live, fresh);
                 for key in old.into_keys() {
@@ -391,7 +391,7 @@ where
                 {
                     return;
                 }
-                self.live.insert(key.clone(), object);
+                self.live.insert(key.clone(), slim(object));
                 self.queue.add(key);
             }
             Signal::Update(Update::Delete(object)) => {
@@ -510,7 +510,7 @@ where
                     .get(key)
                     .is_some_and(|known| newer(known, &object))
                 {
-                    self.live.insert(key.clone(), object);
+                    self.live.insert(key.clone(), slim(object));
                 }
             }
             None => {
@@ -536,6 +536,14 @@ where
             changed
         });
     }
+}
+
+/// `object` as the writer keeps it: without `managedFields`, which it never
+/// reads (a write sends the desired object with the live resourceVersion)
+/// and which, per object, can outweigh everything else it keeps.
+fn slim<K: Resource>(mut object: K) -> K {
+    object.meta_mut().managed_fields = None;
+    object
 }
 
 /// Whether `known` is newer than `object` by resourceVersion (both numeric,
