@@ -46,6 +46,27 @@ pub struct ControllerConfig {
     pub status_refresh: Duration,
     /// How long writes may keep failing before the replica reports not ready.
     pub unready_after: Duration,
+    /// Which federated endpoint identity outputs are on (none by default).
+    pub identity_outputs: IdentityOutputs,
+}
+
+/// Which objects federated endpoint identity writes into the local cluster
+/// for the remote clusters' pods and host endpoints (docs/identity.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IdentityOutputs {
+    /// Calico NetworkSets (remote pods) and GlobalNetworkSets (remote host
+    /// endpoints), through `projectcalico.org/v3` when the Calico API server
+    /// is installed, else through the `crd.projectcalico.org/v1` CRDs.
+    pub calico: bool,
+    /// Cilium CiliumCIDRGroups (`cilium.io/v2alpha1`).
+    pub cilium: bool,
+}
+
+impl IdentityOutputs {
+    /// Whether any output is on (else the feature does not run at all).
+    pub fn any(self) -> bool {
+        self.calico || self.cilium
+    }
 }
 
 impl ControllerConfig {
@@ -71,6 +92,7 @@ impl ControllerConfig {
             write_concurrency: 16,
             status_refresh: Duration::from_secs(1),
             unready_after: Duration::from_secs(10),
+            identity_outputs: IdentityOutputs::default(),
         }
     }
 }

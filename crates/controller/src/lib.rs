@@ -4,29 +4,38 @@
 //! - [`runtime`]: the watch adapter, the `ClusterSet` of connections to other
 //!   clusters, the leadership `Claim`, the keyed writer, Warning Events;
 //! - [`mesh`]: federated services (Calico's semantics) on that runtime;
+//! - [`identity`]: federated endpoint identity (remote pods and host
+//!   endpoints mirrored as Calico network sets or Cilium CIDR groups);
 //! - [`federation`]: the Federation v1 control plane (member clusters,
 //!   Service propagation, shard health) on the same runtime.
+//!
+//! `fedmesh controller` runs the mesh and identity on one `ClusterSet`: each
+//! remote is connected, probed and reported on once, and every feature
+//! watches it over that connection.
 //!
 //! Every semantic decision is made in `fedmesh-core`; this crate only moves
 //! objects between the API servers and the core's indexes.
 
 pub mod config;
 pub mod federation;
+pub mod identity;
 pub mod mesh;
 pub mod metrics;
 pub mod runtime;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use config::ControllerConfig;
+pub use config::{ControllerConfig, IdentityOutputs};
 pub use metrics::Metrics;
 use runtime::claim::{Claim, Elector};
+use runtime::clusters::{ClusterSet, ClusterSetConfig};
 use runtime::errors::{Failure, chain};
 use runtime::events::Warning;
 use runtime::{FeatureHealth, Tasks};
@@ -72,9 +81,75 @@ pub async fn run(
         metrics,
         shutdown,
         "fedmesh-controller",
-        mesh::start,
+        start_mesh_and_identity,
     )
     .await
+}
+
+/// Starts federated services and, when an output is on, endpoint identity,
+/// on one `ClusterSet` of the RemoteClusterConfigurations' clusters: each
+/// remote is connected, probed and reported on once, and both features
+/// watch it over that connection.
+fn start_mesh_and_identity(
+    tasks: &mut Tasks,
+    client: kube::Client,
+    config: &ControllerConfig,
+    claim: Claim,
+    metrics: Metrics,
+    warnings_tx: mpsc::Sender<Warning>,
+) -> FeatureHealth {
+    // The features are made before the ClusterSet that feeds them, so its
+    // `settled` reaches them through this channel.
+    let (settled_tx, settled) = watch::channel(false);
+    let (mut health, mesh_feature) = mesh::start(
+        tasks,
+        client.clone(),
+        config,
+        claim.clone(),
+        metrics.clone(),
+        warnings_tx.clone(),
+        settled.clone(),
+    );
+    let mut features = vec![mesh_feature];
+    if config.identity_outputs.any() {
+        let (feature, writers) = identity::start(
+            tasks,
+            client.clone(),
+            config,
+            claim.clone(),
+            metrics.clone(),
+            warnings_tx.clone(),
+            settled,
+        );
+        features.push(feature);
+        health.writers.push(writers);
+    }
+    let clusters = ClusterSet::new(
+        client.clone(),
+        ClusterSetConfig::from(config),
+        features,
+        Arc::new(mesh::remotes::RemoteStatuses::new(
+            client.clone(),
+            warnings_tx,
+        )),
+        claim,
+        metrics,
+    );
+    let mut cluster_settled = clusters.settled();
+    tasks.spawn("remote clusters settled", async move {
+        loop {
+            settled_tx.send_replace(*cluster_settled.borrow_and_update());
+            if cluster_settled.changed().await.is_err() {
+                // The ClusterSet is gone with its task, which says so.
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    tasks.spawn(
+        "remote cluster configurations",
+        mesh::remotes::run(client.clone(), config.namespace.clone(), clusters),
+    );
+    health
 }
 
 /// Runs one feature (started by `start`, publishing Events as `controller`)

@@ -145,6 +145,8 @@ pub fn start(
             concurrency: config.write_concurrency,
             backoff_base: config.write_backoff_base,
             backoff_max: config.max_backoff,
+            // A member's own Service of that name is adopted (plan decides).
+            leave_foreign: None,
         },
         field_manager: format!("fedmesh-federation/{}", config.identity),
         claim: claim.clone(),

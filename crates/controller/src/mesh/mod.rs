@@ -8,6 +8,9 @@
 //!   es, per RCC) ─┘
 //!  RemoteClusterConfigurations ─▶ ClusterSet ─▶ their status, metrics
 //! ```
+//!
+//! The ClusterSet is the process's (see `crate::run`): every feature reads
+//! the remotes over the same connections.
 
 pub mod engine;
 pub mod remotes;
@@ -25,7 +28,7 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 
 use crate::runtime::claim::Claim;
-use crate::runtime::clusters::{ClusterSet, ClusterSetConfig, Feature, Report, Reports};
+use crate::runtime::clusters::{Feature, Report, Reports};
 use crate::runtime::events::Warning;
 use crate::runtime::writer::{ApiTarget, Writer, WriterConfig, WriterHandle, covers_owned};
 use crate::runtime::{FeatureHealth, Tasks, watch as watches};
@@ -71,8 +74,10 @@ fn endpoints_covers(desired: &Endpoints, live: &Endpoints) -> bool {
     covers_owned(desired, live, &["subsets"])
 }
 
-/// Starts the mesh: local watches, the ClusterSet of remotes from
-/// RemoteClusterConfigurations, the engine and its writers, into `tasks`.
+/// Starts the mesh: local watches, the engine and its writers, into
+/// `tasks`; gives its health and the feature that reads remote clusters (for
+/// the ClusterSet the process builds). The engine writes nothing before
+/// `settled` (every remote cluster has had its first outcome).
 pub fn start(
     tasks: &mut Tasks,
     local: kube::Client,
@@ -80,7 +85,8 @@ pub fn start(
     claim: Claim,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
-) -> FeatureHealth {
+    settled: watch::Receiver<bool>,
+) -> (FeatureHealth, Arc<dyn Feature>) {
     let (events_tx, events_rx) = mpsc::channel(4096);
     let field_manager = format!("fedmesh-controller/{}", config.identity);
 
@@ -89,6 +95,7 @@ pub fn start(
         concurrency: config.write_concurrency,
         backoff_base: config.write_backoff_base,
         backoff_max: config.max_backoff,
+        leave_foreign: None,
     };
     let (endpoints, endpoints_inputs) = WriterHandle::channel();
     let (endpoints_writer, endpoints_health) = Writer::new(
@@ -111,8 +118,8 @@ pub fn start(
     let (slices_writer, slices_health) = Writer::new(
         writer_config("EndpointSlice"),
         Arc::new(ApiTarget::namespaced(local.clone(), field_manager)),
-        claim.clone(),
-        metrics.clone(),
+        claim,
+        metrics,
         slice_covers,
     );
     let slices_live = watches::watch(
@@ -127,23 +134,11 @@ pub fn start(
     let feature = Arc::new(MeshFeature {
         events: events_tx.clone(),
     });
-    let clusters = ClusterSet::new(
-        local.clone(),
-        ClusterSetConfig::from(config),
-        vec![feature],
-        Arc::new(remotes::RemoteStatuses::new(
-            local.clone(),
-            warnings.clone(),
-        )),
-        claim,
-        metrics,
-    );
-    let settled = clusters.settled();
 
     let (local_listed_tx, local_listed) = watch::channel(false);
     tasks.spawn(
         "local cluster watches",
-        sources::watch_cluster(local.clone(), Origin::Local, events_tx, move |report| {
+        sources::watch_cluster(local, Origin::Local, events_tx, move |report| {
             match &report {
                 Report::Failed(failure) => tracing::warn!(
                     "watching the local cluster failed; retrying: {}",
@@ -162,10 +157,6 @@ pub fn start(
         }),
     );
     tasks.spawn(
-        "remote cluster configurations",
-        remotes::run(local, config.namespace.clone(), clusters),
-    );
-    tasks.spawn(
         "mesh engine",
         engine::run(
             events_rx,
@@ -178,8 +169,11 @@ pub fn start(
             settled,
         ),
     );
-    FeatureHealth {
-        local_listed,
-        writers: vec![endpoints_health, slices_health],
-    }
+    (
+        FeatureHealth {
+            local_listed,
+            writers: vec![endpoints_health, slices_health],
+        },
+        feature,
+    )
 }

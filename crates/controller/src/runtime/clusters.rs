@@ -946,7 +946,8 @@ fn all_synced(synced: &[Option<(usize, usize)>]) -> Option<(usize, usize)> {
     })
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A spawned task that ends when its handle is dropped.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {

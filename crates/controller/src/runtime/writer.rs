@@ -14,7 +14,8 @@
 //!   longer wanted; a key is never worked on twice at once.
 //! - A managed object nobody wants any more is deleted; objects without the
 //!   label are never touched, except one that already has a wanted object's
-//!   name, which is taken over.
+//!   name, which is taken over, unless the writer is told to leave foreign
+//!   objects alone ([`WriterConfig::leave_foreign`]).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -24,7 +25,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{Stream, StreamExt};
-use kube::api::{Api, DeleteParams, PostParams};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -140,8 +141,11 @@ pub trait Target<K>: Send + Sync + 'static {
 pub struct ApiTarget<K> {
     client: kube::Client,
     field_manager: String,
-    api: fn(kube::Client, Option<&str>) -> Api<K>,
+    api: ApiFor<K>,
 }
+
+/// Makes the `Api` for a namespace (`None`: cluster-wide or cluster-scoped).
+type ApiFor<K> = Box<dyn Fn(kube::Client, Option<&str>) -> Api<K> + Send + Sync>;
 
 impl<K> ApiTarget<K>
 where
@@ -153,10 +157,26 @@ where
         Self {
             client,
             field_manager,
-            api: |client, namespace| match namespace {
+            api: Box::new(|client, namespace| match namespace {
                 Some(ns) => Api::namespaced(client, ns),
                 None => Api::all(client),
-            },
+            }),
+        }
+    }
+}
+
+impl ApiTarget<DynamicObject> {
+    /// Writes objects of `resource` (a kind only known at run time, such as
+    /// a CRD's) through `client`; namespaced or cluster-scoped as the
+    /// objects' keys say.
+    pub fn dynamic(client: kube::Client, field_manager: String, resource: ApiResource) -> Self {
+        Self {
+            client,
+            field_manager,
+            api: Box::new(move |client, namespace| match namespace {
+                Some(ns) => Api::namespaced_with(client, ns, &resource),
+                None => Api::all_with(client, &resource),
+            }),
         }
     }
 }
@@ -215,6 +235,11 @@ pub struct WriterConfig {
     pub backoff_base: Duration,
     /// The longest delay between retries.
     pub backoff_max: Duration,
+    /// When set (`label`, `value`): an object of a wanted name that does not
+    /// carry this label with this value is not fedmesh's, and is never
+    /// replaced or deleted (it is reported instead). When `None`, such an
+    /// object is taken over.
+    pub leave_foreign: Option<(&'static str, &'static str)>,
 }
 
 /// Whether `live` already holds what `desired` says, for the writer's kind.
@@ -364,7 +389,7 @@ where
             Signal::Update(Update::Reset(objects)) => {
                 let fresh: HashMap<ObjectKey, K> = objects
                     .into_iter()
-                    .filter_map(|o| Some((ObjectKey::of(&o)?, o)))
+                    .filter_map(|o| Some((ObjectKey::of(&o)?, slim(o))))
                     .collect();
                 let old = std::mem::replace(&mut self.live, fresh);
                 for key in old.into_keys() {
@@ -384,7 +409,7 @@ where
                 {
                     return;
                 }
-                self.live.insert(key.clone(), object);
+                self.live.insert(key.clone(), slim(object));
                 self.queue.add(key);
             }
             Signal::Update(Update::Delete(object)) => {
@@ -430,6 +455,14 @@ where
             let live = self.live.get(&key).cloned();
             if let Some(outcome) = self.settled(desired.as_ref(), live.as_ref()) {
                 self.finish(key, outcome);
+                continue;
+            }
+            if let (Some((label, value)), Some(live)) = (self.config.leave_foreign, &live)
+                && live.labels().get(label).map(String::as_str) != Some(value)
+            {
+                tracing::warn!(kind = self.config.kind, object = %key, "an object of this name exists without the label {label}={value}: it is not fedmesh's and is left alone; rename or delete it");
+                // Forgotten, so that once it is gone a later change creates ours.
+                self.finish(key, Outcome::Done(None));
                 continue;
             }
             if self.claim.check().is_err() {
@@ -495,7 +528,7 @@ where
                     .get(key)
                     .is_some_and(|known| newer(known, &object))
                 {
-                    self.live.insert(key.clone(), object);
+                    self.live.insert(key.clone(), slim(object));
                 }
             }
             None => {
@@ -521,6 +554,14 @@ where
             changed
         });
     }
+}
+
+/// `object` as the writer keeps it: without `managedFields`, which it never
+/// reads (a write sends the desired object with the live resourceVersion)
+/// and which, per object, can outweigh everything else it keeps.
+fn slim<K: Resource>(mut object: K) -> K {
+    object.meta_mut().managed_fields = None;
+    object
 }
 
 /// Whether `known` is newer than `object` by resourceVersion (both numeric,
@@ -575,6 +616,11 @@ async fn write<K: Resource + Clone + 'static>(
         Err(error) => {
             metrics.count_write(kind, verb, false);
             match &error {
+                // A create's 404 is its namespace missing: no read can fix
+                // that, so it is retried with backoff.
+                kube::Error::Api(status) if status.code == 404 && verb == "create" => {
+                    Outcome::Failed(chain(&error))
+                }
                 // The object changed, appeared or went since the writer last
                 // knew: read it and decide again (one extra call, no storm).
                 kube::Error::Api(status) if status.code == 409 || status.code == 404 => {

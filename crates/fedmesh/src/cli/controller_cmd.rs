@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use fedmesh_controller::{ControllerConfig, Metrics};
+use fedmesh_controller::{ControllerConfig, IdentityOutputs, Metrics};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
 use super::apply::{Applier, Kind};
@@ -56,6 +56,15 @@ pub(crate) struct ControllerArgs {
     /// How long a probe, or a connection attempt, may take.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
     probe_timeout: Duration,
+    /// Federated endpoint identity: mirror remote pods and host endpoints as
+    /// Calico NetworkSets and GlobalNetworkSets (projectcalico.org/v3 when
+    /// served, else crd.projectcalico.org/v1).
+    #[arg(long, env = "FEDMESH_IDENTITY_CALICO")]
+    identity_calico: bool,
+    /// Federated endpoint identity: mirror remote pods and host endpoints as
+    /// Cilium CiliumCIDRGroups.
+    #[arg(long, env = "FEDMESH_IDENTITY_CILIUM")]
+    identity_cilium: bool,
     /// Create or update the RemoteClusterConfiguration CRD before starting.
     #[arg(long)]
     install_crds: bool,
@@ -90,7 +99,11 @@ impl ControllerArgs {
         config.probe_interval = self.probe_interval;
         config.probe_timeout = self.probe_timeout;
         config.metrics_addr = Some(self.metrics_addr);
-        tracing::info!(identity = %config.identity, namespace = %config.namespace, lease = %config.lease_name, metrics = %self.metrics_addr, "fedmesh controller starting");
+        config.identity_outputs = IdentityOutputs {
+            calico: self.identity_calico,
+            cilium: self.identity_cilium,
+        };
+        tracing::info!(identity = %config.identity, namespace = %config.namespace, lease = %config.lease_name, metrics = %self.metrics_addr, identity_calico = self.identity_calico, identity_cilium = self.identity_cilium, "fedmesh controller starting");
         Ok(
             fedmesh_controller::run(client, config, Metrics::new(), runtime::shutdown_signal())
                 .await?,

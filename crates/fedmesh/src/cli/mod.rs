@@ -9,6 +9,7 @@ mod connect;
 mod controller_cmd;
 mod demo_cmd;
 mod federation_cmd;
+mod identity_cmd;
 mod join_cmd;
 mod runtime;
 mod selector;
@@ -43,6 +44,12 @@ enum Command {
     /// The federation control plane (Kubernetes Federation v1): serve it, run
     /// its controller, register member clusters.
     Federation(federation_cmd::FederationArgs),
+    /// Federated endpoint identity: explain which local and remote endpoints a
+    /// network policy selects.
+    Policy(identity_cmd::PolicyArgs),
+    /// List the local and remote endpoints (pods, host endpoints) a selector
+    /// matches, with their labels.
+    Endpoints(identity_cmd::EndpointsArgs),
     /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),
     /// Serve an embedded Kubernetes-compatible API server.
@@ -56,6 +63,8 @@ impl Command {
             Command::Controller(args) => args.run(),
             Command::Join(args) => args.run(),
             Command::Federation(args) => args.run(),
+            Command::Policy(args) => args.run(),
+            Command::Endpoints(args) => args.run(),
             Command::Demo(args) => args.run(),
             Command::Apiserver(args) => args.run(),
         }

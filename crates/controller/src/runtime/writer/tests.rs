@@ -163,6 +163,7 @@ fn config() -> WriterConfig {
         concurrency: 4,
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(2),
+        leave_foreign: None,
     }
 }
 

@@ -74,7 +74,7 @@ pub(crate) enum Credential {
 pub(crate) fn reader_rules() -> Value {
     let read = json!(["get", "list", "watch"]);
     json!([
-        {"apiGroups": [""], "resources": ["services", "endpoints", "pods", "nodes", "namespaces"], "verbs": read},
+        {"apiGroups": [""], "resources": ["services", "endpoints", "pods", "nodes", "namespaces", "serviceaccounts"], "verbs": read},
         {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
         {"apiGroups": ["crd.projectcalico.org"], "resources": ["hostendpoints"], "verbs": read},
         {"apiGroups": ["projectcalico.org"], "resources": ["hostendpoints"], "verbs": read},
