@@ -13,7 +13,8 @@
 use http::Method;
 
 use super::http::{Endpoint, Response};
-use super::sigv4::{self, Credentials, Signing};
+pub use super::sigv4::Credentials;
+use super::sigv4::{self, Signing};
 use super::xml::{self, Element, escape};
 use super::{Change, ChangeSet, ConfigError, Provider, ProviderError, RecordSet, RecordType, Zone};
 use fedmesh_core::dns::DomainName;
