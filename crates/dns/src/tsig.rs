@@ -123,7 +123,9 @@ pub(crate) fn verify(msg: &[u8], tsig: &TsigRecord<'_>, keys: &[TsigKey]) -> Ver
     ctx.update(&header);
     ctx.update(&msg[HEADER_LEN..tsig.start]);
     // The TSIG variables, as they are in the request's record.
-    variables(&mut ctx, &key.name, tsig.time, tsig.fudge, tsig.error, tsig.other);
+    variables(
+        &mut ctx, &key.name, tsig.time, tsig.fudge, tsig.error, tsig.other,
+    );
     let expected = ctx.sign();
     if !same_mac(expected.as_ref(), tsig.mac) {
         return Verified::Bad {
@@ -151,14 +153,7 @@ pub(crate) fn verify(msg: &[u8], tsig: &TsigRecord<'_>, keys: &[TsigKey]) -> Ver
 }
 
 /// The TSIG variables a digest ends with (RFC 8945 4.3.3).
-fn variables(
-    ctx: &mut hmac::Context,
-    key: &[u8],
-    time: u64,
-    fudge: u16,
-    error: u16,
-    other: &[u8],
-) {
+fn variables(ctx: &mut hmac::Context, key: &[u8], time: u64, fudge: u16, error: u16, other: &[u8]) {
     ctx.update(key);
     ctx.update(&CLASS_ANY.to_be_bytes());
     ctx.update(&[0, 0, 0, 0]);
@@ -237,7 +232,14 @@ impl AnswerCheck {
         ctx.update(&self.prior_mac);
         ctx.update(&bare);
         if self.first {
-            variables(&mut ctx, &self.key.name, tsig.time, tsig.fudge, tsig.error, tsig.other);
+            variables(
+                &mut ctx,
+                &self.key.name,
+                tsig.time,
+                tsig.fudge,
+                tsig.error,
+                tsig.other,
+            );
         } else {
             ctx.update(&time_bytes(tsig.time));
             ctx.update(&tsig.fudge.to_be_bytes());
@@ -278,7 +280,14 @@ impl Signer {
             &[]
         };
         if self.first {
-            variables(&mut ctx, &self.key.name, self.time, FUDGE, self.error, other);
+            variables(
+                &mut ctx,
+                &self.key.name,
+                self.time,
+                FUDGE,
+                self.error,
+                other,
+            );
         } else {
             ctx.update(&time_bytes(self.time));
             ctx.update(&FUDGE.to_be_bytes());

@@ -58,7 +58,12 @@ fn squatted() -> String {
 fn foreign() -> Vec<RecordSet> {
     vec![
         set("www.example.com", RecordType::A, 300, &["192.0.2.1"]),
-        set(&squatted(), RecordType::Cname, 300, &["elsewhere.example.net"]),
+        set(
+            &squatted(),
+            RecordType::Cname,
+            300,
+            &["elsewhere.example.net"],
+        ),
     ]
 }
 
@@ -94,7 +99,10 @@ async fn lifecycle<P: Provider>(provider: &P) {
     let zone_name = common::name("example.com");
     let zone = zone_of(provider).await;
     provider
-        .apply(&zone, &ChangeSet::new(foreign().into_iter().map(Change::Add).collect()))
+        .apply(
+            &zone,
+            &ChangeSet::new(foreign().into_iter().map(Change::Add).collect()),
+        )
         .await
         .unwrap();
     let before = provider.records(&zone).await.unwrap();
@@ -105,7 +113,9 @@ async fn lifecycle<P: Provider>(provider: &P) {
     let mut index = index();
     index.upsert(&service("nginx", seed_shards())).unwrap();
     let desired: Vec<NameRecords> = index.records().cloned().collect();
-    let report = sync_once(provider, &zone_name, OWNER, &desired).await.unwrap();
+    let report = sync_once(provider, &zone_name, OWNER, &desired)
+        .await
+        .unwrap();
     assert!(report.applied.len() > desired.len(), "{:?}", report.applied);
     assert_eq!(report.skipped.len(), 1);
     assert_eq!(report.skipped[0].name.as_str(), squatted());
@@ -115,7 +125,9 @@ async fn lifecycle<P: Provider>(provider: &P) {
     for f in foreign() {
         assert!(sets.contains(&f), "{f} was touched");
     }
-    let again = sync_once(provider, &zone_name, OWNER, &desired).await.unwrap();
+    let again = sync_once(provider, &zone_name, OWNER, &desired)
+        .await
+        .unwrap();
     assert!(again.applied.is_empty(), "rewrites: {:?}", again.applied);
 
     // us-central1-f heals (its CNAME becomes an A), asia-east1-c fails (the
@@ -125,7 +137,9 @@ async fn lifecycle<P: Provider>(provider: &P) {
     shards[6].healthy = false;
     index.upsert(&service("nginx", shards)).unwrap();
     let desired: Vec<NameRecords> = index.records().cloned().collect();
-    let report = sync_once(provider, &zone_name, OWNER, &desired).await.unwrap();
+    let report = sync_once(provider, &zone_name, OWNER, &desired)
+        .await
+        .unwrap();
     let kinds: Vec<_> = report
         .applied
         .changes()
@@ -145,7 +159,9 @@ async fn lifecycle<P: Provider>(provider: &P) {
         "{kinds:#?}"
     );
     assert_holds(&provider.records(&zone).await.unwrap(), &desired);
-    let again = sync_once(provider, &zone_name, OWNER, &desired).await.unwrap();
+    let again = sync_once(provider, &zone_name, OWNER, &desired)
+        .await
+        .unwrap();
     assert!(again.applied.is_empty(), "rewrites: {:?}", again.applied);
 
     // The Service is deleted: every record fedmesh made goes, nothing else.
@@ -247,17 +263,27 @@ async fn rfc2136_updates_bind() {
         ["130.211.56.221", "130.211.57.243"]
     );
     assert_eq!(
-        short(addr, &[&format!("_fedmesh-owner.{NGINX}.example.com"), "TXT"]),
+        short(
+            addr,
+            &[&format!("_fedmesh-owner.{NGINX}.example.com"), "TXT"]
+        ),
         [format!("\"{}\"", owner_value(OWNER))]
     );
 
     // Faults: a wrong secret, a zone the server does not serve.
-    let wrong = rfc2136(port, "example.com", "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZw==");
+    let wrong = rfc2136(
+        port,
+        "example.com",
+        "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZw==",
+    );
     let err = sync_once(&wrong, &common::name("example.com"), OWNER, &desired)
         .await
         .unwrap_err();
     assert!(
-        matches!(err, SyncError::ListZones(ProviderError::AuthRejected { .. })),
+        matches!(
+            err,
+            SyncError::ListZones(ProviderError::AuthRejected { .. })
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("BADSIG"), "{err}");
@@ -298,7 +324,14 @@ fn python() -> String {
 fn start_moto(port: u16, auth: bool) -> Process {
     let mut command = Command::new(python());
     command
-        .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if auth {
@@ -320,7 +353,10 @@ fn create_hosted_zone(port: u16, zone: &str) {
          region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing'); \
          c.create_hosted_zone(Name='{zone}.', CallerReference='fedmesh-test')"
     );
-    let status = Command::new(python()).args(["-c", &script]).status().unwrap();
+    let status = Command::new(python())
+        .args(["-c", &script])
+        .status()
+        .unwrap();
     assert!(status.success(), "creating hosted zone {zone} failed");
 }
 
@@ -340,7 +376,11 @@ fn route53(port: u16, key: &str) -> Route53 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route53_against_moto() {
-    if !installed(&python(), &["-c", "import moto.server"], "PyPI moto[server]") {
+    if !installed(
+        &python(),
+        &["-c", "import moto.server"],
+        "PyPI moto[server]",
+    ) {
         return;
     }
     let port = free_port();
@@ -360,25 +400,42 @@ async fn route53_against_moto() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route53_rejects_unknown_keys() {
-    if !installed(&python(), &["-c", "import moto.server"], "PyPI moto[server]") {
+    if !installed(
+        &python(),
+        &["-c", "import moto.server"],
+        "PyPI moto[server]",
+    ) {
         return;
     }
     let port = free_port();
     let _moto = start_moto(port, true);
-    let err = sync_once(&route53(port, "AKIDUNKNOWN"), &common::name("example.com"), OWNER, &[])
-        .await
-        .unwrap_err();
+    let err = sync_once(
+        &route53(port, "AKIDUNKNOWN"),
+        &common::name("example.com"),
+        OWNER,
+        &[],
+    )
+    .await
+    .unwrap_err();
     assert!(
-        matches!(err, SyncError::ListZones(ProviderError::AuthRejected { .. })),
+        matches!(
+            err,
+            SyncError::ListZones(ProviderError::AuthRejected { .. })
+        ),
         "{err}"
     );
 }
 
 #[tokio::test]
 async fn route53_server_down() {
-    let err = sync_once(&route53(closed_port(), "AKID"), &common::name("example.com"), OWNER, &[])
-        .await
-        .unwrap_err();
+    let err = sync_once(
+        &route53(closed_port(), "AKID"),
+        &common::name("example.com"),
+        OWNER,
+        &[],
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, SyncError::ListZones(ProviderError::Unreachable { .. })),
         "{err}"
@@ -468,7 +525,11 @@ async fn etcd_holds_coredns_records() {
         .await
         .unwrap();
     let key = "/skydns/com/example/asia-east1/svc/myfederation/mynamespace/nginx/a-0";
-    let answer = etcd_post(port, "/v3/kv/range", &format!(r#"{{"key":"{}"}}"#, b64(key)));
+    let answer = etcd_post(
+        port,
+        "/v3/kv/range",
+        &format!(r#"{{"key":"{}"}}"#, b64(key)),
+    );
     assert!(
         answer.contains(&b64(r#"{"host":"130.211.56.221","ttl":180}"#)),
         "{answer}"
@@ -490,21 +551,34 @@ async fn etcd_holds_coredns_records() {
             .await
             .unwrap_err();
         assert!(
-            matches!(err, SyncError::ListZones(ProviderError::AuthRejected { .. })),
+            matches!(
+                err,
+                SyncError::ListZones(ProviderError::AuthRejected { .. })
+            ),
             "{user:?}: {err}"
         );
     }
-    let report = sync_once(&etcd(port, Some(("root", "rootpw"))), &zone, OWNER, &desired)
-        .await
-        .unwrap();
+    let report = sync_once(
+        &etcd(port, Some(("root", "rootpw"))),
+        &zone,
+        OWNER,
+        &desired,
+    )
+    .await
+    .unwrap();
     assert!(report.applied.is_empty());
 }
 
 #[tokio::test]
 async fn etcd_server_down() {
-    let err = sync_once(&etcd(closed_port(), None), &common::name("example.com"), OWNER, &[])
-        .await
-        .unwrap_err();
+    let err = sync_once(
+        &etcd(closed_port(), None),
+        &common::name("example.com"),
+        OWNER,
+        &[],
+    )
+    .await
+    .unwrap_err();
     assert!(
         matches!(err, SyncError::ListZones(ProviderError::Unreachable { .. })),
         "{err}"

@@ -200,12 +200,18 @@ impl Etcd {
     /// The record a key holds, with its name, or `None` for a key that is not
     /// a SkyDNS record fedmesh can read.
     fn read(&self, kv: &Kv) -> Option<(DomainName, RecordType, u32, String)> {
-        let rest = kv.key.strip_prefix(&self.config.prefix)?.strip_prefix('/')?;
+        let rest = kv
+            .key
+            .strip_prefix(&self.config.prefix)?
+            .strip_prefix('/')?;
         let (path, _leaf) = rest.rsplit_once('/')?;
         let name: Vec<&str> = path.split('/').rev().collect();
         let name = DomainName::new("etcd record name", &name.join(".")).ok()?;
         let value: Value = serde_json::from_slice(&kv.value).ok()?;
-        let ttl = value["ttl"].as_u64().and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+        let ttl = value["ttl"]
+            .as_u64()
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or(0);
         let host = value["host"].as_str().unwrap_or("");
         let text = value["text"].as_str().unwrap_or("");
         let (rtype, data) = match host.parse::<IpAddr>() {
@@ -222,7 +228,11 @@ impl Etcd {
     }
 
     fn leaf_prefix(&self, set: &RecordSet) -> String {
-        format!("{}/{}-", self.path(&set.name), set.rtype.as_str().to_ascii_lowercase())
+        format!(
+            "{}/{}-",
+            self.path(&set.name),
+            set.rtype.as_str().to_ascii_lowercase()
+        )
     }
 }
 
@@ -380,21 +390,47 @@ mod tests {
             value: value.as_bytes().to_vec(),
             mod_revision: "1".into(),
         };
-        let read = |key, value| etcd.read(&kv(key, value)).map(|(n, t, ttl, v)| (n.to_string(), t, ttl, v));
+        let read = |key, value| {
+            etcd.read(&kv(key, value))
+                .map(|(n, t, ttl, v)| (n.to_string(), t, ttl, v))
+        };
         assert_eq!(
-            read("/skydns/com/example/www/a-0", r#"{"host":"10.0.0.1","ttl":60}"#),
-            Some(("www.example.com".into(), RecordType::A, 60, "10.0.0.1".into()))
+            read(
+                "/skydns/com/example/www/a-0",
+                r#"{"host":"10.0.0.1","ttl":60}"#
+            ),
+            Some((
+                "www.example.com".into(),
+                RecordType::A,
+                60,
+                "10.0.0.1".into()
+            ))
         );
         assert_eq!(
-            read("/skydns/com/example/www/x1", r#"{"host":"Target.example.com."}"#),
-            Some(("www.example.com".into(), RecordType::Cname, 0, "target.example.com".into()))
+            read(
+                "/skydns/com/example/www/x1",
+                r#"{"host":"Target.example.com."}"#
+            ),
+            Some((
+                "www.example.com".into(),
+                RecordType::Cname,
+                0,
+                "target.example.com".into()
+            ))
         );
         assert_eq!(
-            read("/skydns/com/example/_o/txt-0", r#"{"text":"heritage=fedmesh"}"#).map(|r| r.1),
+            read(
+                "/skydns/com/example/_o/txt-0",
+                r#"{"text":"heritage=fedmesh"}"#
+            )
+            .map(|r| r.1),
             Some(RecordType::Txt)
         );
         assert_eq!(read("/skydns/com/example/www/a-0", "not json"), None);
-        assert_eq!(read("/other/com/example/a-0", r#"{"host":"10.0.0.1"}"#), None);
+        assert_eq!(
+            read("/other/com/example/a-0", r#"{"host":"10.0.0.1"}"#),
+            None
+        );
         assert_eq!(range_end("/a/"), b"/a0".to_vec());
     }
 }

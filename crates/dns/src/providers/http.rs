@@ -41,7 +41,11 @@ impl Endpoint {
         let tls = match uri.scheme_str() {
             Some("http") => false,
             Some("https") => true,
-            _ => return Err(format!("{provider} endpoint {url:?}: the scheme must be http or https")),
+            _ => {
+                return Err(format!(
+                    "{provider} endpoint {url:?}: the scheme must be http or https"
+                ));
+            }
         };
         let host = uri
             .host()
@@ -159,7 +163,9 @@ fn tls_connector() -> Result<tokio_rustls::TlsConnector, String> {
     let found = rustls_native_certs::load_native_certs();
     roots.add_parsable_certificates(found.certs);
     if roots.is_empty() {
-        return Err("no trusted root certificates found on this system (install ca-certificates)".into());
+        return Err(
+            "no trusted root certificates found on this system (install ca-certificates)".into(),
+        );
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),

@@ -199,7 +199,9 @@ impl ChangeSet {
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
     /// No connection to the provider's server (down, wrong address, timeout).
-    #[error("{provider}: cannot reach {endpoint}: {reason}; check that the server runs and the address is right")]
+    #[error(
+        "{provider}: cannot reach {endpoint}: {reason}; check that the server runs and the address is right"
+    )]
     Unreachable {
         /// The provider.
         provider: &'static str,
@@ -217,7 +219,9 @@ pub enum ProviderError {
         reason: String,
     },
     /// The zone does not exist in the provider (or is not served by it).
-    #[error("{provider}: zone {zone} does not exist there; create it first (fedmesh only manages records inside it)")]
+    #[error(
+        "{provider}: zone {zone} does not exist there; create it first (fedmesh only manages records inside it)"
+    )]
     ZoneMissing {
         /// The provider.
         provider: &'static str,
@@ -226,7 +230,9 @@ pub enum ProviderError {
     },
     /// The records changed under us (a prerequisite or comparison failed);
     /// the next round reads them again.
-    #[error("{provider}: the change was not applied because the records changed meanwhile: {reason}")]
+    #[error(
+        "{provider}: the change was not applied because the records changed meanwhile: {reason}"
+    )]
     Conflict {
         /// The provider.
         provider: &'static str,

@@ -108,7 +108,10 @@ fn empty(set: &RecordSet, class: DNSClass) -> Result<Record, ProviderError> {
 /// The UPDATE message for `changes` to `zone`.
 fn update(zone: &DomainName, changes: &[Change]) -> Result<Message, ProviderError> {
     let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Update);
-    message.add_query(Query::query(name(zone)?, hickory_proto::rr::RecordType::SOA));
+    message.add_query(Query::query(
+        name(zone)?,
+        hickory_proto::rr::RecordType::SOA,
+    ));
     for change in changes {
         match change {
             Change::Add(set) => {
@@ -238,7 +241,10 @@ impl Rfc2136 {
         match code {
             RCODE_NOTAUTH | RCODE_NOTZONE => ProviderError::ZoneMissing {
                 provider: NAME,
-                zone: format!("{zone} (the server at {} is not its primary)", self.config.server),
+                zone: format!(
+                    "{zone} (the server at {} is not its primary)",
+                    self.config.server
+                ),
             },
             RCODE_YXRRSET | RCODE_NXRRSET => ProviderError::Conflict {
                 provider: NAME,
@@ -260,7 +266,10 @@ impl Rfc2136 {
     /// Whether the server is authoritative for `zone` (answers its SOA with AA).
     async fn serves(&self, zone: &DomainName) -> Result<bool, ProviderError> {
         let mut message = Message::new(rand_id(), MessageType::Query, OpCode::Query);
-        message.add_query(Query::query(name(zone)?, hickory_proto::rr::RecordType::SOA));
+        message.add_query(Query::query(
+            name(zone)?,
+            hickory_proto::rr::RecordType::SOA,
+        ));
         let answers = self.exchange(&message, |_| true).await?;
         let first = answers.first().ok_or_else(|| bad("no answer"))?;
         let answer = Message::from_vec(first).map_err(|e| bad(format!("SOA answer: {e}")))?;

@@ -138,7 +138,10 @@ fn answer(response: Response) -> Result<Element, ProviderError> {
         (401 | 403, _)
         | (
             _,
-            "InvalidClientTokenId" | "SignatureDoesNotMatch" | "AccessDenied" | "UnrecognizedClientException",
+            "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "AccessDenied"
+            | "UnrecognizedClientException",
         ) => ProviderError::AuthRejected {
             provider: NAME,
             reason,
@@ -259,7 +262,12 @@ impl Provider for Route53 {
                 params.push(("marker", m.as_str()));
             }
             let root = self
-                .call(Method::GET, &format!("{API}/hostedzone"), &params, Vec::new())
+                .call(
+                    Method::GET,
+                    &format!("{API}/hostedzone"),
+                    &params,
+                    Vec::new(),
+                )
                 .await?;
             let list = root
                 .child("HostedZones")
@@ -302,9 +310,16 @@ impl Provider for Route53 {
             if !is_true(&root, "IsTruncated") {
                 return Ok(sets);
             }
-            next = match (root.text_of("NextRecordName"), root.text_of("NextRecordType")) {
+            next = match (
+                root.text_of("NextRecordName"),
+                root.text_of("NextRecordType"),
+            ) {
                 (Some(n), Some(t)) => Some((n.to_string(), t.to_string())),
-                _ => return Err(bad("ListResourceRecordSets: truncated without a next record")),
+                _ => {
+                    return Err(bad(
+                        "ListResourceRecordSets: truncated without a next record",
+                    ));
+                }
             };
         }
         Err(bad("ListResourceRecordSets: more pages than fedmesh reads"))
@@ -330,8 +345,14 @@ mod tests {
 
     #[test]
     fn values_and_names_round_trip() {
-        assert_eq!(read_txt(r#""heritage=fedmesh,a\"b" "c""#), "heritage=fedmesh,a\"bc");
-        assert_eq!(read_txt(&write_value(RecordType::Txt, "x\"y\\z")), "x\"y\\z");
+        assert_eq!(
+            read_txt(r#""heritage=fedmesh,a\"b" "c""#),
+            "heritage=fedmesh,a\"bc"
+        );
+        assert_eq!(
+            read_txt(&write_value(RecordType::Txt, "x\"y\\z")),
+            "x\"y\\z"
+        );
         assert_eq!(
             read_name("\\137x.example.com.").map(|n| n.to_string()),
             Some("_x.example.com".into())
@@ -349,17 +370,29 @@ mod tests {
             .unwrap_err()
         };
         assert!(matches!(
-            err(404, "<ErrorResponse><Error><Code>NoSuchHostedZone</Code><Message>No hosted zone found with ID: Z9</Message></Error></ErrorResponse>"),
+            err(
+                404,
+                "<ErrorResponse><Error><Code>NoSuchHostedZone</Code><Message>No hosted zone found with ID: Z9</Message></Error></ErrorResponse>"
+            ),
             ProviderError::ZoneMissing { .. }
         ));
         assert!(matches!(
-            err(403, "<ErrorResponse><Error><Code>InvalidClientTokenId</Code></Error></ErrorResponse>"),
+            err(
+                403,
+                "<ErrorResponse><Error><Code>InvalidClientTokenId</Code></Error></ErrorResponse>"
+            ),
             ProviderError::AuthRejected { .. }
         ));
         assert!(matches!(
-            err(400, "<InvalidChangeBatch><Messages><Message>it already exists</Message></Messages></InvalidChangeBatch>"),
+            err(
+                400,
+                "<InvalidChangeBatch><Messages><Message>it already exists</Message></Messages></InvalidChangeBatch>"
+            ),
             ProviderError::Conflict { .. }
         ));
-        assert!(matches!(err(503, "down"), ProviderError::Unreachable { .. }));
+        assert!(matches!(
+            err(503, "down"),
+            ProviderError::Unreachable { .. }
+        ));
     }
 }

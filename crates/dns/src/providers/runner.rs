@@ -268,7 +268,10 @@ mod tests {
         let err = sync_with_retries(&provider, &zone(), "fed", &desired(), backoff())
             .await
             .unwrap_err();
-        assert!(matches!(err, SyncError::ListZones(ProviderError::Unreachable { .. })));
+        assert!(matches!(
+            err,
+            SyncError::ListZones(ProviderError::Unreachable { .. })
+        ));
         assert_eq!(*provider.failures.lock().unwrap(), 2);
     }
 
@@ -278,7 +281,10 @@ mod tests {
         let err = sync_with_retries(&provider, &zone(), "fed", &desired(), backoff())
             .await
             .unwrap_err();
-        assert!(matches!(err, SyncError::ListZones(ProviderError::AuthRejected { .. })));
+        assert!(matches!(
+            err,
+            SyncError::ListZones(ProviderError::AuthRejected { .. })
+        ));
         assert_eq!(*provider.failures.lock().unwrap(), 0);
 
         let other = DomainName::new("zone", "example.org").unwrap();

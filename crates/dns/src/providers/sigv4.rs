@@ -111,10 +111,7 @@ pub(crate) fn sign(credentials: &Credentials, request: &Signing<'_>) -> Vec<(Str
         sha256_hex(request.body)
     );
     let date = request.amz_date.get(..8).unwrap_or(request.amz_date);
-    let scope = format!(
-        "{date}/{}/{}/aws4_request",
-        request.region, request.service
-    );
+    let scope = format!("{date}/{}/{}/aws4_request", request.region, request.service);
     let string_to_sign = format!(
         "AWS4-HMAC-SHA256\n{}\n{scope}\n{}",
         request.amz_date,

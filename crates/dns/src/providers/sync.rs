@@ -128,7 +128,12 @@ fn owners(current: &[RecordSet]) -> BTreeMap<DomainName, &RecordSet> {
 /// - A name fedmesh owns that is no longer wanted loses its sets and its TXT.
 /// - Anything else in the zone is left alone; wanted names held by someone
 ///   else are reported in [`Plan::skipped`].
-pub fn plan(zone: &DomainName, owner: &str, desired: &[NameRecords], current: &[RecordSet]) -> Plan {
+pub fn plan(
+    zone: &DomainName,
+    owner: &str,
+    desired: &[NameRecords],
+    current: &[RecordSet],
+) -> Plan {
     let ours = owner_value(owner);
     let owners = owners(current);
     let is_ours = |name: &DomainName| {
@@ -349,10 +354,7 @@ mod tests {
                     owned_by(R, "other"),
                 ],
                 vec![],
-                vec![(
-                    G,
-                    SkipReason::OwnedByOther(owner_value("other")),
-                )],
+                vec![(G, SkipReason::OwnedByOther(owner_value("other")))],
             ),
             (
                 "a name outside the zone is not written",
@@ -382,7 +384,11 @@ mod tests {
         // Applying the plan to the records gives records whose plan is empty.
         let zone = n("example.com");
         let desired = vec![addresses(G, &["10.0.0.1"], &["fd00::1"]), cname(R, G)];
-        let mut current = vec![a(R, &["10.0.0.9"]), ours(R), a("x.example.com", &["192.0.2.1"])];
+        let mut current = vec![
+            a(R, &["10.0.0.9"]),
+            ours(R),
+            a("x.example.com", &["192.0.2.1"]),
+        ];
         let first = plan(&zone, "fed", &desired, &current);
         assert!(!first.changes.is_empty());
         for change in first.changes.changes() {
@@ -401,7 +407,12 @@ mod tests {
         // 245 characters: a valid name, but not with `_fedmesh-owner.` before it.
         let label = "a".repeat(60);
         let long = format!("{label}.{label}.{label}.{}.example.com", "b".repeat(50));
-        let plan = plan(&n("example.com"), "fed", &[addresses(&long, &["10.0.0.1"], &[])], &[]);
+        let plan = plan(
+            &n("example.com"),
+            "fed",
+            &[addresses(&long, &["10.0.0.1"], &[])],
+            &[],
+        );
         assert!(plan.changes.is_empty());
         assert_eq!(plan.skipped[0].reason, SkipReason::NameTooLong);
     }

@@ -113,7 +113,11 @@ pub(crate) fn parse(doc: &str) -> Result<Element, String> {
                 Some(t) => (t, true),
                 None => (tag, false),
             };
-            let name = local(tag.split_whitespace().next().ok_or("a tag without a name")?);
+            let name = local(
+                tag.split_whitespace()
+                    .next()
+                    .ok_or("a tag without a name")?,
+            );
             let element = Element {
                 name: name.to_string(),
                 ..Element::default()
@@ -160,7 +164,10 @@ mod tests {
             .collect();
         assert_eq!(
             zones,
-            [("/hostedzone/Z1", "example.com."), ("/hostedzone/Z2", "a&b.org.")]
+            [
+                ("/hostedzone/Z1", "example.com."),
+                ("/hostedzone/Z2", "a&b.org.")
+            ]
         );
         assert_eq!(root.text_of("IsTruncated"), Some("false"));
         assert_eq!(unescape("&#34;x&#x22;").unwrap(), "\"x\"");
