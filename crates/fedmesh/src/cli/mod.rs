@@ -8,6 +8,7 @@ mod apply;
 mod connect;
 mod controller_cmd;
 mod demo_cmd;
+mod dns_cmd;
 mod federation_cmd;
 mod join_cmd;
 mod runtime;
@@ -42,6 +43,8 @@ enum Command {
     Join(join_cmd::JoinArgs),
     /// The federation control plane (Kubernetes Federation v1): register member clusters.
     Federation(federation_cmd::FederationArgs),
+    /// Federated service DNS: write records to external DNS providers.
+    Dns(dns_cmd::DnsArgs),
     /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),
     /// Serve an embedded Kubernetes-compatible API server.
@@ -55,6 +58,7 @@ impl Command {
             Command::Controller(args) => args.run(),
             Command::Join(args) => args.run(),
             Command::Federation(args) => args.run(),
+            Command::Dns(args) => args.run(),
             Command::Demo(args) => args.run(),
             Command::Apiserver(args) => args.run(),
         }
