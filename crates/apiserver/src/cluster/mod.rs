@@ -15,6 +15,7 @@
 //! - [`simulation`]: the simulated data plane (nodes, scheduling, pod IPs and
 //!   the status a kubelet reports), as kwok simulates it.
 //! - [`workloads`]: Deployments' ReplicaSets and rollouts, ReplicaSets' pods.
+//! - [`sets`]: StatefulSets' ordered pods and DaemonSets' pod per node.
 //!
 //! Everything here is synchronous and pure: objects (k8s-openapi values or
 //! JSON) and the current time go in, the writes a controller should make
@@ -35,6 +36,7 @@ pub mod mirroring;
 pub mod pod_deletion;
 pub mod pods;
 pub mod repack;
+pub mod sets;
 pub mod simulation;
 pub mod workloads;
 pub mod write;

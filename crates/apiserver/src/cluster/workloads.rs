@@ -49,7 +49,8 @@ pub fn controlled_by(obj: &Value, uid: &str) -> bool {
     controller_of(obj).is_some_and(|(_, _, u)| u == uid)
 }
 
-fn owner_ref(owner: &Value) -> Value {
+/// A controller owner reference to `owner`.
+pub fn owner_ref(owner: &Value) -> Value {
     json!({"apiVersion": owner["apiVersion"], "kind": owner["kind"],
         "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
         "controller": true, "blockOwnerDeletion": true})

@@ -1,9 +1,10 @@
-//! The deployment and replicaset controllers (`cluster::workloads` decides),
-//! per Deployment and per ReplicaSet key. Events are routed without an
-//! index: a Deployment or ReplicaSet event queues that object, and a
-//! ReplicaSet or pod event also queues its controller (from its
-//! ownerReferences, old and new). A sync reads the object and its
-//! namespace's ReplicaSets or pods from the store.
+//! The deployment, replicaset, statefulset and daemonset controllers
+//! (`cluster::workloads` and `cluster::sets` decide), per workload key.
+//! Events are routed without an index: a workload event queues that object,
+//! a ReplicaSet or pod event also queues its controller (from its
+//! ownerReferences, old and new), and a node event queues every DaemonSet.
+//! A sync reads the object and its namespace's ReplicaSets or pods (and for
+//! a DaemonSet, the nodes) from the store.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use super::queue::WorkQueue;
 use super::reads;
 use super::runner::{Outcome, Reconciler};
 use crate::cluster::ObjectKey;
+use crate::cluster::sets::{self, SetNode, Step};
 use crate::cluster::workloads::{self as plan, BURST, POD_TEMPLATE_HASH};
 use crate::objects::{ApiError, DeleteOptions, Objects, WriteOptions, meta};
 use crate::registry::{ResourceInfo, Subresource};
@@ -23,28 +25,40 @@ use crate::store::{Event, KeyValue};
 
 const DEPLOYMENTS: &str = "/registry/apps/deployments/";
 const REPLICASETS: &str = "/registry/apps/replicasets/";
+const STATEFULSETS: &str = "/registry/apps/statefulsets/";
+const DAEMONSETS: &str = "/registry/apps/daemonsets/";
 const PODS: &str = "/registry/core/pods/";
+const NODES: &str = "/registry/core/nodes/";
 
 /// The prefixes the controller watches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Source {
     Deployments,
     ReplicaSets,
+    StatefulSets,
+    DaemonSets,
     Pods,
+    Nodes,
 }
 
 /// What the controller watches, with the tag of each.
-pub(super) const SOURCES: [(&str, Source); 3] = [
+pub(super) const SOURCES: [(&str, Source); 6] = [
     (DEPLOYMENTS, Source::Deployments),
     (REPLICASETS, Source::ReplicaSets),
+    (STATEFULSETS, Source::StatefulSets),
+    (DAEMONSETS, Source::DaemonSets),
     (PODS, Source::Pods),
+    (NODES, Source::Nodes),
 ];
 
-/// A workload object.
+/// A workload object, or every DaemonSet (after a node changed).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) enum Key {
     Deployment(ObjectKey),
     ReplicaSet(ObjectKey),
+    StatefulSet(ObjectKey),
+    DaemonSet(ObjectKey),
+    EveryDaemonSet,
 }
 
 /// The key of the workload controlling an object stored at `key`.
@@ -58,6 +72,8 @@ fn controller_key(key: &ObjectKey, value: &[u8]) -> Option<Key> {
     match kind {
         "Deployment" => Some(Key::Deployment(owner)),
         "ReplicaSet" => Some(Key::ReplicaSet(owner)),
+        "StatefulSet" => Some(Key::StatefulSet(owner)),
+        "DaemonSet" => Some(Key::DaemonSet(owner)),
         _ => None,
     }
 }
@@ -330,6 +346,115 @@ impl WorkloadController {
     }
 }
 
+impl WorkloadController {
+    /// Makes the pod writes `steps` asks for (at most [`BURST`] per sync).
+    async fn apply_steps(
+        &self,
+        namespace: &str,
+        steps: Vec<Step>,
+        manager_name: &str,
+    ) -> Result<(), ApiError> {
+        let pods_r = self.resource("", "pods")?;
+        let opts = manager(manager_name);
+        let delete_options = DeleteOptions::default();
+        let writes = steps.iter().take(BURST).map(|step| {
+            let pods_r = pods_r.clone();
+            let opts = &opts;
+            let delete_options = &delete_options;
+            async move {
+                match step {
+                    Step::Create(pod) => match self
+                        .objects
+                        .create(&pods_r, Some(namespace), pod.clone(), opts)
+                        .await
+                    {
+                        // A StatefulSet pod's name is fixed: one still being
+                        // deleted is waited for by the next sync.
+                        Ok(_) | Err(ApiError::AlreadyExists(_)) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                    Step::Delete(name) => match self
+                        .objects
+                        .delete(&pods_r, Some(namespace), name, delete_options)
+                        .await
+                    {
+                        Ok(_) | Err(ApiError::NotFound(_)) => Ok(()),
+                        Err(e) => Err(e),
+                    },
+                }
+            }
+        });
+        futures::future::join_all(writes)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, ApiError>>()
+            .map(|_| ())
+    }
+
+    async fn sync_stateful_set(&self, key: &ObjectKey) -> Result<Outcome, ApiError> {
+        let statefulsets = self.resource("apps", "statefulsets")?;
+        let Some(set) = self.get(&statefulsets, key).await? else {
+            return Ok(Outcome::Done);
+        };
+        if meta::is_terminating(&set) {
+            return Ok(Outcome::Done);
+        }
+        let uid = set["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let pods = self.owned(PODS, &key.namespace, &uid).await?;
+        let steps = sets::stateful_steps(&set, &pods);
+        let result = self
+            .apply_steps(&key.namespace, steps, "statefulset-controller")
+            .await;
+        let status = sets::stateful_status(&set, &pods);
+        self.write_status(&statefulsets, &set, status, "statefulset-controller")
+            .await?;
+        result.map(|()| Outcome::Done)
+    }
+
+    async fn sync_daemon_set(&self, key: &ObjectKey) -> Result<Outcome, ApiError> {
+        let daemonsets = self.resource("apps", "daemonsets")?;
+        let Some(ds) = self.get(&daemonsets, key).await? else {
+            return Ok(Outcome::Done);
+        };
+        if meta::is_terminating(&ds) {
+            return Ok(Outcome::Done);
+        }
+        let mut nodes = Vec::new();
+        reads::for_each(self.objects.store().raw(), NODES, |kv| {
+            if let Ok(node) = serde_json::from_slice::<Value>(&kv.value) {
+                nodes.push(SetNode::of(&ds, &node));
+            }
+        })
+        .await?;
+        let uid = ds["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let pods = self.owned(PODS, &key.namespace, &uid).await?;
+        let steps = sets::daemon_steps(&ds, &nodes, &pods);
+        let result = self
+            .apply_steps(&key.namespace, steps, "daemonset-controller")
+            .await;
+        let status = sets::daemon_status(&ds, &nodes, &pods);
+        self.write_status(&daemonsets, &ds, status, "daemonset-controller")
+            .await?;
+        result.map(|()| Outcome::Done)
+    }
+
+    async fn queue_every_daemon_set(&self) -> Result<Outcome, ApiError> {
+        let mut keys = Vec::new();
+        reads::for_each(self.objects.store().raw(), DAEMONSETS, |kv| {
+            keys.extend(namespaced_key(DAEMONSETS, &kv.key).map(Key::DaemonSet));
+        })
+        .await?;
+        self.queue.add_all(keys);
+        Ok(Outcome::Done)
+    }
+}
+
 impl Sink<Source> for WorkloadController {
     fn begin_list(&self, _: Source) {}
 
@@ -343,7 +468,15 @@ impl Sink<Source> for WorkloadController {
                 .map(Key::ReplicaSet)
                 .into_iter()
                 .collect(),
-            Source::Pods => Vec::new(),
+            Source::StatefulSets => namespaced_key(STATEFULSETS, &kv.key)
+                .map(Key::StatefulSet)
+                .into_iter()
+                .collect(),
+            Source::DaemonSets => namespaced_key(DAEMONSETS, &kv.key)
+                .map(Key::DaemonSet)
+                .into_iter()
+                .collect(),
+            Source::Pods | Source::Nodes => Vec::new(),
         };
         self.queue.add_all(keys);
     }
@@ -354,7 +487,13 @@ impl Sink<Source> for WorkloadController {
         let prefix = match source {
             Source::Deployments => DEPLOYMENTS,
             Source::ReplicaSets => REPLICASETS,
+            Source::StatefulSets => STATEFULSETS,
+            Source::DaemonSets => DAEMONSETS,
             Source::Pods => PODS,
+            Source::Nodes => {
+                self.queue.add_all(vec![Key::EveryDaemonSet]);
+                return;
+            }
         };
         let Some(key) = namespaced_key(prefix, event.key()) else {
             return;
@@ -363,7 +502,9 @@ impl Sink<Source> for WorkloadController {
         match source {
             Source::Deployments => keys.push(Key::Deployment(key.clone())),
             Source::ReplicaSets => keys.push(Key::ReplicaSet(key.clone())),
-            Source::Pods => {}
+            Source::StatefulSets => keys.push(Key::StatefulSet(key.clone())),
+            Source::DaemonSets => keys.push(Key::DaemonSet(key.clone())),
+            Source::Pods | Source::Nodes => {}
         }
         let (value, prev) = match event {
             Event::Put { kv, prev } => (Some(&kv.value[..]), prev.as_ref().map(|p| &p.value[..])),
@@ -392,6 +533,9 @@ impl Reconciler for WorkloadController {
             match key {
                 Key::Deployment(k) => self.sync_deployment(k).await,
                 Key::ReplicaSet(k) => self.sync_replica_set(k).await,
+                Key::StatefulSet(k) => self.sync_stateful_set(k).await,
+                Key::DaemonSet(k) => self.sync_daemon_set(k).await,
+                Key::EveryDaemonSet => self.queue_every_daemon_set().await,
             }
         })
     }

@@ -15,22 +15,22 @@ pub(crate) struct Printed {
     pub conditions: Option<Value>,
 }
 
-fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+pub(super) fn s<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     get(v, path).and_then(Value::as_str)
 }
 
-fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+pub(super) fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(*k))
 }
 
-fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
+pub(super) fn arr<'a>(v: &'a Value, path: &[&str]) -> &'a [Value] {
     get(v, path)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or(&[])
 }
 
-fn int(v: &Value, path: &[&str]) -> i64 {
+pub(super) fn int(v: &Value, path: &[&str]) -> i64 {
     get(v, path).and_then(Value::as_i64).unwrap_or(0)
 }
 
@@ -40,11 +40,11 @@ fn count_keys(v: &Value, path: &[&str]) -> i64 {
         .map_or(0, |m| i64::try_from(m.len()).unwrap_or(i64::MAX))
 }
 
-fn name(v: &Value) -> String {
+pub(super) fn name(v: &Value) -> String {
     s(v, &["metadata", "name"]).unwrap_or_default().to_string()
 }
 
-fn created(v: &Value, now: Timestamp) -> String {
+pub(super) fn created(v: &Value, now: Timestamp) -> String {
     age(s(v, &["metadata", "creationTimestamp"]), now)
 }
 
@@ -685,6 +685,7 @@ pub(crate) fn print(kind: BuiltinKind, v: &Value, now: Timestamp) -> Printed {
             json!(created(v, now)),
         ],
         BuiltinKind::RoleBinding | BuiltinKind::ClusterRoleBinding => print_binding(v, now),
+        BuiltinKind::Workload(workload) => workload.cells(v, now),
     };
     Printed {
         cells,

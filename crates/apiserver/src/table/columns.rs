@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::docs::doc;
+use super::workloads::Workload;
 
 /// `meta.k8s.io/v1` TableColumnDefinition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -29,7 +30,7 @@ pub struct ColumnDefinition {
     pub priority: i32,
 }
 
-fn col(name: &str, type_: &str, description: String) -> ColumnDefinition {
+pub(super) fn col(name: &str, type_: &str, description: String) -> ColumnDefinition {
     ColumnDefinition {
         name: name.to_string(),
         type_: type_.to_string(),
@@ -39,18 +40,18 @@ fn col(name: &str, type_: &str, description: String) -> ColumnDefinition {
     }
 }
 
-fn wide(mut c: ColumnDefinition) -> ColumnDefinition {
+pub(super) fn wide(mut c: ColumnDefinition) -> ColumnDefinition {
     c.priority = 1;
     c
 }
 
-fn name_col() -> ColumnDefinition {
+pub(super) fn name_col() -> ColumnDefinition {
     let mut c = col("Name", "string", doc::<ObjectMeta>("name"));
     c.format = "name".to_string();
     c
 }
 
-fn age_col() -> ColumnDefinition {
+pub(super) fn age_col() -> ColumnDefinition {
     col("Age", "string", doc::<ObjectMeta>("creationTimestamp"))
 }
 
@@ -83,6 +84,8 @@ pub enum BuiltinKind {
     RoleBinding,
     /// rbac ClusterRoleBinding
     ClusterRoleBinding,
+    /// apps/v1 and batch/v1 workloads
+    Workload(Workload),
 }
 
 impl BuiltinKind {
@@ -102,13 +105,14 @@ impl BuiltinKind {
             ("coordination.k8s.io", "Lease") => Self::Lease,
             ("rbac.authorization.k8s.io", "RoleBinding") => Self::RoleBinding,
             ("rbac.authorization.k8s.io", "ClusterRoleBinding") => Self::ClusterRoleBinding,
-            _ => return None,
+            _ => return Workload::lookup(group, kind).map(Self::Workload),
         })
     }
 
     /// The printer's columns, in order.
     pub fn columns(self) -> Vec<ColumnDefinition> {
         match self {
+            Self::Workload(workload) => workload.columns(),
             Self::Pod => vec![
                 name_col(),
                 col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic.".into()),

@@ -18,6 +18,7 @@ pub mod custom;
 mod docs;
 pub mod duration;
 pub mod jsonpath;
+pub mod workloads;
 
 #[cfg(test)]
 mod tests;

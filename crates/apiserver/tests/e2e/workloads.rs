@@ -645,3 +645,151 @@ fn seed_002_run_loop_gives_ready_pods_and_endpoints_in_every_cluster() {
         );
     }
 }
+
+const SETS: &str = r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: sets}
+spec:
+  serviceName: db
+  replicas: 2
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec: {containers: [{name: postgres, image: "postgres:16"}]}
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: sets}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec: {containers: [{name: agent, image: "busybox:1.36"}]}
+"#;
+
+#[test]
+fn stateful_and_daemon_sets_roll_out_scale_and_update_as_kubectl_expects() {
+    ok(1, &["create", "namespace", "sets"]);
+    let r = kubectl_with(&clusters()[1], &["apply", "-f", "-"], Some(SETS));
+    assert!(r.ok, "apply: {}", r.stderr);
+    let rollout = |what: &str| {
+        let status = ok(
+            1,
+            &["-n", "sets", "rollout", "status", what, "--timeout=60s"],
+        );
+        assert!(
+            status.contains("roll out complete") || status.contains("successfully rolled out"),
+            "{what}: {status}"
+        );
+    };
+    rollout("statefulset/db");
+    rollout("daemonset/agent");
+    // Ordinal names, stable hostnames, one agent per node.
+    let pods = ok(
+        1,
+        &[
+            "-n",
+            "sets",
+            "get",
+            "pods",
+            "-l",
+            "app=db",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}/{.spec.hostname}/{.spec.subdomain}/{.status.phase} {end}",
+        ],
+    );
+    assert_eq!(pods.trim(), "db-0/db-0/db/Running db-1/db-1/db/Running");
+    let nodes = ok(
+        1,
+        &[
+            "-n",
+            "sets",
+            "get",
+            "pods",
+            "-l",
+            "app=agent",
+            "-o",
+            "jsonpath={range .items[*]}{.spec.nodeName} {end}",
+        ],
+    );
+    let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
+    nodes.sort_unstable();
+    assert_eq!(
+        nodes.len(),
+        3,
+        "one agent on each of the three nodes: {nodes:?}"
+    );
+    nodes.dedup();
+    assert_eq!(nodes.len(), 3, "never two on one node");
+    let table = ok(1, &["-n", "sets", "get", "statefulsets,daemonsets"]);
+    assert!(table.contains("READY") && table.contains("2/2"), "{table}");
+    assert!(table.contains("NODE SELECTOR"), "{table}");
+
+    // Scaling down removes the highest ordinal; an update replaces every pod.
+    ok(
+        1,
+        &["-n", "sets", "scale", "statefulset", "db", "--replicas=1"],
+    );
+    until(
+        1,
+        &[
+            "-n",
+            "sets",
+            "get",
+            "pods",
+            "-l",
+            "app=db",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+        |names| names.trim() == "db-0",
+    );
+    ok(
+        1,
+        &[
+            "-n",
+            "sets",
+            "set",
+            "image",
+            "statefulset/db",
+            "postgres=postgres:17",
+        ],
+    );
+    ok(
+        1,
+        &[
+            "-n",
+            "sets",
+            "set",
+            "image",
+            "daemonset/agent",
+            "agent=busybox:1.37",
+        ],
+    );
+    rollout("statefulset/db");
+    rollout("daemonset/agent");
+    let images = ok(
+        1,
+        &[
+            "-n",
+            "sets",
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ],
+    );
+    assert!(
+        !images.contains("postgres:16") && !images.contains("busybox:1.36"),
+        "every pod replaced: {images}"
+    );
+
+    // Deleting a set deletes its pods.
+    ok(1, &["-n", "sets", "delete", "daemonset", "agent"]);
+    until(
+        1,
+        &["-n", "sets", "get", "pods", "-l", "app=agent", "-o", "name"],
+        |names| names.trim().is_empty(),
+    );
+}
