@@ -18,7 +18,7 @@ pub(crate) struct DnsArgs {
 enum DnsCommand {
     /// Write the federation's service records to an external DNS provider
     /// (RFC 2136, Route 53, CoreDNS's etcd), only the difference, once or in a loop.
-    Sync(sync::SyncArgs),
+    Sync(Box<sync::SyncArgs>),
 }
 
 impl DnsArgs {
