@@ -390,3 +390,44 @@ impl Round {
         })?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> anyhow::Result<Vec<ServiceShards>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("services.json");
+        std::fs::write(&path, text)?;
+        read_services(&path)
+    }
+
+    #[test]
+    fn services_file_is_read_and_bad_entries_named() {
+        let services = read(
+            r#"{"services": [{"namespace": "ns", "name": "web", "ttl": 60, "shards": [
+                {"cluster": "a", "region": "r1", "zones": ["z1"],
+                 "ingress": ["10.0.0.1", "lb.example.net"], "healthy": true}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(services[0].ttl, Some(60));
+        assert_eq!(
+            services[0].shards[0].ingress,
+            [
+                Ingress::Ip("10.0.0.1".parse().unwrap()),
+                Ingress::Hostname(DomainName::new("h", "lb.example.net").unwrap())
+            ]
+        );
+        let err = read(
+            r#"{"services": [{"namespace": "ns", "name": "web", "shards": [
+                {"cluster": "a", "region": "r 1", "zones": [], "ingress": [], "healthy": true}]}]}"#,
+        )
+        .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("Service ns/web") && message.contains("region"),
+            "{message}"
+        );
+        assert!(format!("{:#}", read("{}").unwrap_err()).contains("not a services file"));
+    }
+}
