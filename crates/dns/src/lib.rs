@@ -13,6 +13,7 @@
 //! See docs/dns.md.
 
 mod handler;
+pub mod providers;
 mod responder;
 mod server;
 mod transfer;
@@ -24,5 +25,5 @@ pub use handler::Transport;
 pub use responder::Responder;
 pub use server::{AddrRange, AddrRangeError, Server, ServerConfig, StartError};
 pub use transfer::TransferError;
-pub use tsig::{TsigKey, TsigKeyError};
+pub use tsig::{AnswerTsigError, TsigKey, TsigKeyError};
 pub use zone::{UpdateReport, ZoneConfig};

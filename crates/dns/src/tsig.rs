@@ -123,15 +123,9 @@ pub(crate) fn verify(msg: &[u8], tsig: &TsigRecord<'_>, keys: &[TsigKey]) -> Ver
     ctx.update(&header);
     ctx.update(&msg[HEADER_LEN..tsig.start]);
     // The TSIG variables, as they are in the request's record.
-    ctx.update(&key.name);
-    ctx.update(&CLASS_ANY.to_be_bytes());
-    ctx.update(&[0, 0, 0, 0]);
-    ctx.update(algorithm_wire());
-    ctx.update(&time_bytes(tsig.time));
-    ctx.update(&tsig.fudge.to_be_bytes());
-    ctx.update(&tsig.error.to_be_bytes());
-    ctx.update(&(tsig.other.len() as u16).to_be_bytes());
-    ctx.update(tsig.other);
+    variables(
+        &mut ctx, &key.name, tsig.time, tsig.fudge, tsig.error, tsig.other,
+    );
     let expected = ctx.sign();
     if !same_mac(expected.as_ref(), tsig.mac) {
         return Verified::Bad {
@@ -156,6 +150,109 @@ pub(crate) fn verify(msg: &[u8], tsig: &TsigRecord<'_>, keys: &[TsigKey]) -> Ver
         };
     }
     Verified::Good(signer)
+}
+
+/// The TSIG variables a digest ends with (RFC 8945 4.3.3).
+fn variables(ctx: &mut hmac::Context, key: &[u8], time: u64, fudge: u16, error: u16, other: &[u8]) {
+    ctx.update(key);
+    ctx.update(&CLASS_ANY.to_be_bytes());
+    ctx.update(&[0, 0, 0, 0]);
+    ctx.update(algorithm_wire());
+    ctx.update(&time_bytes(time));
+    ctx.update(&fudge.to_be_bytes());
+    ctx.update(&error.to_be_bytes());
+    ctx.update(&(other.len() as u16).to_be_bytes());
+    ctx.update(other);
+}
+
+/// Signs a request fedmesh sends (a dynamic update, a transfer request):
+/// appends the TSIG record and returns the checker of the answers.
+pub(crate) fn sign_request(key: &TsigKey, msg: &mut Vec<u8>) -> AnswerCheck {
+    let time = now();
+    let mut ctx = hmac::Context::with_key(&key.key);
+    ctx.update(msg);
+    variables(&mut ctx, &key.name, time, FUDGE, 0, &[]);
+    let mac = ctx.sign();
+    let id = u16::from_be_bytes([msg[0], msg[1]]);
+    push_tsig(msg, &key.name, time, mac.as_ref(), id, 0, &[]);
+    AnswerCheck {
+        key: key.clone(),
+        prior_mac: mac.as_ref().to_vec(),
+        first: true,
+    }
+}
+
+/// Why an answer to a signed request is not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerTsigError {
+    /// The answer carries no TSIG record.
+    #[error("the answer is not signed")]
+    Unsigned,
+    /// The server reports a TSIG error (it did not accept the request's signature).
+    #[error("the server rejected the request's signature ({})", tsig_error_name(*.0))]
+    Rejected(u16),
+    /// The answer's MAC does not match: not from a server holding the key.
+    #[error("the answer's signature does not match the key")]
+    BadSignature,
+}
+
+fn tsig_error_name(code: u16) -> &'static str {
+    match code {
+        BADSIG => "BADSIG: wrong secret",
+        BADKEY => "BADKEY: unknown key name or algorithm",
+        BADTIME => "BADTIME: clocks differ by more than 5 minutes",
+        _ => "other TSIG error",
+    }
+}
+
+/// Checks the answers to one signed request, message after message (every
+/// message of a zone transfer is signed, chained to the previous MAC).
+pub(crate) struct AnswerCheck {
+    key: TsigKey,
+    prior_mac: Vec<u8>,
+    first: bool,
+}
+
+impl AnswerCheck {
+    /// Checks `msg` and returns it without its TSIG record (ARCOUNT lowered).
+    pub(crate) fn check(&mut self, msg: &[u8]) -> Result<Vec<u8>, AnswerTsigError> {
+        let tsig = wire::find_tsig(msg).ok_or(AnswerTsigError::Unsigned)?;
+        if tsig.error != 0 {
+            return Err(AnswerTsigError::Rejected(tsig.error));
+        }
+        if tsig.key.as_bytes() != self.key.name || tsig.algorithm.as_bytes() != algorithm_wire() {
+            return Err(AnswerTsigError::BadSignature);
+        }
+        let mut bare = msg[..tsig.start].to_vec();
+        bare[..2].copy_from_slice(&tsig.original_id.to_be_bytes());
+        let ar = u16::from_be_bytes([bare[10], bare[11]]).saturating_sub(1);
+        bare[10..12].copy_from_slice(&ar.to_be_bytes());
+        let mut ctx = hmac::Context::with_key(&self.key.key);
+        ctx.update(&(self.prior_mac.len() as u16).to_be_bytes());
+        ctx.update(&self.prior_mac);
+        ctx.update(&bare);
+        if self.first {
+            variables(
+                &mut ctx,
+                &self.key.name,
+                tsig.time,
+                tsig.fudge,
+                tsig.error,
+                tsig.other,
+            );
+        } else {
+            ctx.update(&time_bytes(tsig.time));
+            ctx.update(&tsig.fudge.to_be_bytes());
+        }
+        if !same_mac(ctx.sign().as_ref(), tsig.mac) {
+            return Err(AnswerTsigError::BadSignature);
+        }
+        self.prior_mac = tsig.mac.to_vec();
+        self.first = false;
+        // The message as the server sent it, minus the TSIG record.
+        bare[..2].copy_from_slice(&msg[..2]);
+        Ok(bare)
+    }
 }
 
 /// Compares MACs in time independent of where they differ.
@@ -183,15 +280,14 @@ impl Signer {
             &[]
         };
         if self.first {
-            ctx.update(&self.key.name);
-            ctx.update(&CLASS_ANY.to_be_bytes());
-            ctx.update(&[0, 0, 0, 0]);
-            ctx.update(algorithm_wire());
-            ctx.update(&time_bytes(self.time));
-            ctx.update(&FUDGE.to_be_bytes());
-            ctx.update(&self.error.to_be_bytes());
-            ctx.update(&(other.len() as u16).to_be_bytes());
-            ctx.update(other);
+            variables(
+                &mut ctx,
+                &self.key.name,
+                self.time,
+                FUDGE,
+                self.error,
+                other,
+            );
         } else {
             ctx.update(&time_bytes(self.time));
             ctx.update(&FUDGE.to_be_bytes());

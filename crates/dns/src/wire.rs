@@ -321,6 +321,28 @@ fn read_tsig(
     })
 }
 
+/// The TSIG record closing any message (a response too), if there is one.
+pub(crate) fn find_tsig(msg: &[u8]) -> Option<TsigRecord<'_>> {
+    let count = |at| u16_at(msg, at);
+    let (qd, an, ns, ar) = (count(4)?, count(6)?, count(8)?, count(10)?);
+    let mut at = HEADER_LEN;
+    for _ in 0..qd {
+        at = read_name(msg, at, true)?.1 + 4;
+    }
+    let records = usize::from(an) + usize::from(ns) + usize::from(ar);
+    for index in 0..records {
+        let start = at;
+        let (owner, after) = read_name(msg, at, true)?;
+        let rtype = u16_at(msg, after)?;
+        let rdlen = usize::from(u16_at(msg, after + 8)?);
+        at = after + 10 + rdlen;
+        if index + 1 == records && rtype == TYPE_TSIG && at == msg.len() {
+            return read_tsig(msg, start, owner, after + 10, rdlen);
+        }
+    }
+    None
+}
+
 /// The question section's byte range in a request.
 pub(crate) fn question(request: &Request<'_>) -> Range<usize> {
     HEADER_LEN..request.question_end

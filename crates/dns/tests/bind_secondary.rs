@@ -4,33 +4,12 @@
 mod common;
 
 use std::fs;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use fedmesh_dns::TsigKey;
-
-/// A free loopback port for both UDP and TCP.
-fn free_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// named, stopped when dropped.
-struct Named(Child);
-
-impl Drop for Named {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn soa_serial(addr: SocketAddr) -> Option<u32> {
     short(addr, &["example.com", "SOA"])
@@ -82,7 +61,7 @@ zone "example.com" {{
     let conf_path = dir.path().join("named.conf");
     fs::write(&conf_path, conf).unwrap();
     let log = fs::File::create(dir.path().join("named.log")).unwrap();
-    let _named = Named(
+    let _named = Process(
         Command::new("named")
             .args(["-g", "-n", "1", "-c"])
             .arg(&conf_path)

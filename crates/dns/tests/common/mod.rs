@@ -3,8 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
-use std::net::SocketAddr;
-use std::process::Command;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use fedmesh_core::ClusterName;
@@ -182,4 +182,25 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// A free loopback port for both UDP and TCP.
+pub fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A server process the test started, stopped when dropped.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -8,6 +8,7 @@ mod apply;
 mod connect;
 mod controller_cmd;
 mod demo_cmd;
+mod dns_cmd;
 mod federation_cmd;
 mod identity_cmd;
 mod join_cmd;
@@ -50,6 +51,8 @@ enum Command {
     /// List the local and remote endpoints (pods, host endpoints) a selector
     /// matches, with their labels.
     Endpoints(identity_cmd::EndpointsArgs),
+    /// Federated service DNS: write records to external DNS providers.
+    Dns(dns_cmd::DnsArgs),
     /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),
     /// Serve an embedded Kubernetes-compatible API server.
@@ -65,6 +68,7 @@ impl Command {
             Command::Federation(args) => args.run(),
             Command::Policy(args) => args.run(),
             Command::Endpoints(args) => args.run(),
+            Command::Dns(args) => args.run(),
             Command::Demo(args) => args.run(),
             Command::Apiserver(args) => args.run(),
         }
