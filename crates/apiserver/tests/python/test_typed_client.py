@@ -125,17 +125,16 @@ def test_services_get_cluster_ips_and_endpoints(api, namespace):
         ),
     )
     assert service.spec.cluster_ip
-    until(
-        "two ready endpoints",
-        lambda: len(
-            [
-                a
-                for s in (core.read_namespaced_endpoints("shop", namespace).subsets or [])
-                for a in (s.addresses or [])
-            ]
-        )
-        == 2,
-    )
+    def ready_addresses():
+        try:
+            endpoints = core.read_namespaced_endpoints("shop", namespace)
+        except ApiException as err:
+            if err.status == 404:  # the endpoints controller has not made it yet
+                return 0
+            raise
+        return sum(len(s.addresses or []) for s in endpoints.subsets or [])
+
+    until("two ready endpoints", lambda: ready_addresses() == 2)
     patched = core.patch_namespaced_service("shop", namespace, {"metadata": {"labels": {"tier": "web"}}})
     assert patched.metadata.labels == {"tier": "web"}
     assert patched.spec.cluster_ip == service.spec.cluster_ip
