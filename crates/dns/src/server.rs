@@ -224,6 +224,34 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     Ok(socket)
 }
 
+/// Port 0 lets the kernel choose a UDP port, and TCP must then listen on
+/// the same number; another process may hold that number for TCP, so an
+/// ephemeral choice is retried (bounded) rather than failing the start.
+const EPHEMERAL_ATTEMPTS: usize = 16;
+
+fn bind_sockets(
+    listen: SocketAddr,
+    udp_sockets: usize,
+) -> Result<(SocketAddr, Vec<UdpSocket>, TcpListener), StartError> {
+    let listen_err = |addr| move |source| StartError::Listen { addr, source };
+    let attempts = if listen.port() == 0 { EPHEMERAL_ATTEMPTS } else { 1 };
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let first = bind_udp(listen).map_err(listen_err(listen))?;
+        let local = first.local_addr().map_err(listen_err(listen))?;
+        let mut udp = vec![first];
+        for _ in 1..udp_sockets {
+            udp.push(bind_udp(local).map_err(listen_err(local))?);
+        }
+        match TcpListener::bind(local) {
+            Ok(tcp) => return Ok((local, udp, tcp)),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse && attempt < attempts => continue,
+            Err(e) => return Err(listen_err(local)(e)),
+        }
+    }
+}
+
 impl Server {
     /// Binds the sockets and starts serving the zones, empty (SOA and NS only)
     /// until the first [`update`](Self::update).
@@ -239,14 +267,7 @@ impl Server {
                 )));
             }
         }
-        let listen_err = |addr| move |source| StartError::Listen { addr, source };
-        let first = bind_udp(config.listen).map_err(listen_err(config.listen))?;
-        let local = first.local_addr().map_err(listen_err(config.listen))?;
-        let mut udp = vec![first];
-        for _ in 1..config.udp_sockets.max(1) {
-            udp.push(bind_udp(local).map_err(listen_err(local))?);
-        }
-        let tcp = TcpListener::bind(local).map_err(listen_err(local))?;
+        let (local, udp, tcp) = bind_sockets(config.listen, config.udp_sockets.max(1))?;
         let master = Master::new(config.zones.clone());
         let shared = Arc::new(Shared {
             current: RwLock::new(master.snapshot()),

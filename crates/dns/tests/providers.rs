@@ -259,7 +259,7 @@ async fn rfc2136_updates_bind() {
         .await
         .unwrap();
     assert_eq!(
-        short(addr, &[&format!("{NGINX}.asia-east1.example.com"), "A"]),
+        short_sorted(addr, &[&format!("{NGINX}.asia-east1.example.com"), "A"]),
         ["130.211.56.221", "130.211.57.243"]
     );
     assert_eq!(

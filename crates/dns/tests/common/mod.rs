@@ -156,6 +156,14 @@ pub fn short(addr: SocketAddr, args: &[&str]) -> Vec<String> {
     dig(addr, &all).lines().map(str::to_owned).collect()
 }
 
+/// [`short`] in sorted order, for servers (BIND) that rotate the records of
+/// a set from one answer to the next.
+pub fn short_sorted(addr: SocketAddr, args: &[&str]) -> Vec<String> {
+    let mut lines = short(addr, args);
+    lines.sort();
+    lines
+}
+
 /// The status dig printed (NOERROR, NXDOMAIN, ...).
 pub fn status(out: &str) -> &str {
     out.split("status: ")
