@@ -4,6 +4,7 @@
 mod discovery;
 pub mod guard;
 pub mod metrics;
+pub mod negotiation;
 mod nothing_runs;
 pub mod path;
 mod representation;
@@ -100,9 +101,10 @@ async fn handle(State(state): State<HttpState>, req: Request) -> Response {
             .is_some_and(|ct| ct.as_bytes().starts_with(b"application/apply-patch"));
         metrics::RequestLabels::of(req.method(), &target, watch, apply)
     };
+    let encoding = negotiation::Accept::of(req.headers()).encoding();
     let response = serve(&state, req)
         .await
-        .unwrap_or_else(|e| response::error(&e));
+        .unwrap_or_else(|e| response::error(encoding, &e));
     state
         .metrics
         .record(labels, response.status().as_u16(), started.elapsed());

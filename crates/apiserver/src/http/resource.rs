@@ -8,7 +8,9 @@ use axum::response::Response;
 use http::{Method, StatusCode, header};
 use serde_json::Value;
 
+use super::negotiation::{Accept, Encoding};
 use super::path::ResourcePath;
+use super::representation::Representation;
 use super::request::{Query, decode_object};
 use super::{HttpState, response};
 use crate::objects::scale::ScaleChange;
@@ -95,13 +97,30 @@ async fn read_body(state: &HttpState, req: Request) -> Result<bytes::Bytes, ApiE
 /// How far past the limit a body is drained before the connection is dropped.
 const DRAIN_FACTOR: usize = 4;
 
-fn written(w: Written) -> Response {
+fn written(encoding: Encoding, w: Written) -> Response {
     let code = if w.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    response::json(code, &w.object, &w.warnings)
+    response::object(encoding, code, &w.object, &w.warnings)
+}
+
+/// The encoding of this request's answer. Built-in kinds, their metadata and
+/// the review and scale kinds have a protobuf form; custom resources have none
+/// (a client accepting only protobuf gets 406, as from kube-apiserver), and
+/// Tables are written as JSON here.
+fn encoding_of(
+    accept: Accept,
+    r: &ResourceInfo,
+    representation: Option<&Representation>,
+) -> Result<Encoding, ApiError> {
+    match representation {
+        Some(Representation::Table(_)) => Ok(Encoding::Json),
+        Some(Representation::Metadata) => Ok(accept.encoding()),
+        None if r.crd.is_some() => accept.json_only(),
+        None => Ok(accept.encoding()),
+    }
 }
 
 fn resolve(state: &HttpState, rp: &ResourcePath) -> Result<Arc<ResourceInfo>, ApiError> {
@@ -124,6 +143,7 @@ pub(super) async fn serve(
 ) -> Result<Response, ApiError> {
     let r = resolve(state, &rp)?;
     let query = Query::parse(req.uri())?;
+    let accept = Accept::of(req.headers());
     if r.group.is_empty()
         && let (Some(ns), Some(name), Some(sub)) = (&rp.namespace, &rp.name, rp.sub.as_deref())
         && let Some(answer) = super::nothing_runs::answer(state, &r, ns, name, sub).await
@@ -153,7 +173,13 @@ pub(super) async fn serve(
         let ct = content_type_of(&req);
         let body = read_body(state, req).await?;
         let obj = decode_object(ct.as_deref(), &body)?;
-        return super::reviews::review(state, &r, user, &obj).await;
+        let answer = super::reviews::review(state, &r, user, &obj).await?;
+        return Ok(response::object(
+            accept.encoding(),
+            StatusCode::CREATED,
+            &answer,
+            &[],
+        ));
     }
     if sub == Some(Subresource::Token) && req.method() == http::Method::POST {
         let ct = content_type_of(&req);
@@ -162,7 +188,13 @@ pub(super) async fn serve(
         };
         let body = read_body(state, req).await?;
         let obj = decode_object(ct.as_deref(), &body)?;
-        return super::reviews::token_request(state, &r, &ns, &name, &obj).await;
+        let answer = super::reviews::token_request(state, &r, &ns, &name, &obj).await?;
+        return Ok(response::object(
+            accept.encoding(),
+            StatusCode::CREATED,
+            &answer,
+            &[],
+        ));
     }
     if sub == Some(Subresource::Binding) && req.method() == http::Method::POST {
         let ct = content_type_of(&req);
@@ -175,7 +207,12 @@ pub(super) async fn serve(
         state.objects.bind_pod(&r, &ns, &name, node).await?;
         let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {},
             "status": "Success", "code": 201});
-        return Ok(response::json(StatusCode::CREATED, &status, &[]));
+        return Ok(response::object(
+            accept.encoding(),
+            StatusCode::CREATED,
+            &status,
+            &[],
+        ));
     }
     if sub == Some(Subresource::Log) && req.method() == http::Method::GET {
         let (Some(ns), Some(name)) = (rp.namespace.as_deref(), rp.name.as_deref()) else {
@@ -192,10 +229,13 @@ pub(super) async fn serve(
     let ns = rp.namespace.as_deref();
     let name = rp.name.as_deref().unwrap_or("");
     let representation = if matches!(verb, Verb::Get | Verb::List | Verb::Watch) {
-        super::representation::Representation::of_request(req.headers(), &r, &query)?
+        Representation::of_request(req.headers(), &r, &query)?
     } else {
         None
     };
+    // Negotiated before anything is done, as kube-apiserver does: a write a
+    // client cannot read the answer of is refused.
+    let encoding = encoding_of(accept, &r, representation.as_ref())?;
     let objects = &state.objects;
     // kube names a write's field manager after the client program when none is given.
     let agent_manager = req
@@ -225,9 +265,10 @@ pub(super) async fn serve(
                 Some(t) => t.object(&obj),
                 None => obj,
             };
-            Ok(response::json(StatusCode::OK, &obj, &[]))
+            Ok(response::object(encoding, StatusCode::OK, &obj, &[]))
         }
-        (Verb::Get, Some(Subresource::Scale)) if r.crd.is_none() => Ok(response::json(
+        (Verb::Get, Some(Subresource::Scale)) if r.crd.is_none() => Ok(response::object(
+            encoding,
             StatusCode::OK,
             &objects.get_scale(&r, ns, name).await?,
             &[],
@@ -238,7 +279,7 @@ pub(super) async fn serve(
             let obj = decode_object(content_type.as_deref(), &body)?;
             let change = ScaleChange::Replace(&obj);
             let scale = objects.write_scale(&r, ns, name, change, &opts).await?;
-            Ok(response::json(StatusCode::OK, &scale, &[]))
+            Ok(response::object(encoding, StatusCode::OK, &scale, &[]))
         }
         (Verb::Patch, Some(Subresource::Scale)) if r.crd.is_none() => {
             let kind = PatchType::from_content_type(content_type.as_deref().unwrap_or(""), true)
@@ -252,16 +293,20 @@ pub(super) async fn serve(
             let body = read_body(state, req).await?;
             let change = ScaleChange::Patch(kind, &body);
             let scale = objects.write_scale(&r, ns, name, change, &opts).await?;
-            Ok(response::json(StatusCode::OK, &scale, &[]))
+            Ok(response::object(encoding, StatusCode::OK, &scale, &[]))
         }
         (Verb::List, None) => {
             let opts = query.list_options(&r)?;
-            match &representation {
-                Some(t) => {
+            match (&representation, encoding) {
+                (Some(t), _) => {
                     let list = objects.list(&r, ns, &opts).await?;
-                    Ok(response::json(StatusCode::OK, &t.list(&list), &[]))
+                    Ok(response::object(encoding, StatusCode::OK, &t.list(&list), &[]))
                 }
-                None => {
+                (None, Encoding::Protobuf) => {
+                    let list = objects.list(&r, ns, &opts).await?;
+                    Ok(response::object(encoding, StatusCode::OK, &list, &[]))
+                }
+                (None, Encoding::Json) => {
                     let body = objects.list_encoded(&r, ns, &opts).await?;
                     Ok(response::json_bytes(StatusCode::OK, body))
                 }
@@ -279,7 +324,7 @@ pub(super) async fn serve(
                 }
                 None => events,
             };
-            Ok(response::watch(events, state.shutdown.clone()))
+            Ok(response::watch(encoding, events, state.shutdown.clone()))
         }
         (Verb::Create, None) if rp.name.is_none() => {
             let opts = write_options(&query, false)?;
@@ -288,13 +333,14 @@ pub(super) async fn serve(
             if let (true, Some(ns)) = (r.group.is_empty() && r.plural == "secrets", ns) {
                 obj = super::reviews::fill_token_secret(state, ns, obj).await?;
             }
-            Ok(written(objects.create(&r, ns, obj, &opts).await?))
+            Ok(written(encoding, objects.create(&r, ns, obj, &opts).await?))
         }
         (Verb::Update, None | Some(Subresource::Status | Subresource::Finalize)) => {
             let opts = write_options(&query, false)?;
             let body = read_body(state, req).await?;
             let obj = decode_object(content_type.as_deref(), &body)?;
             Ok(written(
+                encoding,
                 objects.update(&r, ns, name, obj, &opts, sub).await?,
             ))
         }
@@ -318,6 +364,7 @@ pub(super) async fn serve(
             opts.force = opts.force && kind == PatchType::Apply;
             let body = read_body(state, req).await?;
             Ok(written(
+                encoding,
                 objects.patch(&r, ns, name, kind, &body, &opts, sub).await?,
             ))
         }
@@ -335,7 +382,7 @@ pub(super) async fn serve(
             } else {
                 StatusCode::OK
             };
-            Ok(response::json(code, &obj, &[]))
+            Ok(response::object(encoding, code, &obj, &[]))
         }
         (Verb::DeleteCollection, None) => {
             let list_opts = query.list_options(&r)?;
@@ -347,7 +394,7 @@ pub(super) async fn serve(
             };
             let opts = query.delete_options(body.as_ref())?;
             let list = objects.delete_collection(&r, ns, &list_opts, &opts).await?;
-            Ok(response::json(StatusCode::OK, &list, &[]))
+            Ok(response::object(encoding, StatusCode::OK, &list, &[]))
         }
         _ => Err(ApiError::MethodNotAllowed),
     }

@@ -1,7 +1,6 @@
 //! Requests answered by the security layer rather than stored: access reviews
 //! (`authorization.k8s.io/v1`) and TokenRequest (`serviceaccounts/<name>/token`).
 
-use http::StatusCode;
 use serde_json::{Value, json};
 
 use super::HttpState;
@@ -34,7 +33,7 @@ pub(super) async fn review(
     r: &ResourceInfo,
     user: &UserInfo,
     body: &Value,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<Value, ApiError> {
     let status = match r.plural.as_str() {
         "selfsubjectreviews" => serde_json::to_value(review::self_subject_review(user)),
         "tokenreviews" => {
@@ -70,7 +69,7 @@ pub(super) async fn review(
     if let Some(spec) = body.get("spec") {
         out["spec"] = spec.clone();
     }
-    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+    Ok(out)
 }
 
 /// An access review: the request with its status filled in.
@@ -79,7 +78,7 @@ fn access_review(
     r: &ResourceInfo,
     user: &UserInfo,
     body: &Value,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<Value, ApiError> {
     let rbac = state.guard.rbac();
     let spec = &body["spec"];
     let status = match r.plural.as_str() {
@@ -105,7 +104,7 @@ fn access_review(
         "spec": body["spec"],
         "status": status,
     });
-    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+    Ok(out)
 }
 
 /// A new `kubernetes.io/service-account-token` Secret with its token, `ca.crt`
@@ -161,7 +160,7 @@ pub(super) async fn token_request(
     ns: &str,
     name: &str,
     body: &Value,
-) -> Result<axum::response::Response, ApiError> {
+) -> Result<Value, ApiError> {
     let objects = &state.objects;
     let sa = objects.get(sa_res, Some(ns), name).await?;
     let uid = meta::meta_str(&sa, "uid").unwrap_or_default().to_owned();
@@ -222,5 +221,5 @@ pub(super) async fn token_request(
         "spec": minted.spec,
         "status": minted.status,
     });
-    Ok(super::response::json(StatusCode::CREATED, &out, &[]))
+    Ok(out)
 }

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::ProtoError;
 use super::table::{Card, Field, Ty, message};
+use super::wire::{Reader, Wire, Writer};
 
 const TIME: &str = "apimachinery.pkg.apis.meta.v1.Time";
 const MICRO_TIME: &str = "apimachinery.pkg.apis.meta.v1.MicroTime";
@@ -22,68 +23,6 @@ fn is_string_list(name: &str) -> bool {
     name.ends_with(".ExtraValue")
 }
 
-/// One decoded field value off the wire.
-enum Wire<'a> {
-    Varint(u64),
-    /// A fixed-width value (no field of the table has one; read to skip it).
-    Fixed,
-    Bytes(&'a [u8]),
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn varint(&mut self) -> Result<u64, ProtoError> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let (&byte, rest) = self.buf.split_first().ok_or(ProtoError::Truncated)?;
-            self.buf = rest;
-            v |= u64::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(ProtoError::Malformed("a varint longer than 10 bytes"))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], ProtoError> {
-        if n > self.buf.len() {
-            return Err(ProtoError::Truncated);
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-
-    fn next(&mut self) -> Result<Option<(u32, Wire<'a>)>, ProtoError> {
-        if self.buf.is_empty() {
-            return Ok(None);
-        }
-        let key = self.varint()?;
-        let num = u32::try_from(key >> 3).map_err(|_| ProtoError::Malformed("field number"))?;
-        let wire = match key & 7 {
-            0 => Wire::Varint(self.varint()?),
-            1 => {
-                self.take(8)?;
-                Wire::Fixed
-            }
-            2 => {
-                let n =
-                    usize::try_from(self.varint()?).map_err(|_| ProtoError::Malformed("length"))?;
-                Wire::Bytes(self.take(n)?)
-            }
-            5 => {
-                self.take(4)?;
-                Wire::Fixed
-            }
-            _ => return Err(ProtoError::Malformed("wire type")),
-        };
-        Ok(Some((num, wire)))
-    }
-}
-
 /// Decodes a message's bytes into its JSON form.
 pub(super) fn decode(name: &str, buf: &[u8], depth: usize) -> Result<Value, ProtoError> {
     if depth > 64 {
@@ -91,7 +30,7 @@ pub(super) fn decode(name: &str, buf: &[u8], depth: usize) -> Result<Value, Prot
     }
     let fields = message(name).ok_or_else(|| ProtoError::UnknownMessage(name.to_owned()))?;
     let mut out = Map::new();
-    let mut r = Reader { buf };
+    let mut r = Reader::new(buf);
     while let Some((num, wire)) = r.next()? {
         // Unknown fields are skipped, as by Go's decoder.
         let Some(f) = fields.iter().find(|f| f.num == num) else {
@@ -108,8 +47,8 @@ pub(super) fn decode(name: &str, buf: &[u8], depth: usize) -> Result<Value, Prot
                     .entry(f.json)
                     .or_insert_with(|| Value::Array(Vec::new()));
                 if let (Wire::Bytes(packed), Ty::Bool | Ty::I32 | Ty::I64) = (&wire, f.ty) {
-                    let mut pr = Reader { buf: packed };
-                    while !pr.buf.is_empty() {
+                    let mut pr = Reader::new(packed);
+                    while !pr.is_empty() {
                         let v = scalar_or_message(f.ty, Wire::Varint(pr.varint()?), depth)?;
                         push(list, v);
                     }
@@ -124,7 +63,7 @@ pub(super) fn decode(name: &str, buf: &[u8], depth: usize) -> Result<Value, Prot
                 let Wire::Bytes(entry) = wire else {
                     return Err(ProtoError::Malformed("a map entry that is not a message"));
                 };
-                let mut er = Reader { buf: entry };
+                let mut er = Reader::new(entry);
                 let (mut key, mut value) = (String::new(), None);
                 while let Some((n, w)) = er.next()? {
                     match (n, w) {
@@ -308,34 +247,6 @@ fn parse_go_duration(s: &str) -> Option<i64> {
     Some(if neg { -n } else { n })
 }
 
-/// A protobuf message being written.
-#[derive(Default)]
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn varint(&mut self, mut v: u64) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.0.push(byte);
-                return;
-            }
-            self.0.push(byte | 0x80);
-        }
-    }
-
-    fn key(&mut self, num: u32, wire: u8) {
-        self.varint((u64::from(num) << 3) | u64::from(wire));
-    }
-
-    fn bytes(&mut self, num: u32, b: &[u8]) {
-        self.key(num, 2);
-        self.varint(b.len() as u64);
-        self.0.extend_from_slice(b);
-    }
-}
-
 /// Encodes an object's JSON form as the message `name`. JSON members the
 /// message does not have are left out, as a typed Go client would.
 pub(super) fn encode(name: &str, v: &Value, depth: usize) -> Result<Vec<u8>, ProtoError> {
@@ -347,7 +258,7 @@ pub(super) fn encode(name: &str, v: &Value, depth: usize) -> Result<Vec<u8>, Pro
     let v = prepared.as_ref().unwrap_or(v);
     let mut w = Writer::default();
     let Some(obj) = v.as_object() else {
-        return Ok(w.0);
+        return Ok(w.into_bytes());
     };
     for f in fields {
         let Some(value) = obj.get(f.json).filter(|v| !v.is_null()) else {
@@ -371,12 +282,12 @@ pub(super) fn encode(name: &str, v: &Value, depth: usize) -> Result<Vec<u8>, Pro
                         card: Card::One,
                     };
                     put(&mut entry, &value_field, item, depth)?;
-                    w.bytes(f.num, &entry.0);
+                    w.bytes(f.num, entry.as_bytes());
                 }
             }
         }
     }
-    Ok(w.0)
+    Ok(w.into_bytes())
 }
 
 fn put(w: &mut Writer, f: &Field, v: &Value, depth: usize) -> Result<(), ProtoError> {
@@ -392,14 +303,8 @@ fn put(w: &mut Writer, f: &Field, v: &Value, depth: usize) -> Result<(), ProtoEr
                 .unwrap_or_default();
             w.bytes(f.num, &b);
         }
-        Ty::Bool => {
-            w.key(f.num, 0);
-            w.varint(u64::from(v.as_bool().unwrap_or(false)));
-        }
-        Ty::I32 | Ty::I64 => {
-            w.key(f.num, 0);
-            w.varint(v.as_i64().unwrap_or(0) as u64);
-        }
+        Ty::Bool => w.uint(f.num, u64::from(v.as_bool().unwrap_or(false))),
+        Ty::I32 | Ty::I64 => w.uint(f.num, v.as_i64().unwrap_or(0) as u64),
         Ty::M(name) => {
             let inner = encode(name, v, depth + 1)?;
             w.bytes(f.num, &inner);

@@ -10,6 +10,10 @@
 //! decoder and one encoder between the wire and the JSON form the rest of the
 //! server works on.
 //!
+//! Answers use the same form when the client's `Accept` prefers it: an object
+//! or list as a body ([`encode_body`]), a watch as length-prefixed
+//! `WatchEvent` messages ([`encode_watch_event`]).
+//!
 //! Covered: the groups the server serves (core, rbac, coordination, discovery,
 //! events, authorization, authentication) and apps, batch, networking, policy,
 //! autoscaling, storage, scheduling and admissionregistration. Not covered:
@@ -21,8 +25,11 @@
 mod codec;
 mod fields;
 mod table;
+pub(crate) mod wire;
 
 use serde_json::Value;
+
+use wire::{Reader, Wire, Writer};
 
 /// The media type of Kubernetes' protobuf encoding.
 pub const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
@@ -52,6 +59,9 @@ pub enum ProtoError {
     /// A message the table does not hold.
     #[error("no protobuf message named {0}")]
     UnknownMessage(String),
+    /// A watch event does not fit the 4-byte length of its frame.
+    #[error("a watch event of {0} bytes does not fit a protobuf watch frame")]
+    EventTooLarge(usize),
 }
 
 /// Decodes a protobuf request body into the object's JSON form, with its
@@ -88,17 +98,70 @@ pub fn encode_body(obj: &Value) -> Result<Vec<u8>, ProtoError> {
             kind: kind.to_owned(),
         })?;
     let raw = codec::encode(name, obj, 0)?;
-    let unknown = serde_json::json!({
-        "typeMeta": {"apiVersion": api_version, "kind": kind},
-        "raw": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, raw),
-    });
-    let mut out = MAGIC.to_vec();
-    out.extend(codec::encode(
-        "apimachinery.pkg.runtime.Unknown",
-        &unknown,
-        0,
-    )?);
+    let mut type_meta = Writer::default();
+    type_meta.bytes(1, api_version.as_bytes());
+    type_meta.bytes(2, kind.as_bytes());
+    // runtime.Unknown as Go's generated marshaller writes it: every field,
+    // the empty contentEncoding and contentType included.
+    let mut unknown = Writer::default();
+    unknown.bytes(1, type_meta.as_bytes());
+    unknown.bytes(2, &raw);
+    unknown.bytes(3, b"");
+    unknown.bytes(4, b"");
+    let unknown = unknown.into_bytes();
+    let mut out = Vec::with_capacity(MAGIC.len() + unknown.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&unknown);
     Ok(out)
+}
+
+/// One event of a protobuf watch, framed as kube-apiserver frames it: a 4-byte
+/// big-endian length, then a `meta.v1.WatchEvent` message itself (a stream
+/// frame carries no magic and no `runtime.Unknown`) whose `object.raw` is the
+/// object's protobuf body (with both).
+pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>, ProtoError> {
+    let mut raw = Writer::default();
+    raw.bytes(1, &encode_body(object)?);
+    let mut event = Writer::default();
+    event.bytes(1, event_type.as_bytes());
+    event.bytes(2, raw.as_bytes());
+    let event = event.into_bytes();
+    let len = u32::try_from(event.len()).map_err(|_| ProtoError::EventTooLarge(event.len()))?;
+    let mut out = Vec::with_capacity(4 + event.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&event);
+    Ok(out)
+}
+
+/// Reads the first frame of a protobuf watch stream (what a client does with
+/// [`encode_watch_event`]'s output): the event as JSON (`type`, `object`) and
+/// the number of bytes the frame took.
+pub fn decode_watch_event(stream: &[u8]) -> Result<(Value, usize), ProtoError> {
+    let (len, rest) = stream.split_first_chunk::<4>().ok_or(ProtoError::Truncated)?;
+    let len = usize::try_from(u32::from_be_bytes(*len))
+        .map_err(|_| ProtoError::Malformed("frame length"))?;
+    let frame = rest.get(..len).ok_or(ProtoError::Truncated)?;
+    let (mut event_type, mut object) = (String::new(), Value::Null);
+    let mut r = Reader::new(frame);
+    while let Some((num, wire)) = r.next()? {
+        match (num, wire) {
+            (1, Wire::Bytes(t)) => {
+                event_type = String::from_utf8(t.to_vec())
+                    .map_err(|_| ProtoError::Malformed("an event type that is not UTF-8"))?;
+            }
+            (2, Wire::Bytes(raw_extension)) => {
+                let mut raw = Reader::new(raw_extension);
+                while let Some((num, wire)) = raw.next()? {
+                    if let (1, Wire::Bytes(body)) = (num, wire) {
+                        object = decode_body(body)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let event = serde_json::json!({"type": event_type, "object": object});
+    Ok((event, 4 + len))
 }
 
 /// Whether an object of this apiVersion and kind has a protobuf form.
@@ -114,32 +177,4 @@ fn base64_field(v: &Value, k: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_body_round_trips_through_the_envelope() {
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
-                        "metadata": {"name": "c", "namespace": "n"}, "data": {"a": "1", "b": ""}});
-        let body = encode_body(&cm).unwrap();
-        assert_eq!(&body[..4], b"k8s\0");
-        assert_eq!(decode_body(&body).unwrap(), cm);
-        let token = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                           "metadata": {}, "spec": {"audiences": ["a"], "expirationSeconds": 3600}});
-        let decoded = decode_body(&encode_body(&token).unwrap()).unwrap();
-        assert_eq!(decoded["spec"], token["spec"]);
-    }
-
-    #[test]
-    fn bad_bodies_are_clear_errors() {
-        assert!(matches!(decode_body(b"{}"), Err(ProtoError::NoMagic)));
-        let unknown = json!({"apiVersion": "example.com/v1", "kind": "Widget"});
-        assert!(matches!(
-            encode_body(&unknown),
-            Err(ProtoError::UnknownKind { .. })
-        ));
-        assert!(decode_body(b"k8s\0\x0a\x09").is_err());
-    }
-}
+mod tests;

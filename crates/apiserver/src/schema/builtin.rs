@@ -522,9 +522,14 @@ impl BuiltinKind {
 
     /// The kind for a group, version and kind.
     pub fn from_gvk(group: &str, version: &str, kind: &str) -> Option<Self> {
+        Self::from_group_kind(group, kind).filter(|k| k.version() == version)
+    }
+
+    /// The kind for a group and kind (each is served in one version).
+    pub fn from_group_kind(group: &str, kind: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
-            .find(|k| k.group() == group && k.version() == version && k.kind() == kind)
+            .find(|k| k.group() == group && k.kind() == kind)
     }
 
     /// The schema of this kind (shared, made on first use).

@@ -15,65 +15,42 @@
 
 use serde_json::{Map, Value};
 
+use crate::proto::wire::Writer;
+
 /// The media type of the protobuf form.
 pub const OPENAPI_V2_PROTOBUF: &str = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf";
 
-/// A protobuf message being written.
+/// A proto3 message being written: fields at their default value are left out.
 #[derive(Default)]
-struct Message(Vec<u8>);
+struct Message(Writer);
 
 impl Message {
-    fn varint(&mut self, mut v: u64) {
-        loop {
-            let byte = (v & 0x7f) as u8;
-            v >>= 7;
-            if v == 0 {
-                self.0.push(byte);
-                return;
-            }
-            self.0.push(byte | 0x80);
-        }
-    }
-
-    fn tag(&mut self, field: u32, wire: u8) {
-        self.varint((u64::from(field) << 3) | u64::from(wire));
-    }
-
-    fn bytes(&mut self, field: u32, b: &[u8]) {
-        self.tag(field, 2);
-        self.varint(b.len() as u64);
-        self.0.extend_from_slice(b);
-    }
-
     fn string(&mut self, field: u32, s: &str) {
         if !s.is_empty() {
-            self.bytes(field, s.as_bytes());
+            self.0.bytes(field, s.as_bytes());
         }
     }
 
     fn message(&mut self, field: u32, m: Message) {
-        self.bytes(field, &m.0);
+        self.0.bytes(field, m.0.as_bytes());
     }
 
     fn boolean(&mut self, field: u32, b: bool) {
         if b {
-            self.tag(field, 0);
-            self.varint(1);
+            self.0.uint(field, 1);
         }
     }
 
     fn int(&mut self, field: u32, n: i64) {
         if n != 0 {
-            self.tag(field, 0);
             // proto3 int64: negative numbers as their two's complement.
-            self.varint(n as u64);
+            self.0.uint(field, n as u64);
         }
     }
 
     fn double(&mut self, field: u32, d: f64) {
         if d != 0.0 {
-            self.tag(field, 1);
-            self.0.extend_from_slice(&d.to_le_bytes());
+            self.0.fixed64(field, d.to_le_bytes());
         }
     }
 
@@ -87,7 +64,7 @@ impl Message {
     fn strings_of(&mut self, field: u32, obj: &Map<String, Value>, key: &str) {
         for s in obj.get(key).and_then(Value::as_array).into_iter().flatten() {
             if let Some(s) = s.as_str() {
-                self.bytes(field, s.as_bytes());
+                self.0.bytes(field, s.as_bytes());
             }
         }
     }
@@ -179,8 +156,7 @@ fn schema(v: &Value) -> Message {
     match o.get("additionalProperties") {
         Some(Value::Bool(b)) => {
             let mut item = Message::default();
-            item.tag(2, 0);
-            item.varint(u64::from(*b));
+            item.0.uint(2, u64::from(*b));
             m.message(21, item);
         }
         Some(s @ Value::Object(_)) => {
@@ -400,7 +376,7 @@ pub fn encode_v2(doc: &Value) -> Vec<u8> {
         m.message(9, d);
     }
     m.extensions(16, &o);
-    m.0
+    m.0.into_bytes()
 }
 
 #[cfg(test)]
@@ -408,53 +384,17 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::proto::wire::{Reader, Wire};
 
-    /// Reads one level of a message: `(field, wire type, payload)`; varints and
-    /// fixed64 as their bytes.
-    fn fields(mut b: &[u8]) -> Vec<(u64, u8, Vec<u8>)> {
-        fn varint(b: &mut &[u8]) -> u64 {
-            let mut v = 0u64;
-            let mut shift = 0;
-            loop {
-                let byte = b[0];
-                *b = &b[1..];
-                v |= u64::from(byte & 0x7f) << shift;
-                shift += 7;
-                if byte & 0x80 == 0 {
-                    return v;
-                }
+    /// The payload of a message's length-delimited field `n`.
+    fn field(b: &[u8], n: u32) -> Vec<u8> {
+        let mut r = Reader::new(b);
+        while let Some((num, wire)) = r.next().unwrap() {
+            if let (true, Wire::Bytes(payload)) = (num == n, wire) {
+                return payload.to_vec();
             }
         }
-        let mut out = Vec::new();
-        while !b.is_empty() {
-            let key = varint(&mut b);
-            let wire = (key & 7) as u8;
-            let payload = match wire {
-                0 => varint(&mut b).to_le_bytes().to_vec(),
-                1 => {
-                    let (x, rest) = b.split_at(8);
-                    b = rest;
-                    x.to_vec()
-                }
-                2 => {
-                    let n = varint(&mut b) as usize;
-                    let (x, rest) = b.split_at(n);
-                    b = rest;
-                    x.to_vec()
-                }
-                _ => panic!("wire type {wire}"),
-            };
-            out.push((key >> 3, wire, payload));
-        }
-        out
-    }
-
-    fn field(b: &[u8], n: u64) -> Vec<u8> {
-        fields(b)
-            .into_iter()
-            .find(|(f, _, _)| *f == n)
-            .map(|(_, _, p)| p)
-            .unwrap_or_else(|| panic!("no field {n}"))
+        panic!("no field {n}")
     }
 
     #[test]

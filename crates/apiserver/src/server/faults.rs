@@ -73,18 +73,23 @@ impl Faults {
 
 /// The router layer applying request faults.
 pub async fn layer(State(faults): State<Faults>, req: Request, next: Next) -> Response {
+    let encoding = crate::http::negotiation::Accept::of(req.headers()).encoding();
     match faults.get() {
         Fault::Error500 => {
-            return crate::http::response::error(&crate::objects::ApiError::Internal(
-                "injected fault".into(),
-            ));
+            return crate::http::response::error(
+                encoding,
+                &crate::objects::ApiError::Internal("injected fault".into()),
+            );
         }
         Fault::Latency(d) => tokio::time::sleep(d).await,
         Fault::Hang => faults.wait_unhung().await,
         Fault::WatchExpired if is_watch(&req) => {
-            return crate::http::response::error(&crate::objects::ApiError::Expired(
-                "too old resource version (injected fault)".into(),
-            ));
+            return crate::http::response::error(
+                encoding,
+                &crate::objects::ApiError::Expired(
+                    "too old resource version (injected fault)".into(),
+                ),
+            );
         }
         Fault::None | Fault::Refuse | Fault::WatchExpired => {}
     }

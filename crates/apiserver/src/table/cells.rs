@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::columns::BuiltinKind;
+use crate::schema::BuiltinKind;
 use super::duration::{age, human_duration, since};
 
 /// A row's cells and its conditions.
@@ -639,10 +639,11 @@ fn print_binding(v: &Value, now: Timestamp) -> Vec<Value> {
     ]
 }
 
-/// The cells (and row conditions) a built-in printer gives one object.
-pub(crate) fn print(kind: BuiltinKind, v: &Value, now: Timestamp) -> Printed {
+/// The cells (and row conditions) a built-in printer gives one object
+/// (`None`: the kind has no dedicated printer).
+pub(crate) fn print(kind: BuiltinKind, v: &Value, now: Timestamp) -> Option<Printed> {
     let cells = match kind {
-        BuiltinKind::Pod => return print_pod(v, now),
+        BuiltinKind::Pod => return Some(print_pod(v, now)),
         BuiltinKind::Service => print_service(v, now),
         BuiltinKind::Endpoints => vec![
             json!(name(v)),
@@ -678,17 +679,17 @@ pub(crate) fn print(kind: BuiltinKind, v: &Value, now: Timestamp) -> Printed {
             json!(i64::try_from(arr(v, &["secrets"]).len()).unwrap_or(i64::MAX)),
             json!(created(v, now)),
         ],
-        BuiltinKind::Event => print_event(v, now),
+        BuiltinKind::Event | BuiltinKind::EventsEvent => print_event(v, now),
         BuiltinKind::Lease => vec![
             json!(name(v)),
             json!(s(v, &["spec", "holderIdentity"]).unwrap_or_default()),
             json!(created(v, now)),
         ],
         BuiltinKind::RoleBinding | BuiltinKind::ClusterRoleBinding => print_binding(v, now),
-        BuiltinKind::Workload(workload) => workload.cells(v, now),
+        other => super::workloads::cells(other, v, now)?,
     };
-    Printed {
+    Some(Printed {
         cells,
         conditions: None,
-    }
+    })
 }

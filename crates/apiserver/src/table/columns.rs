@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use super::docs::doc;
-use super::workloads::Workload;
+use crate::schema::BuiltinKind;
 
 /// `meta.k8s.io/v1` TableColumnDefinition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -55,65 +55,11 @@ pub(super) fn age_col() -> ColumnDefinition {
     col("Age", "string", doc::<ObjectMeta>("creationTimestamp"))
 }
 
-/// Kinds with a dedicated printer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BuiltinKind {
-    /// core/v1 Pod
-    Pod,
-    /// core/v1 Service
-    Service,
-    /// core/v1 Endpoints
-    Endpoints,
-    /// discovery.k8s.io/v1 EndpointSlice
-    EndpointSlice,
-    /// core/v1 Node
-    Node,
-    /// core/v1 Namespace
-    Namespace,
-    /// core/v1 Secret
-    Secret,
-    /// core/v1 ConfigMap
-    ConfigMap,
-    /// core/v1 ServiceAccount
-    ServiceAccount,
-    /// core/v1 and events.k8s.io/v1 Event
-    Event,
-    /// coordination.k8s.io/v1 Lease
-    Lease,
-    /// rbac RoleBinding
-    RoleBinding,
-    /// rbac ClusterRoleBinding
-    ClusterRoleBinding,
-    /// apps/v1 and batch/v1 workloads
-    Workload(Workload),
-}
-
-impl BuiltinKind {
-    /// The printer for a group and kind, if kube-apiserver has one.
-    pub fn lookup(group: &str, kind: &str) -> Option<Self> {
-        Some(match (group, kind) {
-            ("", "Pod") => Self::Pod,
-            ("", "Service") => Self::Service,
-            ("", "Endpoints") => Self::Endpoints,
-            ("discovery.k8s.io", "EndpointSlice") => Self::EndpointSlice,
-            ("", "Node") => Self::Node,
-            ("", "Namespace") => Self::Namespace,
-            ("", "Secret") => Self::Secret,
-            ("", "ConfigMap") => Self::ConfigMap,
-            ("", "ServiceAccount") => Self::ServiceAccount,
-            ("" | "events.k8s.io", "Event") => Self::Event,
-            ("coordination.k8s.io", "Lease") => Self::Lease,
-            ("rbac.authorization.k8s.io", "RoleBinding") => Self::RoleBinding,
-            ("rbac.authorization.k8s.io", "ClusterRoleBinding") => Self::ClusterRoleBinding,
-            _ => return Workload::lookup(group, kind).map(Self::Workload),
-        })
-    }
-
-    /// The printer's columns, in order.
-    pub fn columns(self) -> Vec<ColumnDefinition> {
-        match self {
-            Self::Workload(workload) => workload.columns(),
-            Self::Pod => vec![
+/// The columns of a kind's dedicated printer, in order (`None`: the kind has
+/// none and gets the default convertor's).
+pub(super) fn builtin_columns(kind: BuiltinKind) -> Option<Vec<ColumnDefinition>> {
+        Some(match kind {
+            BuiltinKind::Pod => vec![
                 name_col(),
                 col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic.".into()),
                 col("Status", "string", "The aggregate status of the containers in this pod.".into()),
@@ -128,7 +74,7 @@ impl BuiltinKind {
                 wide(col("Nominated Node", "string", doc::<PodStatus>("nominatedNodeName"))),
                 wide(col("Readiness Gates", "string", doc::<PodSpec>("readinessGates"))),
             ],
-            Self::Service => vec![
+            BuiltinKind::Service => vec![
                 name_col(),
                 col("Type", "string", doc::<ServiceSpec>("type")),
                 col("Cluster-IP", "string", doc::<ServiceSpec>("clusterIP")),
@@ -137,19 +83,19 @@ impl BuiltinKind {
                 age_col(),
                 wide(col("Selector", "string", doc::<ServiceSpec>("selector"))),
             ],
-            Self::Endpoints => vec![
+            BuiltinKind::Endpoints => vec![
                 name_col(),
                 col("Endpoints", "string", doc::<Endpoints>("subsets")),
                 age_col(),
             ],
-            Self::EndpointSlice => vec![
+            BuiltinKind::EndpointSlice => vec![
                 name_col(),
                 col("AddressType", "string", doc::<EndpointSlice>("addressType")),
                 col("Ports", "string", doc::<EndpointSlice>("ports")),
                 col("Endpoints", "string", doc::<EndpointSlice>("endpoints")),
                 age_col(),
             ],
-            Self::Node => vec![
+            BuiltinKind::Node => vec![
                 name_col(),
                 col("Status", "string", "The status of the node".into()),
                 col("Roles", "string", "The roles of the node".into()),
@@ -165,28 +111,28 @@ impl BuiltinKind {
                     doc::<NodeSystemInfo>("containerRuntimeVersion"),
                 )),
             ],
-            Self::Namespace => vec![
+            BuiltinKind::Namespace => vec![
                 name_col(),
                 col("Status", "string", "The status of the namespace".into()),
                 age_col(),
             ],
-            Self::Secret => vec![
+            BuiltinKind::Secret => vec![
                 name_col(),
                 col("Type", "string", doc::<Secret>("type")),
                 col("Data", "string", doc::<Secret>("data")),
                 age_col(),
             ],
-            Self::ConfigMap => vec![
+            BuiltinKind::ConfigMap => vec![
                 name_col(),
                 col("Data", "string", doc::<ConfigMap>("data")),
                 age_col(),
             ],
-            Self::ServiceAccount => vec![
+            BuiltinKind::ServiceAccount => vec![
                 name_col(),
                 col("Secrets", "string", doc::<ServiceAccount>("secrets")),
                 age_col(),
             ],
-            Self::Event => {
+            BuiltinKind::Event | BuiltinKind::EventsEvent => {
                 let name = wide(name_col());
                 vec![
                     col("Last Seen", "string", doc::<Event>("lastTimestamp")),
@@ -201,12 +147,12 @@ impl BuiltinKind {
                     name,
                 ]
             }
-            Self::Lease => vec![
+            BuiltinKind::Lease => vec![
                 name_col(),
                 col("Holder", "string", doc::<LeaseSpec>("holderIdentity")),
                 age_col(),
             ],
-            Self::RoleBinding => vec![
+            BuiltinKind::RoleBinding => vec![
                 name_col(),
                 col("Role", "string", doc::<RoleBinding>("roleRef")),
                 age_col(),
@@ -214,7 +160,7 @@ impl BuiltinKind {
                 wide(col("Groups", "string", "Groups in the roleBinding".into())),
                 wide(col("ServiceAccounts", "string", "ServiceAccounts in the roleBinding".into())),
             ],
-            Self::ClusterRoleBinding => vec![
+            BuiltinKind::ClusterRoleBinding => vec![
                 name_col(),
                 col("Role", "string", doc::<ClusterRoleBinding>("roleRef")),
                 age_col(),
@@ -226,8 +172,8 @@ impl BuiltinKind {
                     "ServiceAccounts in the clusterRoleBinding".into(),
                 )),
             ],
-        }
-    }
+            other => return super::workloads::columns(other),
+        })
 }
 
 /// The default convertor's columns (kinds without a printer: Roles,

@@ -26,7 +26,9 @@ mod tests;
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-pub use columns::{BuiltinKind, ColumnDefinition};
+use crate::schema::BuiltinKind;
+
+pub use columns::ColumnDefinition;
 pub use custom::CustomColumns;
 
 /// Errors building a table.
@@ -123,8 +125,8 @@ pub struct TableListMeta {
 /// How objects of one resource are printed.
 #[derive(Debug, Clone)]
 pub enum Printer {
-    /// A kind with a dedicated printer.
-    Builtin(BuiltinKind),
+    /// A kind with a dedicated printer, and its columns.
+    Builtin(BuiltinKind, Vec<ColumnDefinition>),
     /// Custom resources: Name plus the CRD's printer columns.
     Custom(CustomColumns),
     /// Everything else: Name and Created At.
@@ -135,13 +137,15 @@ impl Printer {
     /// The printer kube-apiserver uses for a built-in group and kind
     /// (custom resources use [`Printer::Custom`]).
     pub fn for_kind(group: &str, kind: &str) -> Self {
-        BuiltinKind::lookup(group, kind).map_or(Self::Default, Self::Builtin)
+        BuiltinKind::from_group_kind(group, kind)
+            .and_then(|k| Some(Self::Builtin(k, columns::builtin_columns(k)?)))
+            .unwrap_or(Self::Default)
     }
 
     /// The column definitions.
     pub fn columns(&self) -> Vec<ColumnDefinition> {
         match self {
-            Self::Builtin(k) => k.columns(),
+            Self::Builtin(_, columns) => columns.clone(),
             Self::Custom(c) => c.columns().to_vec(),
             Self::Default => columns::default_columns(),
         }
@@ -149,28 +153,31 @@ impl Printer {
 
     fn row(&self, object: &Value, now: Timestamp) -> (Vec<Value>, Option<Value>) {
         match self {
-            Self::Builtin(k) => {
-                let printed = cells::print(*k, object, now);
-                (printed.cells, printed.conditions)
-            }
             Self::Custom(c) => (c.cells(object, now), None),
-            Self::Default => {
-                let name = object
-                    .pointer("/metadata/name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let created = object
-                    .pointer("/metadata/creationTimestamp")
-                    .and_then(Value::as_str)
-                    .and_then(|t| t.parse::<Timestamp>().ok())
-                    .map_or_else(
-                        || "0001-01-01T00:00:00Z".to_string(),
-                        |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
-                    );
-                (vec![json!(name), json!(created)], None)
-            }
+            Self::Builtin(k, _) => match cells::print(*k, object, now) {
+                Some(printed) => (printed.cells, printed.conditions),
+                None => default_row(object),
+            },
+            Self::Default => default_row(object),
         }
     }
+}
+
+/// The default convertor's row: Name and Created At.
+fn default_row(object: &Value) -> (Vec<Value>, Option<Value>) {
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let created = object
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<Timestamp>().ok())
+        .map_or_else(
+            || "0001-01-01T00:00:00Z".to_string(),
+            |t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        );
+    (vec![json!(name), json!(created)], None)
 }
 
 /// Builds the Table for `objects` (one for a GET, the items for a LIST),

@@ -13,40 +13,10 @@ use super::cells::{arr, created, format_labels, get, int, name, s};
 use super::columns::{ColumnDefinition, age_col, col, name_col, wide};
 use super::docs::doc;
 use super::duration::{human_duration, since};
+use crate::schema::BuiltinKind;
 
-/// The workload kinds with a printer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Workload {
-    /// apps/v1 Deployment
-    Deployment,
-    /// apps/v1 ReplicaSet
-    ReplicaSet,
-    /// apps/v1 StatefulSet
-    StatefulSet,
-    /// apps/v1 DaemonSet
-    DaemonSet,
-    /// batch/v1 Job
-    Job,
-    /// batch/v1 CronJob
-    CronJob,
-}
-
-impl Workload {
-    /// The printer for a group and kind, if it is a workload.
-    pub fn lookup(group: &str, kind: &str) -> Option<Self> {
-        Some(match (group, kind) {
-            ("apps", "Deployment") => Self::Deployment,
-            ("apps", "ReplicaSet") => Self::ReplicaSet,
-            ("apps", "StatefulSet") => Self::StatefulSet,
-            ("apps", "DaemonSet") => Self::DaemonSet,
-            ("batch", "Job") => Self::Job,
-            ("batch", "CronJob") => Self::CronJob,
-            _ => return None,
-        })
-    }
-
-    /// The printer's columns, in order.
-    pub fn columns(self) -> Vec<ColumnDefinition> {
+/// A workload printer's columns, in order (`None`: not a workload kind).
+pub(super) fn columns(kind: BuiltinKind) -> Option<Vec<ColumnDefinition>> {
         let containers = || {
             wide(col(
                 "Containers",
@@ -69,8 +39,8 @@ impl Workload {
                 "Number of the pod with ready state".into(),
             )
         };
-        match self {
-            Self::Deployment => vec![
+        Some(match kind {
+            BuiltinKind::Deployment => vec![
                 name_col(),
                 ready(),
                 col(
@@ -90,7 +60,7 @@ impl Workload {
                     "selector",
                 )),
             ],
-            Self::ReplicaSet => vec![
+            BuiltinKind::ReplicaSet => vec![
                 name_col(),
                 col("Desired", "integer", doc::<ReplicaSetSpec>("replicas")),
                 col("Current", "integer", doc::<ReplicaSetStatus>("replicas")),
@@ -100,8 +70,8 @@ impl Workload {
                 images(),
                 selector(doc::<ReplicaSetSpec>("selector")),
             ],
-            Self::StatefulSet => vec![name_col(), ready(), age_col(), containers(), images()],
-            Self::DaemonSet => vec![
+            BuiltinKind::StatefulSet => vec![name_col(), ready(), age_col(), containers(), images()],
+            BuiltinKind::DaemonSet => vec![
                 name_col(),
                 col(
                     "Desired",
@@ -134,7 +104,7 @@ impl Workload {
                 images(),
                 selector(doc::<k8s_openapi::api::apps::v1::DaemonSetSpec>("selector")),
             ],
-            Self::Job => vec![
+            BuiltinKind::Job => vec![
                 name_col(),
                 col("Status", "string", "Status of the job.".into()),
                 col(
@@ -152,7 +122,7 @@ impl Workload {
                 images(),
                 selector(doc::<JobSpec>("selector")),
             ],
-            Self::CronJob => vec![
+            BuiltinKind::CronJob => vec![
                 name_col(),
                 col("Schedule", "string", doc::<CronJobSpec>("schedule")),
                 col("Timezone", "string", doc::<CronJobSpec>("timeZone")),
@@ -168,11 +138,12 @@ impl Workload {
                 images(),
                 selector(doc::<JobSpec>("selector")),
             ],
-        }
+            _ => return None,
+        })
     }
 
-    /// The cells of one object.
-    pub(super) fn cells(self, v: &Value, now: Timestamp) -> Vec<Value> {
+/// The cells of one workload object (`None`: not a workload kind).
+pub(super) fn cells(kind: BuiltinKind, v: &Value, now: Timestamp) -> Option<Vec<Value>> {
         let template = |path: &[&str]| -> (String, String) {
             let containers = arr(v, path);
             let field = |key: &str| {
@@ -185,8 +156,8 @@ impl Workload {
             (field("name"), field("image"))
         };
         let pod_containers = ["spec", "template", "spec", "containers"];
-        match self {
-            Self::Deployment => {
+        Some(match kind {
+            BuiltinKind::Deployment => {
                 let (containers, images) = template(&pod_containers);
                 vec![
                     json!(name(v)),
@@ -203,7 +174,7 @@ impl Workload {
                     json!(format_label_selector(get(v, &["spec", "selector"]))),
                 ]
             }
-            Self::ReplicaSet => {
+            BuiltinKind::ReplicaSet => {
                 let (containers, images) = template(&pod_containers);
                 vec![
                     json!(name(v)),
@@ -216,7 +187,7 @@ impl Workload {
                     json!(format_label_selector(get(v, &["spec", "selector"]))),
                 ]
             }
-            Self::StatefulSet => {
+            BuiltinKind::StatefulSet => {
                 let (containers, images) = template(&pod_containers);
                 vec![
                     json!(name(v)),
@@ -230,7 +201,7 @@ impl Workload {
                     json!(images),
                 ]
             }
-            Self::DaemonSet => {
+            BuiltinKind::DaemonSet => {
                 let (containers, images) = template(&pod_containers);
                 vec![
                     json!(name(v)),
@@ -249,7 +220,7 @@ impl Workload {
                     json!(format_label_selector(get(v, &["spec", "selector"]))),
                 ]
             }
-            Self::Job => {
+            BuiltinKind::Job => {
                 let (containers, images) = template(&pod_containers);
                 vec![
                     json!(name(v)),
@@ -262,7 +233,7 @@ impl Workload {
                     json!(format_label_selector(get(v, &["spec", "selector"]))),
                 ]
             }
-            Self::CronJob => {
+            BuiltinKind::CronJob => {
                 let (containers, images) = template(&[
                     "spec",
                     "jobTemplate",
@@ -296,9 +267,9 @@ impl Workload {
                     ))),
                 ]
             }
-        }
+            _ => return None,
+        })
     }
-}
 
 /// `spec.replicas`, which defaults to 1.
 fn replicas(v: &Value, path: &[&str]) -> i64 {
@@ -438,7 +409,7 @@ mod tests {
             "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}
         });
         assert_eq!(
-            Workload::Deployment.cells(&d, now),
+            cells(BuiltinKind::Deployment, &d, now).unwrap(),
             vec![
                 json!("web"),
                 json!("2/3"),
@@ -450,7 +421,7 @@ mod tests {
                 json!("app=web"),
             ]
         );
-        assert_eq!(Workload::Deployment.columns().len(), 8);
+        assert_eq!(columns(BuiltinKind::Deployment).unwrap().len(), 8);
     }
 
     #[test]
@@ -461,7 +432,7 @@ mod tests {
             "spec": {"parallelism": 3},
             "status": {"startTime": "2026-01-01T00:09:30Z", "succeeded": 1}
         });
-        let cells = Workload::Job.cells(&running, now);
+        let cells = cells(BuiltinKind::Job, &running, now).unwrap();
         assert_eq!(cells[1], json!("Running"));
         assert_eq!(cells[2], json!("1/1 of 3"));
         assert_eq!(cells[3], json!("30s"));
@@ -471,7 +442,7 @@ mod tests {
             "status": {"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:05Z",
                        "succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}
         });
-        let cells = Workload::Job.cells(&done, now);
+        let cells = cells(BuiltinKind::Job, &done, now).unwrap();
         assert_eq!(cells[1], json!("Complete"));
         assert_eq!(cells[2], json!("2/2"));
         assert_eq!(cells[3], json!("65s"));
@@ -487,7 +458,7 @@ mod tests {
             "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
                        "updatedNumberScheduled": 3, "numberAvailable": 2}
         });
-        let cells = Workload::DaemonSet.cells(&ds, now);
+        let cells = cells(BuiltinKind::DaemonSet, &ds, now).unwrap();
         assert_eq!(
             &cells[1..7],
             &[

@@ -149,7 +149,7 @@ spec:
               ready: {type: boolean}
 "#;
 
-fn widget(ns: &str, name: &str, size: u32) -> String {
+pub fn widget(ns: &str, name: &str, size: u32) -> String {
     format!(
         "---\napiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: {name}\n  namespace: {ns}\nspec:\n  size: {size}\n  color: blue\n"
     )
@@ -161,7 +161,7 @@ fn service_yaml(ns: &str, name: &str) -> String {
     )
 }
 
-fn ensure_widgets_crd() {
+pub fn ensure_widgets_crd() {
     let r = kubectl(&["apply", "-f", "-"], Some(MANIFEST));
     assert!(r.ok, "{}", r.stderr);
     let r = kubectl(

@@ -10,6 +10,7 @@ mod gaps;
 mod harness;
 mod kube_crud;
 mod kubectl;
+mod protobuf;
 mod python_client;
 mod watch;
 mod workloads;
