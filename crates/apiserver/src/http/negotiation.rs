@@ -135,7 +135,10 @@ mod tests {
         assert_eq!(only.encoding(), Encoding::Protobuf);
         let err = only.json_only().unwrap_err();
         assert_eq!(err.code(), 406);
-        assert!(err.to_string().starts_with("only the following media types are accepted"));
+        assert!(
+            err.to_string()
+                .starts_with("only the following media types are accepted")
+        );
         assert!(
             accept("application/vnd.kubernetes.protobuf, application/json;q=0")
                 .json_only()

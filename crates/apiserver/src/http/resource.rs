@@ -300,7 +300,12 @@ pub(super) async fn serve(
             match (&representation, encoding) {
                 (Some(t), _) => {
                     let list = objects.list(&r, ns, &opts).await?;
-                    Ok(response::object(encoding, StatusCode::OK, &t.list(&list), &[]))
+                    Ok(response::object(
+                        encoding,
+                        StatusCode::OK,
+                        &t.list(&list),
+                        &[],
+                    ))
                 }
                 (None, Encoding::Protobuf) => {
                     let list = objects.list(&r, ns, &opts).await?;

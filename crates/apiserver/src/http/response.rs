@@ -26,7 +26,12 @@ pub fn json(code: StatusCode, value: &Value, warnings: &[String]) -> Response {
 
 /// An object in the negotiated encoding, with a status code and `Warning`
 /// headers. A value without a protobuf form (a Table) is written as JSON.
-pub fn object(encoding: Encoding, code: StatusCode, value: &Value, warnings: &[String]) -> Response {
+pub fn object(
+    encoding: Encoding,
+    code: StatusCode,
+    value: &Value,
+    warnings: &[String],
+) -> Response {
     let mut builder = Response::builder().status(code);
     for w in warnings {
         let text = format!("299 - {:?}", w);

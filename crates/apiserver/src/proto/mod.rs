@@ -137,7 +137,9 @@ pub fn encode_watch_event(event_type: &str, object: &Value) -> Result<Vec<u8>, P
 /// [`encode_watch_event`]'s output): the event as JSON (`type`, `object`) and
 /// the number of bytes the frame took.
 pub fn decode_watch_event(stream: &[u8]) -> Result<(Value, usize), ProtoError> {
-    let (len, rest) = stream.split_first_chunk::<4>().ok_or(ProtoError::Truncated)?;
+    let (len, rest) = stream
+        .split_first_chunk::<4>()
+        .ok_or(ProtoError::Truncated)?;
     let len = usize::try_from(u32::from_be_bytes(*len))
         .map_err(|_| ProtoError::Malformed("frame length"))?;
     let frame = rest.get(..len).ok_or(ProtoError::Truncated)?;

@@ -88,7 +88,10 @@ fn every_builtin_kind_round_trips_with_every_field_set() {
         // Every JSON name the table uses is one kube's schema knows.
         let mut pruned = obj.clone();
         let dropped = crate::schema::prune(&mut pruned, &kind.schema());
-        assert!(dropped.is_empty(), "{message}: unknown to the schema: {dropped:?}");
+        assert!(
+            dropped.is_empty(),
+            "{message}: unknown to the schema: {dropped:?}"
+        );
         let body = encode_body(&obj).unwrap();
         assert_eq!(decode_body(&body).unwrap(), obj, "{message}");
         // Its list, as a list response carries it.

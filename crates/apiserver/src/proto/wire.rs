@@ -162,7 +162,10 @@ mod tests {
         assert!(matches!(r.next().unwrap(), Some((2, Wire::Varint(v))) if v as i64 == -5));
         assert!(matches!(r.next().unwrap(), Some((3, Wire::Bytes(b"abc")))));
         assert!(matches!(r.next().unwrap(), Some((4, Wire::Fixed))));
-        assert!(matches!(r.next().unwrap(), Some((20_000, Wire::Bytes(b"")))));
+        assert!(matches!(
+            r.next().unwrap(),
+            Some((20_000, Wire::Bytes(b"")))
+        ));
         assert!(r.next().unwrap().is_none());
         assert!(r.is_empty());
     }

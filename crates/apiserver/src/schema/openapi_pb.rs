@@ -175,7 +175,7 @@ fn schema(v: &Value) -> Message {
         Some(Value::Array(ts)) => {
             let mut item = Message::default();
             for t in ts.iter().filter_map(Value::as_str) {
-                item.bytes(1, t.as_bytes());
+                item.0.bytes(1, t.as_bytes());
             }
             m.message(22, item);
         }

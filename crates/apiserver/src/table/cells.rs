@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::schema::BuiltinKind;
 use super::duration::{age, human_duration, since};
+use crate::schema::BuiltinKind;
 
 /// A row's cells and its conditions.
 pub(crate) struct Printed {

@@ -58,7 +58,7 @@ pub(super) fn age_col() -> ColumnDefinition {
 /// The columns of a kind's dedicated printer, in order (`None`: the kind has
 /// none and gets the default convertor's).
 pub(super) fn builtin_columns(kind: BuiltinKind) -> Option<Vec<ColumnDefinition>> {
-        Some(match kind {
+    Some(match kind {
             BuiltinKind::Pod => vec![
                 name_col(),
                 col("Ready", "string", "The aggregate readiness state of this pod for accepting traffic.".into()),

@@ -17,259 +17,259 @@ use crate::schema::BuiltinKind;
 
 /// A workload printer's columns, in order (`None`: not a workload kind).
 pub(super) fn columns(kind: BuiltinKind) -> Option<Vec<ColumnDefinition>> {
-        let containers = || {
-            wide(col(
-                "Containers",
-                "string",
-                "Names of each container in the template.".into(),
-            ))
-        };
-        let images = || {
-            wide(col(
-                "Images",
-                "string",
-                "Images referenced by each container in the template.".into(),
-            ))
-        };
-        let selector = |description: String| wide(col("Selector", "string", description));
-        let ready = || {
+    let containers = || {
+        wide(col(
+            "Containers",
+            "string",
+            "Names of each container in the template.".into(),
+        ))
+    };
+    let images = || {
+        wide(col(
+            "Images",
+            "string",
+            "Images referenced by each container in the template.".into(),
+        ))
+    };
+    let selector = |description: String| wide(col("Selector", "string", description));
+    let ready = || {
+        col(
+            "Ready",
+            "string",
+            "Number of the pod with ready state".into(),
+        )
+    };
+    Some(match kind {
+        BuiltinKind::Deployment => vec![
+            name_col(),
+            ready(),
             col(
-                "Ready",
+                "Up-to-date",
                 "string",
-                "Number of the pod with ready state".into(),
-            )
-        };
-        Some(match kind {
-            BuiltinKind::Deployment => vec![
-                name_col(),
-                ready(),
-                col(
-                    "Up-to-date",
-                    "string",
-                    doc::<DeploymentStatus>("updatedReplicas"),
-                ),
-                col(
-                    "Available",
-                    "string",
-                    doc::<DeploymentStatus>("availableReplicas"),
-                ),
-                age_col(),
-                containers(),
-                images(),
-                selector(doc::<k8s_openapi::api::apps::v1::DeploymentSpec>(
-                    "selector",
-                )),
-            ],
-            BuiltinKind::ReplicaSet => vec![
-                name_col(),
-                col("Desired", "integer", doc::<ReplicaSetSpec>("replicas")),
-                col("Current", "integer", doc::<ReplicaSetStatus>("replicas")),
-                col("Ready", "integer", doc::<ReplicaSetStatus>("readyReplicas")),
-                age_col(),
-                containers(),
-                images(),
-                selector(doc::<ReplicaSetSpec>("selector")),
-            ],
-            BuiltinKind::StatefulSet => vec![name_col(), ready(), age_col(), containers(), images()],
-            BuiltinKind::DaemonSet => vec![
-                name_col(),
-                col(
-                    "Desired",
-                    "integer",
-                    doc::<DaemonSetStatus>("desiredNumberScheduled"),
-                ),
-                col(
-                    "Current",
-                    "integer",
-                    doc::<DaemonSetStatus>("currentNumberScheduled"),
-                ),
-                col("Ready", "integer", doc::<DaemonSetStatus>("numberReady")),
-                col(
-                    "Up-to-date",
-                    "integer",
-                    doc::<DaemonSetStatus>("updatedNumberScheduled"),
-                ),
-                col(
-                    "Available",
-                    "integer",
-                    doc::<DaemonSetStatus>("numberAvailable"),
-                ),
-                col(
-                    "Node Selector",
-                    "string",
-                    doc::<k8s_openapi::api::core::v1::PodSpec>("nodeSelector"),
-                ),
-                age_col(),
-                containers(),
-                images(),
-                selector(doc::<k8s_openapi::api::apps::v1::DaemonSetSpec>("selector")),
-            ],
-            BuiltinKind::Job => vec![
-                name_col(),
-                col("Status", "string", "Status of the job.".into()),
-                col(
-                    "Completions",
-                    "string",
-                    "The completion status of the job.".into(),
-                ),
-                col(
-                    "Duration",
-                    "string",
-                    "Time required to complete the job.".into(),
-                ),
-                age_col(),
-                containers(),
-                images(),
-                selector(doc::<JobSpec>("selector")),
-            ],
-            BuiltinKind::CronJob => vec![
-                name_col(),
-                col("Schedule", "string", doc::<CronJobSpec>("schedule")),
-                col("Timezone", "string", doc::<CronJobSpec>("timeZone")),
-                col("Suspend", "boolean", doc::<CronJobSpec>("suspend")),
-                col("Active", "integer", "Number of active jobs.".into()),
-                col(
-                    "Last Schedule",
-                    "string",
-                    "Time since the last job was scheduled.".into(),
-                ),
-                age_col(),
-                containers(),
-                images(),
-                selector(doc::<JobSpec>("selector")),
-            ],
-            _ => return None,
-        })
-    }
+                doc::<DeploymentStatus>("updatedReplicas"),
+            ),
+            col(
+                "Available",
+                "string",
+                doc::<DeploymentStatus>("availableReplicas"),
+            ),
+            age_col(),
+            containers(),
+            images(),
+            selector(doc::<k8s_openapi::api::apps::v1::DeploymentSpec>(
+                "selector",
+            )),
+        ],
+        BuiltinKind::ReplicaSet => vec![
+            name_col(),
+            col("Desired", "integer", doc::<ReplicaSetSpec>("replicas")),
+            col("Current", "integer", doc::<ReplicaSetStatus>("replicas")),
+            col("Ready", "integer", doc::<ReplicaSetStatus>("readyReplicas")),
+            age_col(),
+            containers(),
+            images(),
+            selector(doc::<ReplicaSetSpec>("selector")),
+        ],
+        BuiltinKind::StatefulSet => vec![name_col(), ready(), age_col(), containers(), images()],
+        BuiltinKind::DaemonSet => vec![
+            name_col(),
+            col(
+                "Desired",
+                "integer",
+                doc::<DaemonSetStatus>("desiredNumberScheduled"),
+            ),
+            col(
+                "Current",
+                "integer",
+                doc::<DaemonSetStatus>("currentNumberScheduled"),
+            ),
+            col("Ready", "integer", doc::<DaemonSetStatus>("numberReady")),
+            col(
+                "Up-to-date",
+                "integer",
+                doc::<DaemonSetStatus>("updatedNumberScheduled"),
+            ),
+            col(
+                "Available",
+                "integer",
+                doc::<DaemonSetStatus>("numberAvailable"),
+            ),
+            col(
+                "Node Selector",
+                "string",
+                doc::<k8s_openapi::api::core::v1::PodSpec>("nodeSelector"),
+            ),
+            age_col(),
+            containers(),
+            images(),
+            selector(doc::<k8s_openapi::api::apps::v1::DaemonSetSpec>("selector")),
+        ],
+        BuiltinKind::Job => vec![
+            name_col(),
+            col("Status", "string", "Status of the job.".into()),
+            col(
+                "Completions",
+                "string",
+                "The completion status of the job.".into(),
+            ),
+            col(
+                "Duration",
+                "string",
+                "Time required to complete the job.".into(),
+            ),
+            age_col(),
+            containers(),
+            images(),
+            selector(doc::<JobSpec>("selector")),
+        ],
+        BuiltinKind::CronJob => vec![
+            name_col(),
+            col("Schedule", "string", doc::<CronJobSpec>("schedule")),
+            col("Timezone", "string", doc::<CronJobSpec>("timeZone")),
+            col("Suspend", "boolean", doc::<CronJobSpec>("suspend")),
+            col("Active", "integer", "Number of active jobs.".into()),
+            col(
+                "Last Schedule",
+                "string",
+                "Time since the last job was scheduled.".into(),
+            ),
+            age_col(),
+            containers(),
+            images(),
+            selector(doc::<JobSpec>("selector")),
+        ],
+        _ => return None,
+    })
+}
 
 /// The cells of one workload object (`None`: not a workload kind).
 pub(super) fn cells(kind: BuiltinKind, v: &Value, now: Timestamp) -> Option<Vec<Value>> {
-        let template = |path: &[&str]| -> (String, String) {
-            let containers = arr(v, path);
-            let field = |key: &str| {
-                containers
-                    .iter()
-                    .map(|c| c.get(key).and_then(Value::as_str).unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
-            (field("name"), field("image"))
+    let template = |path: &[&str]| -> (String, String) {
+        let containers = arr(v, path);
+        let field = |key: &str| {
+            containers
+                .iter()
+                .map(|c| c.get(key).and_then(Value::as_str).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join(",")
         };
-        let pod_containers = ["spec", "template", "spec", "containers"];
-        Some(match kind {
-            BuiltinKind::Deployment => {
-                let (containers, images) = template(&pod_containers);
-                vec![
-                    json!(name(v)),
-                    json!(format!(
-                        "{}/{}",
-                        int(v, &["status", "readyReplicas"]),
-                        replicas(v, &["spec", "replicas"])
-                    )),
-                    json!(int(v, &["status", "updatedReplicas"])),
-                    json!(int(v, &["status", "availableReplicas"])),
-                    json!(created(v, now)),
-                    json!(containers),
-                    json!(images),
-                    json!(format_label_selector(get(v, &["spec", "selector"]))),
-                ]
-            }
-            BuiltinKind::ReplicaSet => {
-                let (containers, images) = template(&pod_containers);
-                vec![
-                    json!(name(v)),
-                    json!(replicas(v, &["spec", "replicas"])),
-                    json!(int(v, &["status", "replicas"])),
-                    json!(int(v, &["status", "readyReplicas"])),
-                    json!(created(v, now)),
-                    json!(containers),
-                    json!(images),
-                    json!(format_label_selector(get(v, &["spec", "selector"]))),
-                ]
-            }
-            BuiltinKind::StatefulSet => {
-                let (containers, images) = template(&pod_containers);
-                vec![
-                    json!(name(v)),
-                    json!(format!(
-                        "{}/{}",
-                        int(v, &["status", "readyReplicas"]),
-                        replicas(v, &["spec", "replicas"])
-                    )),
-                    json!(created(v, now)),
-                    json!(containers),
-                    json!(images),
-                ]
-            }
-            BuiltinKind::DaemonSet => {
-                let (containers, images) = template(&pod_containers);
-                vec![
-                    json!(name(v)),
-                    json!(int(v, &["status", "desiredNumberScheduled"])),
-                    json!(int(v, &["status", "currentNumberScheduled"])),
-                    json!(int(v, &["status", "numberReady"])),
-                    json!(int(v, &["status", "updatedNumberScheduled"])),
-                    json!(int(v, &["status", "numberAvailable"])),
-                    json!(format_labels(get(
-                        v,
-                        &["spec", "template", "spec", "nodeSelector"]
-                    ))),
-                    json!(created(v, now)),
-                    json!(containers),
-                    json!(images),
-                    json!(format_label_selector(get(v, &["spec", "selector"]))),
-                ]
-            }
-            BuiltinKind::Job => {
-                let (containers, images) = template(&pod_containers);
-                vec![
-                    json!(name(v)),
-                    json!(job_status(v)),
-                    json!(job_completions(v)),
-                    json!(job_duration(v, now)),
-                    json!(created(v, now)),
-                    json!(containers),
-                    json!(images),
-                    json!(format_label_selector(get(v, &["spec", "selector"]))),
-                ]
-            }
-            BuiltinKind::CronJob => {
-                let (containers, images) = template(&[
-                    "spec",
-                    "jobTemplate",
-                    "spec",
-                    "template",
-                    "spec",
-                    "containers",
-                ]);
-                let last = s(v, &["status", "lastScheduleTime"])
-                    .and_then(|t| t.parse::<Timestamp>().ok())
-                    .map_or_else(|| "<none>".to_string(), |t| human_duration(since(t, now)));
-                vec![
-                    json!(name(v)),
-                    json!(s(v, &["spec", "schedule"]).unwrap_or_default()),
-                    json!(s(v, &["spec", "timeZone"]).unwrap_or("<none>")),
-                    json!(
-                        match get(v, &["spec", "suspend"]).and_then(Value::as_bool) {
-                            Some(true) => "True",
-                            Some(false) => "False",
-                            None => "<unset>",
-                        }
-                    ),
-                    json!(arr(v, &["status", "active"]).len()),
-                    json!(last),
-                    json!(created(v, now)),
-                    json!(containers),
-                    json!(images),
-                    json!(format_label_selector(get(
-                        v,
-                        &["spec", "jobTemplate", "spec", "selector"]
-                    ))),
-                ]
-            }
-            _ => return None,
-        })
-    }
+        (field("name"), field("image"))
+    };
+    let pod_containers = ["spec", "template", "spec", "containers"];
+    Some(match kind {
+        BuiltinKind::Deployment => {
+            let (containers, images) = template(&pod_containers);
+            vec![
+                json!(name(v)),
+                json!(format!(
+                    "{}/{}",
+                    int(v, &["status", "readyReplicas"]),
+                    replicas(v, &["spec", "replicas"])
+                )),
+                json!(int(v, &["status", "updatedReplicas"])),
+                json!(int(v, &["status", "availableReplicas"])),
+                json!(created(v, now)),
+                json!(containers),
+                json!(images),
+                json!(format_label_selector(get(v, &["spec", "selector"]))),
+            ]
+        }
+        BuiltinKind::ReplicaSet => {
+            let (containers, images) = template(&pod_containers);
+            vec![
+                json!(name(v)),
+                json!(replicas(v, &["spec", "replicas"])),
+                json!(int(v, &["status", "replicas"])),
+                json!(int(v, &["status", "readyReplicas"])),
+                json!(created(v, now)),
+                json!(containers),
+                json!(images),
+                json!(format_label_selector(get(v, &["spec", "selector"]))),
+            ]
+        }
+        BuiltinKind::StatefulSet => {
+            let (containers, images) = template(&pod_containers);
+            vec![
+                json!(name(v)),
+                json!(format!(
+                    "{}/{}",
+                    int(v, &["status", "readyReplicas"]),
+                    replicas(v, &["spec", "replicas"])
+                )),
+                json!(created(v, now)),
+                json!(containers),
+                json!(images),
+            ]
+        }
+        BuiltinKind::DaemonSet => {
+            let (containers, images) = template(&pod_containers);
+            vec![
+                json!(name(v)),
+                json!(int(v, &["status", "desiredNumberScheduled"])),
+                json!(int(v, &["status", "currentNumberScheduled"])),
+                json!(int(v, &["status", "numberReady"])),
+                json!(int(v, &["status", "updatedNumberScheduled"])),
+                json!(int(v, &["status", "numberAvailable"])),
+                json!(format_labels(get(
+                    v,
+                    &["spec", "template", "spec", "nodeSelector"]
+                ))),
+                json!(created(v, now)),
+                json!(containers),
+                json!(images),
+                json!(format_label_selector(get(v, &["spec", "selector"]))),
+            ]
+        }
+        BuiltinKind::Job => {
+            let (containers, images) = template(&pod_containers);
+            vec![
+                json!(name(v)),
+                json!(job_status(v)),
+                json!(job_completions(v)),
+                json!(job_duration(v, now)),
+                json!(created(v, now)),
+                json!(containers),
+                json!(images),
+                json!(format_label_selector(get(v, &["spec", "selector"]))),
+            ]
+        }
+        BuiltinKind::CronJob => {
+            let (containers, images) = template(&[
+                "spec",
+                "jobTemplate",
+                "spec",
+                "template",
+                "spec",
+                "containers",
+            ]);
+            let last = s(v, &["status", "lastScheduleTime"])
+                .and_then(|t| t.parse::<Timestamp>().ok())
+                .map_or_else(|| "<none>".to_string(), |t| human_duration(since(t, now)));
+            vec![
+                json!(name(v)),
+                json!(s(v, &["spec", "schedule"]).unwrap_or_default()),
+                json!(s(v, &["spec", "timeZone"]).unwrap_or("<none>")),
+                json!(
+                    match get(v, &["spec", "suspend"]).and_then(Value::as_bool) {
+                        Some(true) => "True",
+                        Some(false) => "False",
+                        None => "<unset>",
+                    }
+                ),
+                json!(arr(v, &["status", "active"]).len()),
+                json!(last),
+                json!(created(v, now)),
+                json!(containers),
+                json!(images),
+                json!(format_label_selector(get(
+                    v,
+                    &["spec", "jobTemplate", "spec", "selector"]
+                ))),
+            ]
+        }
+        _ => return None,
+    })
+}
 
 /// `spec.replicas`, which defaults to 1.
 fn replicas(v: &Value, path: &[&str]) -> i64 {
@@ -432,20 +432,20 @@ mod tests {
             "spec": {"parallelism": 3},
             "status": {"startTime": "2026-01-01T00:09:30Z", "succeeded": 1}
         });
-        let cells = cells(BuiltinKind::Job, &running, now).unwrap();
-        assert_eq!(cells[1], json!("Running"));
-        assert_eq!(cells[2], json!("1/1 of 3"));
-        assert_eq!(cells[3], json!("30s"));
+        let row = cells(BuiltinKind::Job, &running, now).unwrap();
+        assert_eq!(row[1], json!("Running"));
+        assert_eq!(row[2], json!("1/1 of 3"));
+        assert_eq!(row[3], json!("30s"));
         let done = json!({
             "metadata": {"name": "pi"},
             "spec": {"completions": 2},
             "status": {"startTime": "2026-01-01T00:00:00Z", "completionTime": "2026-01-01T00:01:05Z",
                        "succeeded": 2, "conditions": [{"type": "Complete", "status": "True"}]}
         });
-        let cells = cells(BuiltinKind::Job, &done, now).unwrap();
-        assert_eq!(cells[1], json!("Complete"));
-        assert_eq!(cells[2], json!("2/2"));
-        assert_eq!(cells[3], json!("65s"));
+        let row = cells(BuiltinKind::Job, &done, now).unwrap();
+        assert_eq!(row[1], json!("Complete"));
+        assert_eq!(row[2], json!("2/2"));
+        assert_eq!(row[3], json!("65s"));
     }
 
     #[test]
@@ -458,9 +458,9 @@ mod tests {
             "status": {"desiredNumberScheduled": 3, "currentNumberScheduled": 3, "numberReady": 2,
                        "updatedNumberScheduled": 3, "numberAvailable": 2}
         });
-        let cells = cells(BuiltinKind::DaemonSet, &ds, now).unwrap();
+        let row = cells(BuiltinKind::DaemonSet, &ds, now).unwrap();
         assert_eq!(
-            &cells[1..7],
+            &row[1..7],
             &[
                 json!(3),
                 json!(3),

@@ -1,6 +1,6 @@
 //! Protobuf answers: a client whose `Accept` prefers
 //! `application/vnd.kubernetes.protobuf` gets objects, lists, watch events and
-//! errors in it (custom resources stay JSON), over raw HTTP and from kubectl.
+//! errors in it (custom resources stay JSON), over raw HTTP.
 
 use fedmesh_apiserver::proto::{PROTOBUF, decode_body, decode_watch_event, encode_body};
 use serde_json::{Value, json};
@@ -31,7 +31,9 @@ async fn send(method: &str, path: &str, accept: &str, body: Option<Vec<u8>>) -> 
     if body.is_some() {
         req = req.header("content-type", PROTOBUF);
     }
-    let req = req.body(kube::client::Body::from(body.unwrap_or_default())).unwrap();
+    let req = req
+        .body(kube::client::Body::from(body.unwrap_or_default()))
+        .unwrap();
     let resp = client().send(req).await.unwrap();
     let code = resp.status().as_u16();
     let content_type = resp
@@ -39,7 +41,13 @@ async fn send(method: &str, path: &str, accept: &str, body: Option<Vec<u8>>) -> 
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_owned())
         .unwrap_or_default();
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     Answer {
         code,
         content_type,
@@ -123,12 +131,18 @@ async fn a_protobuf_accepting_client_gets_protobuf_objects_lists_watches_and_err
 async fn custom_resources_answer_json_or_not_acceptable_as_in_kube() {
     crate::kubectl::ensure_widgets_crd();
     let ns = namespace("pbcr").await;
-    let r = kubectl(&["apply", "-f", "-"], Some(&crate::kubectl::widget(&ns, "w", 3)));
+    let r = kubectl(
+        &["apply", "-f", "-"],
+        Some(&crate::kubectl::widget(&ns, "w", 3)),
+    );
     assert!(r.ok, "{}", r.stderr);
     let path = format!("/apis/example.com/v1/namespaces/{ns}/widgets/w");
 
     let typed = send("GET", &path, TYPED, None).await;
-    assert_eq!((typed.code, typed.content_type.as_str()), (200, "application/json"));
+    assert_eq!(
+        (typed.code, typed.content_type.as_str()),
+        (200, "application/json")
+    );
     let widget: Value = serde_json::from_slice(&typed.body).unwrap();
     assert_eq!(widget["spec"]["size"], 3);
 
@@ -152,76 +166,4 @@ async fn custom_resources_answer_json_or_not_acceptable_as_in_kube() {
     .object();
     assert_eq!(meta["kind"], "PartialObjectMetadata");
     assert_eq!(meta["metadata"]["name"], "w");
-}
-
-/// One HTTP exchange kubectl logged at `-v=8`.
-#[derive(Debug)]
-struct Exchange {
-    verb: String,
-    url: String,
-    status: String,
-    content_type: String,
-}
-
-/// The exchanges in kubectl's `-v=8` log: each `"Request"` line, then its
-/// `"Response"` line and the response headers indented below it.
-fn exchanges(log: &str) -> Vec<Exchange> {
-    let quoted = |line: &str, key: &str| {
-        let start = line.find(&format!("{key}=\""))? + key.len() + 2;
-        let len = line[start..].find('"')?;
-        Some(line[start..start + len].to_owned())
-    };
-    let mut out = Vec::new();
-    let mut request: Option<(String, String)> = None;
-    let mut lines = log.lines();
-    while let Some(line) = lines.next() {
-        if line.contains("\"Request\" verb=") {
-            request = quoted(line, "verb").zip(quoted(line, "url"));
-        } else if line.contains("\"Response\" status=") {
-            let Some((verb, url)) = request.take() else {
-                continue;
-            };
-            let mut content_type = String::new();
-            if line.ends_with("headers=<") {
-                for header in lines.by_ref() {
-                    if !header.starts_with('\t') {
-                        break;
-                    }
-                    if let Some(ct) = header.trim().strip_prefix("Content-Type: ") {
-                        content_type = ct.to_owned();
-                    }
-                }
-            }
-            let status = quoted(line, "status").unwrap_or_default();
-            out.push(Exchange {
-                verb,
-                url,
-                status,
-                content_type,
-            });
-        }
-    }
-    out
-}
-
-/// Runs kubectl at `-v=8`: its output and the exchanges it logged.
-fn logged(args: &[&str], stdin: Option<&str>) -> (String, Vec<Exchange>) {
-    let mut all = vec!["-v=8"];
-    all.extend_from_slice(args);
-    let r = kubectl(&all, stdin);
-    assert!(r.ok, "kubectl {args:?} failed: {}", r.stderr);
-    (r.stdout, exchanges(&r.stderr))
-}
-
-/// The Content-Type of the answer to the one `verb` request whose URL
-/// contains `path`.
-fn answered(exchanges: &[Exchange], verb: &str, path: &str) -> String {
-    let matching: Vec<&Exchange> = exchanges
-        .iter()
-        .filter(|e| e.verb == verb && e.url.contains(path))
-        .collect();
-    assert!(!matching.is_empty(), "no {verb} {path} in {exchanges:#?}");
-    let e = matching[matching.len() - 1];
-    assert!(e.status.starts_with('2'), "{e:?}");
-    e.content_type.clone()
 }
