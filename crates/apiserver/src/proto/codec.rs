@@ -23,6 +23,28 @@ fn is_string_list(name: &str) -> bool {
     name.ends_with(".ExtraValue")
 }
 
+/// Whether a field is a Go struct embedded inline (`json:",inline"`): its
+/// message is a field in protobuf, but its members are the parent's in JSON
+/// (`Volume.volumeSource`, `Probe.handler`, the `LocalObjectReference` of key
+/// selectors). These are every such field of the packages in the table.
+pub(super) fn is_inline(f: &Field) -> bool {
+    let Ty::M(message) = f.ty else {
+        return false;
+    };
+    let short = message.rsplit('.').next().unwrap_or(message);
+    matches!(
+        (f.json, short),
+        ("localObjectReference", "LocalObjectReference")
+            | ("volumeSource", "VolumeSource")
+            | ("persistentVolumeSource", "PersistentVolumeSource")
+            | ("ephemeralContainerCommon", "EphemeralContainerCommon")
+            | ("handler", "ProbeHandler")
+            | ("ingressRuleValue", "IngressRuleValue")
+            | ("rule", "Rule")
+            | ("ruleWithOperations", "RuleWithOperations")
+    )
+}
+
 /// Decodes a message's bytes into its JSON form.
 pub(super) fn decode(name: &str, buf: &[u8], depth: usize) -> Result<Value, ProtoError> {
     if depth > 64 {
@@ -37,11 +59,13 @@ pub(super) fn decode(name: &str, buf: &[u8], depth: usize) -> Result<Value, Prot
             continue;
         };
         match f.card {
-            Card::One => {
-                if let Some(v) = scalar_or_message(f.ty, wire, depth)? {
+            Card::One => match scalar_or_message(f.ty, wire, depth)? {
+                Some(Value::Object(fields)) if is_inline(f) => out.extend(fields),
+                Some(v) => {
                     out.insert(f.json.to_owned(), v);
                 }
-            }
+                None => {}
+            },
             Card::Many => {
                 let list = out
                     .entry(f.json)
@@ -261,6 +285,10 @@ pub(super) fn encode(name: &str, v: &Value, depth: usize) -> Result<Vec<u8>, Pro
         return Ok(w.into_bytes());
     };
     for f in fields {
+        if is_inline(f) {
+            put(&mut w, f, v, depth)?;
+            continue;
+        }
         let Some(value) = obj.get(f.json).filter(|v| !v.is_null()) else {
             continue;
         };
