@@ -19,7 +19,7 @@
 //! DPBENCH_SQLITE=1: the store in SQLite (fsync) instead of memory
 //! ```
 
-#[path = "../../controller/benches/support/live_heap.rs"]
+#[path = "../../controller/benches/common/live_heap.rs"]
 mod live_heap;
 
 // The child counts its live heap; the allocator underneath is mimalloc, as
