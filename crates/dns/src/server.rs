@@ -1,4 +1,5 @@
-//! The running server: UDP sockets (one per core, SO_REUSEPORT), a TCP
+//! The running server: UDP sockets (one per core, SO_REUSEPORT, queries
+//! taken and answered in batches), a TCP
 //! listener, a NOTIFY sender, and `update` that swaps in a new snapshot.
 
 use std::io::{self, Read};
@@ -15,6 +16,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use crate::handler::{self, Handled, Policy, Transport};
 use crate::transfer;
 use crate::tsig::TsigKey;
+use crate::udp::Batch;
 use crate::zone::{Master, Snapshot, UpdateReport, ZoneConfig};
 
 /// How often idle threads look at the stop flag.
@@ -381,11 +383,10 @@ impl Drop for Server {
 
 fn serve_udp(shared: &Shared, socket: &UdpSocket) {
     let mut view = View::new(shared);
-    let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut out = Vec::with_capacity(MAX_MESSAGE);
+    let mut batch = Batch::new();
     while !shared.stop.load(Ordering::Relaxed) {
-        let (len, peer) = match socket.recv_from(&mut buf) {
-            Ok(got) => got,
+        let count = match batch.receive(socket) {
+            Ok(count) => count,
             Err(e)
                 if matches!(
                     e.kind(),
@@ -402,20 +403,14 @@ fn serve_udp(shared: &Shared, socket: &UdpSocket) {
             }
         };
         let snapshot = view.get(shared);
-        match handler::handle(
-            snapshot,
-            &shared.policy,
-            &buf[..len],
-            Transport::Udp,
-            peer.ip(),
-            &mut out,
-        ) {
-            Handled::Reply => {
-                let _ = socket.send_to(&out, peer);
-            }
+        batch.answer(count, |query, peer, out| {
             // A transfer never comes out of UDP; nothing to send otherwise.
-            Handled::Drop | Handled::Transfer(_) => {}
-        }
+            matches!(
+                handler::handle(snapshot, &shared.policy, query, Transport::Udp, peer, out),
+                Handled::Reply
+            )
+        });
+        batch.send(socket);
     }
 }
 
