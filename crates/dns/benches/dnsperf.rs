@@ -223,7 +223,11 @@ fn cpu_seconds(pid: u32) -> [f64; 2] {
 fn tree(pid: u32) -> Vec<u32> {
     let mut parents = Vec::new();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
-        if let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) {
+        if let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        {
             let ppid = stat_fields(p).get(1).and_then(|v| v.parse::<u32>().ok());
             parents.push((p, ppid.unwrap_or(0)));
         }
@@ -232,7 +236,12 @@ fn tree(pid: u32) -> Vec<u32> {
     let mut at = 0;
     while at < all.len() {
         let parent = all[at];
-        all.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        all.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(p, _)| *p),
+        );
         at += 1;
     }
     all

@@ -99,8 +99,9 @@ impl Batch {
         let mut at = 0;
         while at < self.replies {
             let answers = &self.answers[at..self.replies];
-            let slices: [[IoSlice<'_>; 1]; BATCH] =
-                std::array::from_fn(|i| [IoSlice::new(answers.get(i).map_or(&[][..], Vec::as_slice))]);
+            let slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|i| {
+                [IoSlice::new(answers.get(i).map_or(&[][..], Vec::as_slice))]
+            });
             let sent = socket::sendmmsg(
                 socket.as_raw_fd(),
                 &mut self.send_headers,

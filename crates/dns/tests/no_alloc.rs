@@ -90,8 +90,18 @@ fn answering_a_query_allocates_nothing() {
     let mut queries = vec![
         // Addresses; a CNAME chain followed to the global name's A records.
         query(1, &format!("{NGINX}.us-central1-a.example.com"), a, None),
-        query(2, &format!("{NGINX}.Europe-West1-D.example.com"), a, Some(1232)),
-        query(3, &format!("{NGINX}.us-central1-f.example.com"), cname, None),
+        query(
+            2,
+            &format!("{NGINX}.Europe-West1-D.example.com"),
+            a,
+            Some(1232),
+        ),
+        query(
+            3,
+            &format!("{NGINX}.us-central1-f.example.com"),
+            cname,
+            None,
+        ),
         query(4, &format!("{NGINX}.asia-east1.example.com"), aaaa, None),
         query(5, &global, any, Some(4096)),
         // NODATA (an empty non-terminal too), NXDOMAIN, the apex, REFUSED.
@@ -102,7 +112,12 @@ fn answering_a_query_allocates_nothing() {
         query(10, "example.org", a, None),
         // Answers bigger than 512 bytes: truncated without EDNS, whole with.
         query(11, "big.mynamespace.myfederation.svc.example.com", a, None),
-        query(13, "big.mynamespace.myfederation.svc.example.com", a, Some(1232)),
+        query(
+            13,
+            "big.mynamespace.myfederation.svc.example.com",
+            a,
+            Some(1232),
+        ),
     ];
     // Malformed: a name running past the end of the message (FORMERR).
     let mut bad = query(12, &global, a, None);
@@ -133,8 +148,7 @@ fn answering_a_query_allocates_nothing() {
     let allocated = ALLOCATIONS.load(Ordering::SeqCst) - before;
     assert_eq!(answered, 200 * queries.len());
     assert_eq!(
-        allocated,
-        0,
+        allocated, 0,
         "{allocated} allocations while answering {answered} queries"
     );
     drop(server);
