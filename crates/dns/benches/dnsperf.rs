@@ -136,7 +136,12 @@ fn answers(port: u16, name: &str) -> bool {
         .args(["@127.0.0.1", "-p", &port.to_string()])
         .args(["+short", "+time=1", "+tries=1", name, "A"])
         .output()
-        .map(|o| !o.stdout.is_empty())
+        // dig prints errors (";; communications error ...") to stdout too.
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| !l.is_empty() && !l.starts_with(';'))
+        })
         .unwrap_or(false)
 }
 
