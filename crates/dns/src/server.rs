@@ -160,7 +160,7 @@ pub enum StartError {
 }
 
 /// The snapshot the answer threads read, and a generation that tells them
-/// when to take a new one (one atomic load per query).
+/// when to take a new one (one atomic load per UDP batch or TCP query).
 struct Shared {
     current: RwLock<Arc<Snapshot>>,
     generation: AtomicU64,
