@@ -201,7 +201,7 @@ fn answer(
     let (zone, answer, bytes) = match snapshot.names.get(request.qname.as_bytes()) {
         Some(node) => {
             let (answer, bytes) = node.answer(Kind::of(request.qtype));
-            (node.zone, answer, bytes)
+            (node.zone(), answer, bytes)
         }
         None => match snapshot.zone_of(&request.qname) {
             Some(zone) => (zone, NXDOMAIN, &[][..]),

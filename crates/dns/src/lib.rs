@@ -18,6 +18,7 @@ mod responder;
 mod server;
 mod transfer;
 mod tsig;
+mod udp;
 mod wire;
 mod zone;
 
