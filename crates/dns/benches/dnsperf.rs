@@ -475,7 +475,11 @@ fn change_latency(server: &Server, index: &mut DnsIndex, rng: &mut Rng, port: u1
         let was_healthy = old
             .iter()
             .any(|r| r.name.as_str() == qname && matches!(r.data, RecordData::Addresses { .. }));
-        s[cluster].healthy = !was_healthy;
+        s[cluster].health = if was_healthy {
+            Health::NoReadyEndpoints
+        } else {
+            Health::Healthy
+        };
         let t = Instant::now();
         server.update(&index.upsert(&service(i, s), None).expect("records"));
         let mut changed = false;

@@ -174,7 +174,7 @@ fn changes_are_served_and_bump_the_serial() {
     // The whole region goes unhealthy: its zones alias to it, it to the global name.
     for s in shards
         .iter_mut()
-        .filter(|s| s.region.as_str() == "us-central1")
+        .filter(|s| s.region.as_deref() == Some("us-central1"))
     {
         s.health = Health::NoReadyEndpoints;
     }

@@ -119,10 +119,10 @@ pub fn start(
     )
 }
 
-/// One item from either watch.
+/// One item from either watch (boxed: a Service is large).
 enum Input {
-    Services(Signal<Service>),
-    Clusters(Signal<DynamicObject>),
+    Services(Box<Signal<Service>>),
+    Clusters(Box<Signal<DynamicObject>>),
 }
 
 struct Feed {
@@ -144,12 +144,12 @@ impl Feed {
             Api::<Service>::all(federation.clone()),
             watcher::Config::default(),
         )
-        .map(Input::Services);
+        .map(|s| Input::Services(Box::new(s)));
         let clusters = watches::watch(
             Api::<DynamicObject>::all_with(federation, &crate::federation::api_resource()),
             watcher::Config::default(),
         )
-        .map(Input::Clusters);
+        .map(|s| Input::Clusters(Box::new(s)));
         let mut inputs = std::pin::pin!(futures::stream::select(services, clusters));
         while let Some(input) = inputs.next().await {
             self.apply(input);
@@ -160,8 +160,18 @@ impl Feed {
         let change = {
             let mut state = self.records.lock();
             let feed = &mut state.feed;
-            let change = match input {
-                Input::Services(Signal::Update(update)) => match update {
+            let signal = match input {
+                Input::Services(signal) => match *signal {
+                    Signal::Update(update) => Ok(Ok(update)),
+                    Signal::Progress(progress) => Err(progress),
+                },
+                Input::Clusters(signal) => match *signal {
+                    Signal::Update(update) => Ok(Err(update)),
+                    Signal::Progress(progress) => Err(progress),
+                },
+            };
+            let change = match signal {
+                Ok(Ok(update)) => match update {
                     Update::Reset(all) => {
                         self.services_listed = true;
                         feed.reset_services(&all)
@@ -169,7 +179,7 @@ impl Feed {
                     Update::Apply(service) => feed.apply_service(&service),
                     Update::Delete(service) => feed.delete_service(&service),
                 },
-                Input::Clusters(Signal::Update(update)) => {
+                Ok(Err(update)) => {
                     let json = |o: &DynamicObject| serde_json::to_value(o).unwrap_or_default();
                     match update {
                         Update::Reset(all) => {
@@ -181,8 +191,7 @@ impl Feed {
                         Update::Delete(object) => feed.delete_cluster(&json(&object)),
                     }
                 }
-                Input::Services(Signal::Progress(progress))
-                | Input::Clusters(Signal::Progress(progress)) => {
+                Err(progress) => {
                     if let Progress::Failed(failure) = progress {
                         // The last records known keep being served: a
                         // federation API that is down says nothing new.
