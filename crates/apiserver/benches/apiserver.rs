@@ -30,6 +30,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// Shared with the dataplane bench, which uses the parts this one does not.
+#[allow(dead_code)]
 #[path = "apiserver/child.rs"]
 mod child;
 #[path = "apiserver/client.rs"]
@@ -82,11 +84,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == child::SERVE_CHILD) {
         let dir = args.get(at + 1).expect("--serve-child DIR");
-        let mode = child::Mode {
-            plaintext: args.iter().any(|a| a == child::PLAINTEXT),
-            controllers: !args.iter().any(|a| a == child::NO_CONTROLLERS),
-        };
-        child::serve(Path::new(dir), mode);
+        child::serve(Path::new(dir), child::Mode::from_args(&args), None);
         return;
     }
     let settings = Settings {
@@ -117,6 +115,7 @@ impl Settings {
         child::Mode {
             plaintext: self.plaintext,
             controllers: self.controllers,
+            ..child::Mode::default()
         }
     }
 

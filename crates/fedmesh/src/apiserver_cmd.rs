@@ -41,6 +41,11 @@ pub struct ApiserverArgs {
     /// Prefix of the simulated nodes' names (`<prefix>-0`, `<prefix>-1`, ...).
     #[arg(long, default_value = "node")]
     node_prefix: String,
+    /// The pod network, a /16: node `i` gets its `i`th /24 as `spec.podCIDR`
+    /// and gives its pods IPs from it. Clusters that will be meshed need
+    /// networks that do not overlap.
+    #[arg(long, default_value = "10.244.0.0/16", value_parser = parse_cluster_cidr)]
+    cluster_cidr: std::net::Ipv4Addr,
     /// Milliseconds a scheduled pod takes to be Running and Ready (and a
     /// deleted pod's containers to stop).
     #[arg(long, default_value_t = 500)]
@@ -68,6 +73,7 @@ impl ApiserverArgs {
                 zone: self.zone.clone(),
                 region: self.region.clone(),
                 node_prefix: self.node_prefix.clone(),
+                cluster_cidr: self.cluster_cidr,
                 start_delay: std::time::Duration::from_millis(self.pod_start_delay_ms),
                 ..DataPlaneOptions::default()
             });
@@ -104,11 +110,46 @@ impl ApiserverArgs {
     }
 }
 
+/// Reads `--cluster-cidr`: an IPv4 network with a /16 prefix.
+fn parse_cluster_cidr(text: &str) -> Result<std::net::Ipv4Addr, String> {
+    let (ip, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| format!("{text:?} is not a CIDR such as 10.244.0.0/16"))?;
+    let ip: std::net::Ipv4Addr = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IPv4 address"))?;
+    if prefix != "16" {
+        return Err(format!(
+            "the pod network must be a /16 (each node gets one /24 of it), not /{prefix}"
+        ));
+    }
+    if u32::from(ip) & 0xffff != 0 {
+        return Err(format!(
+            "{text} has host bits set; did you mean {}/16?",
+            std::net::Ipv4Addr::from(u32::from(ip) & 0xffff_0000)
+        ));
+    }
+    Ok(ip)
+}
+
 async fn wait_for_stop() -> anyhow::Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot listen for SIGTERM")?;
     tokio::select! {
         r = tokio::signal::ctrl_c() => r.context("cannot listen for Ctrl-C"),
         _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cluster_cidr;
+
+    #[test]
+    fn cluster_cidr_must_be_a_clean_slash_16() {
+        assert_eq!(parse_cluster_cidr("10.1.0.0/16"), Ok([10, 1, 0, 0].into()));
+        for bad in ["10.1.0.0", "10.1.0.0/24", "10.1.2.0/16", "ten/16"] {
+            assert!(parse_cluster_cidr(bad).is_err(), "{bad}");
+        }
     }
 }

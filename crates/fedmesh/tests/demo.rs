@@ -171,16 +171,19 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
         .map(|l| l.trim())
         .filter(|l| l.starts_with("kubectl "))
         .collect();
-    assert_eq!(commands.len(), 7, "{}", help.join("\n"));
+    assert_eq!(commands.len(), 8, "{}", help.join("\n"));
 
-    // Seed 000: the local pod, the remote one as remotecluster/<pod>, port my-app-ui only.
+    // Seed 000: the local pod, the remote one as remotecluster/<pod>, port
+    // my-app-ui only (its target port, as the clusters' endpoints carry it).
+    // The pods are the Deployments' (`my-app-<hash>-<suffix>`), with IPs from
+    // each cluster's own pod network.
     let yaml = stdout(&run(commands[0]));
     let endpoints: Value = serde_saphyr::from_str(&yaml).unwrap();
     let mut addresses = Vec::new();
     for subset in endpoints["subsets"].as_array().unwrap() {
         assert_eq!(
             subset["ports"],
-            serde_json::json!([{"name": "my-app-ui", "port": 80, "protocol": "TCP"}]),
+            serde_json::json!([{"name": "my-app-ui", "port": 9000, "protocol": "TCP"}]),
             "{yaml}"
         );
         for address in subset["addresses"].as_array().unwrap() {
@@ -191,19 +194,18 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
         }
     }
     addresses.sort();
+    assert_eq!(addresses.len(), 2, "{yaml}");
+    let (local_ip, local_pod) = &addresses[0];
+    let (remote_ip, remote_pod) = &addresses[1];
+    assert!(local_ip.starts_with("10.1."), "{yaml}");
+    assert!(remote_ip.starts_with("10.2."), "{yaml}");
     assert_eq!(
-        addresses,
-        [
-            (
-                "192.168.0.28".to_owned(),
-                "remotecluster/my-app-7b6f758bd5-ctgbh".to_owned()
-            ),
-            (
-                "192.168.93.12".to_owned(),
-                "my-app-59cf48cdc7-frf2t".to_owned()
-            ),
-        ]
+        local_pod.split('-').count(),
+        4,
+        "a Deployment's pod: {yaml}"
     );
+    assert!(local_pod.starts_with("my-app-"), "{yaml}");
+    assert!(remote_pod.starts_with("remotecluster/my-app-"), "{yaml}");
 
     assert!(stdout(&run(commands[1])).contains("remotecluster"));
 
@@ -214,19 +216,29 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
 
     // The other way: remotecluster's federated ratings holds local's pod.
     let ratings = stdout(&run(commands[3]));
-    assert_eq!(
-        row(&ratings, "ratings"),
-        [["10.1.0.21"], ["local/ratings-v1-7dc98c7588-vzftc"]],
-        "{ratings}"
+    let ratings = row(&ratings, "ratings");
+    assert!(ratings[0][0].starts_with("10.1."), "{ratings:?}");
+    assert!(
+        ratings[1][0].starts_with("local/ratings-v1-"),
+        "{ratings:?}"
     );
 
-    // Scale the remote pod away, then back.
-    run(commands[4]);
-    eventually(commands[5], "the remote pod to leave", |out| {
-        row(out, "my-app-federated")[1] == ["my-app-59cf48cdc7-frf2t"]
+    // The pods run on the remote cluster's simulated nodes, in its zone.
+    let pods = stdout(&run(commands[4]));
+    let running: Vec<&str> = pods.lines().filter(|l| l.contains("Running")).collect();
+    assert_eq!(running.len(), 3, "my-app, reviews-v2, reviews-v3:\n{pods}");
+    assert!(
+        running.iter().all(|l| l.contains("remotecluster-node-")),
+        "{pods}"
+    );
+
+    // Scale the remote Deployment to zero, then back.
+    run(commands[5]);
+    eventually(commands[6], "the remote pod to leave", |out| {
+        row(out, "my-app-federated")[1] == [local_pod.clone()]
     });
-    run(commands[6]);
-    eventually(commands[5], "the remote pod to come back", |out| {
+    run(commands[7]);
+    eventually(commands[6], "a remote pod to come back", |out| {
         row(out, "my-app-federated")[1].len() == 2
     });
 
@@ -249,9 +261,6 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
         startup.join("\n")
     );
     let yaml = stdout(&run(commands[0]));
-    assert!(
-        yaml.contains("remotecluster/my-app-7b6f758bd5-ctgbh"),
-        "{yaml}"
-    );
+    assert!(yaml.contains("remotecluster/my-app-"), "{yaml}");
     assert!(again.interrupt_and_wait().success());
 }

@@ -1,12 +1,14 @@
 //! The server under test in a child process (this same bench binary, started
 //! with `--serve-child DIR`), so that its resident memory is the server's alone
-//! and its start is a real process start.
+//! and its start is a real process start. Shared by the `apiserver` and
+//! `dataplane` benches.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
 use fedmesh_apiserver::objects::ObjectStore;
 use fedmesh_apiserver::server::{ApiServer, DB_FILE};
 use fedmesh_apiserver::store::StoreOptions;
@@ -22,19 +24,68 @@ pub const PLAINTEXT: &str = "--plaintext";
 /// The argument that makes the child run without the built-in controllers.
 pub const NO_CONTROLLERS: &str = "--no-controllers";
 
+/// The argument (followed by a count) that gives the child simulated nodes.
+pub const NODES: &str = "--nodes";
+
+/// The argument that keeps the child's store in memory (as `fedmesh demo`
+/// and the test clusters do) instead of SQLite in its directory.
+pub const IN_MEMORY: &str = "--in-memory";
+
 /// How the child serves.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Mode {
     /// Plain HTTP/2 instead of TLS.
     pub plaintext: bool,
     /// Whether the built-in controllers run.
     pub controllers: bool,
+    /// Simulated nodes (0: no scheduler or kubelet).
+    pub nodes: u32,
+    /// The store in memory rather than SQLite.
+    pub in_memory: bool,
 }
 
-/// Runs in the child: serves with a SQLite store in `dir` until stdin closes.
-/// Tells the parent, one line each: its address, the admin token and where the
-/// CA certificate is (`-` in plaintext).
-pub fn serve(dir: &Path, mode: Mode) {
+impl Mode {
+    /// The mode the child's command line asks for.
+    pub fn from_args(args: &[String]) -> Mode {
+        let has = |flag: &str| args.iter().any(|a| a == flag);
+        Mode {
+            plaintext: has(PLAINTEXT),
+            controllers: !has(NO_CONTROLLERS),
+            nodes: args
+                .iter()
+                .position(|a| a == NODES)
+                .and_then(|at| args.get(at + 1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+            in_memory: has(IN_MEMORY),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if self.plaintext {
+            args.push(PLAINTEXT.to_owned());
+        }
+        if !self.controllers {
+            args.push(NO_CONTROLLERS.to_owned());
+        }
+        if self.nodes > 0 {
+            args.extend([NODES.to_owned(), self.nodes.to_string()]);
+        }
+        if self.in_memory {
+            args.push(IN_MEMORY.to_owned());
+        }
+        args
+    }
+}
+
+/// Runs in the child: serves with a SQLite store in `dir` (or in memory)
+/// until stdin closes. Tells the parent, one line each: its address, the
+/// admin token and where the CA certificate is (`-` in plaintext). Then
+/// answers commands, one a line on stdin: `compact` (drops the store's
+/// history up to now, as the compactor does five minutes later) and `heap`
+/// (live heap bytes, from `live_heap` when the bench counts them).
+pub fn serve(dir: &Path, mode: Mode, live_heap: Option<fn() -> usize>) {
     let plaintext = mode.plaintext;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,8 +108,18 @@ pub fn serve(dir: &Path, mode: Mode) {
                 ObjectStore::open_sqlite(&dir.join(DB_FILE), options).expect("open the store");
             builder = builder.store(store);
         }
+        if mode.in_memory {
+            std::fs::create_dir_all(dir).expect("create the data directory");
+        } else {
+            builder = builder.data_dir(dir);
+        }
+        if mode.nodes > 0 {
+            builder = builder.data_plane(DataPlaneOptions {
+                nodes: mode.nodes,
+                ..DataPlaneOptions::default()
+            });
+        }
         let server = builder
-            .data_dir(dir)
             .insecure_plaintext(plaintext)
             .builtin_controllers(mode.controllers)
             .start()
@@ -78,11 +139,30 @@ pub fn serve(dir: &Path, mode: Mode) {
             security.admin_token.expose()
         );
         // The parent closes our stdin when it is done (or dies).
-        tokio::task::spawn_blocking(|| {
-            let _ = std::io::stdin().read_to_end(&mut Vec::new());
-        })
-        .await
-        .expect("stdin reader");
+        let (tx, mut commands) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        while let Some(command) = commands.recv().await {
+            let answer = match command.trim() {
+                "compact" => {
+                    let store = server.store().raw();
+                    store
+                        .compact(store.current_revision())
+                        .await
+                        .expect("compact the store");
+                    "compacted".to_owned()
+                }
+                "heap" => format!("heap {}", live_heap.map_or(0, |f| f())),
+                other => format!("unknown command {other}"),
+            };
+            println!("{answer}");
+            let _ = std::io::stdout().flush();
+        }
         server.shutdown().await;
     });
 }
@@ -91,6 +171,7 @@ pub fn serve(dir: &Path, mode: Mode) {
 pub struct ServerProcess {
     child: Child,
     stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
     /// How to reach it.
     pub target: Target,
     /// When it was spawned.
@@ -103,13 +184,7 @@ impl ServerProcess {
         let exe = std::env::current_exe().expect("own executable");
         let spawned = Instant::now();
         let mut command = Command::new(exe);
-        command.arg(SERVE_CHILD).arg(dir);
-        if mode.plaintext {
-            command.arg(PLAINTEXT);
-        }
-        if !mode.controllers {
-            command.arg(NO_CONTROLLERS);
-        }
+        command.arg(SERVE_CHILD).arg(dir).args(mode.args());
         let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -136,6 +211,7 @@ impl ServerProcess {
         });
         ServerProcess {
             stdin: child.stdin.take(),
+            stdout,
             child,
             target: Target {
                 addr,
@@ -144,6 +220,18 @@ impl ServerProcess {
             },
             spawned,
         }
+    }
+
+    /// Sends the child one command (see [`serve`]) and returns its answer.
+    pub fn ask(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("the server process runs");
+        writeln!(stdin, "{command}").expect("write to the server process");
+        stdin.flush().expect("write to the server process");
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .expect("read from the server process");
+        line.trim().to_owned()
     }
 
     /// Process id (for `perf record -p`).

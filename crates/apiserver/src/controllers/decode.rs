@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::Deserialize;
+use k8s_openapi::api::core::v1::{Pod, PodSpec, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::cluster::ObjectKey;
 use crate::store::KeyValue;
@@ -197,6 +198,114 @@ where
     Some(object)
 }
 
+/// A stored pod with `metadata.resourceVersion` set from its revision (see
+/// [`typed`]), read without its `metadata.managedFields`: no controller
+/// looks at them, and on a pod written by the scheduler, the kubelet and a
+/// workload controller they are its largest part (skipped, they are not
+/// built). `None` when it is not a pod.
+pub(super) fn pod(kv: &KeyValue) -> Option<Pod> {
+    #[derive(Deserialize)]
+    struct PodView {
+        #[serde(default)]
+        metadata: MetaView,
+        spec: Option<PodSpec>,
+        status: Option<PodStatus>,
+    }
+    #[derive(Default, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MetaView {
+        annotations: Option<BTreeMap<String, String>>,
+        creation_timestamp: Option<Time>,
+        deletion_grace_period_seconds: Option<i64>,
+        deletion_timestamp: Option<Time>,
+        finalizers: Option<Vec<String>>,
+        generate_name: Option<String>,
+        generation: Option<i64>,
+        labels: Option<BTreeMap<String, String>>,
+        name: Option<String>,
+        namespace: Option<String>,
+        owner_references: Option<Vec<OwnerReference>>,
+        uid: Option<String>,
+    }
+    let view: PodView = serde_json::from_slice(&kv.value).ok()?;
+    let m = view.metadata;
+    Some(Pod {
+        metadata: ObjectMeta {
+            annotations: m.annotations,
+            creation_timestamp: m.creation_timestamp,
+            deletion_grace_period_seconds: m.deletion_grace_period_seconds,
+            deletion_timestamp: m.deletion_timestamp,
+            finalizers: m.finalizers,
+            generate_name: m.generate_name,
+            generation: m.generation,
+            labels: m.labels,
+            name: m.name,
+            namespace: m.namespace,
+            owner_references: m.owner_references,
+            resource_version: Some(kv.mod_revision.to_string()),
+            uid: m.uid,
+            ..ObjectMeta::default()
+        },
+        spec: view.spec,
+        status: view.status,
+    })
+}
+
+/// What the ReplicaSet controller reads of a pod (`cluster::workloads`:
+/// activity, readiness, the deletion ranking and the owner), as a JSON
+/// value holding only those fields: its spec, container statuses and
+/// managedFields are skipped without being built. `None` when it is not a
+/// pod.
+pub(super) fn pod_summary(value: &[u8]) -> Option<serde_json::Value> {
+    #[derive(Deserialize, Serialize)]
+    struct Summary {
+        #[serde(default)]
+        metadata: SummaryMeta,
+        #[serde(default)]
+        spec: SummarySpec,
+        #[serde(default)]
+        status: SummaryStatus,
+    }
+    #[derive(Default, Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SummaryMeta {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        uid: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        creation_timestamp: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deletion_timestamp: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        owner_references: Option<Vec<serde_json::Value>>,
+    }
+    #[derive(Default, Deserialize, Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct SummarySpec {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        node_name: Option<String>,
+    }
+    #[derive(Default, Deserialize, Serialize)]
+    struct SummaryStatus {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        phase: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        conditions: Option<Vec<SummaryCondition>>,
+    }
+    #[derive(Deserialize, Serialize)]
+    struct SummaryCondition {
+        #[serde(rename = "type", default)]
+        type_: String,
+        #[serde(default)]
+        status: String,
+    }
+    let summary: Summary = serde_json::from_slice(value).ok()?;
+    serde_json::to_value(summary).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,6 +370,41 @@ mod tests {
         let plain = br#"{"metadata":{"uid":"u","name":"x"},"data":{"k":"v"}}"#;
         assert!(!may_matter_to_gc(plain));
         assert_eq!(uid(plain).as_deref(), Some("u"));
+        let stored = br#"{"metadata":{"name":"p","uid":"u","labels":{"app":"web"},
+            "creationTimestamp":"2026-01-01T00:00:00Z",
+            "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"rs","uid":"o","controller":true}],
+            "managedFields":[{"manager":"kubelet","operation":"Update","fieldsType":"FieldsV1","fieldsV1":{"f:status":{}}}]},
+            "spec":{"nodeName":"n1","containers":[{"name":"c","image":"nginx","ports":[{"name":"http","containerPort":80}]}]},
+            "status":{"phase":"Running","podIP":"10.0.0.2","conditions":[{"type":"Ready","status":"True"}],
+            "containerStatuses":[{"name":"c","ready":true,"restartCount":0,"image":"nginx","imageID":""}]}}"#;
+        let pod = pod(&KeyValue {
+            key: "/registry/core/pods/ns/p".into(),
+            value: bytes::Bytes::from_static(stored),
+            create_revision: 3,
+            mod_revision: 7,
+        })
+        .unwrap();
+        assert_eq!(pod.metadata.managed_fields, None);
+        assert_eq!(pod.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(pod.metadata.owner_references.unwrap()[0].uid, "o");
+        let spec = pod.spec.unwrap();
+        assert_eq!(
+            spec.containers[0].ports.as_ref().unwrap()[0].container_port,
+            80
+        );
+        assert_eq!(pod.status.unwrap().pod_ip.as_deref(), Some("10.0.0.2"));
+        let summary = pod_summary(stored).unwrap();
+        assert_eq!(
+            summary,
+            serde_json::json!({
+                "metadata": {"name": "p", "uid": "u", "creationTimestamp": "2026-01-01T00:00:00Z",
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs",
+                        "uid": "o", "controller": true}]},
+                "spec": {"nodeName": "n1"},
+                "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+            })
+        );
+        assert!(pod_summary(b"[1]").is_none());
         // The pre-check may let a look-alike through; parsing then decides.
         let lookalike = br#"{"metadata":{"uid":"u"},"data":{"k":"ownerReferences"}}"#;
         assert!(may_matter_to_gc(lookalike));

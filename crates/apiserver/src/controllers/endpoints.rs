@@ -398,7 +398,7 @@ impl EndpointsController {
             reads::for_each(store, &format!("{PODS}{ns}/"), |kv| {
                 let labels = decode::labels(&kv.value);
                 if pods::selector_matches(selector, Some(&labels))
-                    && let Some(p) = decode::typed(kv)
+                    && let Some(p) = decode::pod(kv)
                 {
                     selected.push(p);
                 }

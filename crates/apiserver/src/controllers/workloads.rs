@@ -84,6 +84,11 @@ pub(super) struct WorkloadController {
     queue: WorkQueue<Key>,
 }
 
+/// A stored object, whole.
+fn whole(value: &[u8]) -> Option<Value> {
+    serde_json::from_slice(value).ok()
+}
+
 fn manager(name: &str) -> WriteOptions {
     WriteOptions {
         field_manager: Some(name.into()),
@@ -114,8 +119,15 @@ impl WorkloadController {
         }
     }
 
-    /// Objects under `prefix` in the namespace controlled by `uid`.
-    async fn owned(&self, prefix: &str, ns: &str, uid: &str) -> Result<Vec<Value>, ApiError> {
+    /// Objects under `prefix` in the namespace controlled by `uid`, as
+    /// `read` makes them of their stored bytes.
+    async fn owned(
+        &self,
+        prefix: &str,
+        ns: &str,
+        uid: &str,
+        read: fn(&[u8]) -> Option<Value>,
+    ) -> Result<Vec<Value>, ApiError> {
         let mut out = Vec::new();
         let needle = format!("\"{uid}\"");
         reads::for_each(
@@ -123,7 +135,7 @@ impl WorkloadController {
             &format!("{prefix}{ns}/"),
             |kv| {
                 if super::decode::contains(&kv.value, needle.as_bytes())
-                    && let Ok(v) = serde_json::from_slice::<Value>(&kv.value)
+                    && let Some(v) = read(&kv.value)
                     && plan::controlled_by(&v, uid)
                 {
                     let mut v = v;
@@ -203,7 +215,7 @@ impl WorkloadController {
             return Ok(Outcome::Done);
         }
         let uid = d["metadata"]["uid"].as_str().unwrap_or_default().to_owned();
-        let mut all = self.owned(REPLICASETS, &key.namespace, &uid).await?;
+        let mut all = self.owned(REPLICASETS, &key.namespace, &uid, whole).await?;
         all.sort_by_key(|rs| {
             (
                 plan::revision(rs),
@@ -296,7 +308,7 @@ impl WorkloadController {
             .unwrap_or_default()
             .to_owned();
         let pods: Vec<Value> = self
-            .owned(PODS, &key.namespace, &uid)
+            .owned(PODS, &key.namespace, &uid, super::decode::pod_summary)
             .await?
             .into_iter()
             .filter(plan::is_active)
@@ -403,7 +415,7 @@ impl WorkloadController {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let pods = self.owned(PODS, &key.namespace, &uid).await?;
+        let pods = self.owned(PODS, &key.namespace, &uid, whole).await?;
         let steps = sets::stateful_steps(&set, &pods);
         let result = self
             .apply_steps(&key.namespace, steps, "statefulset-controller")
@@ -433,7 +445,7 @@ impl WorkloadController {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let pods = self.owned(PODS, &key.namespace, &uid).await?;
+        let pods = self.owned(PODS, &key.namespace, &uid, whole).await?;
         let steps = sets::daemon_steps(&ds, &nodes, &pods);
         let result = self
             .apply_steps(&key.namespace, steps, "daemonset-controller")

@@ -168,3 +168,55 @@ async fn a_core_event_is_read_watched_and_deleted_through_events_k8s_io() {
     let core: Api<CoreEvent> = Api::namespaced(client(), &ns);
     assert!(core.get_opt("old-style").await.unwrap().is_none());
 }
+
+/// `kubectl get events` and `kubectl get events.events.k8s.io` each list
+/// the Events written through both APIs, as a user typing kubectl sees them.
+#[tokio::test]
+async fn kubectl_get_events_lists_events_from_both_apis() {
+    let ns = namespace("ev3").await;
+    let manifest = format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: through-core, namespace: {ns}}}\n\
+         involvedObject: {{kind: Pod, name: web, namespace: {ns}}}\nreason: CoreReason\n\
+         message: written through core/v1\ntype: Normal\nsource: {{component: kubelet}}\n\
+         firstTimestamp: \"2026-01-01T00:00:00Z\"\nlastTimestamp: \"2026-01-01T00:00:00Z\"\n\
+         ---\n\
+         apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {{name: through-new, namespace: {ns}}}\n\
+         regarding: {{kind: Pod, name: web, namespace: {ns}}}\nreason: NewReason\n\
+         note: written through events.k8s.io/v1\ntype: Warning\naction: Check\n\
+         reportingController: fedmesh.io/test\nreportingInstance: test-1\n\
+         eventTime: \"2026-01-01T00:00:00.000000Z\"\n"
+    );
+    let out = kubectl(&["create", "-f", "-"], Some(&manifest));
+    assert!(out.ok, "{}", out.stderr);
+    for resource in ["events", "events.v1.events.k8s.io"] {
+        let out = kubectl(&["-n", &ns, "get", resource], None);
+        assert!(out.ok, "get {resource}: {}", out.stderr);
+        for want in [
+            "CoreReason",
+            "written through core/v1",
+            "NewReason",
+            "written through events.k8s.io/v1",
+        ] {
+            assert!(
+                out.stdout.contains(want),
+                "get {resource} lacks {want}:\n{}",
+                out.stdout
+            );
+        }
+    }
+    let out = kubectl(
+        &[
+            "-n",
+            &ns,
+            "get",
+            "events",
+            "--field-selector",
+            "type=Warning",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout.trim(), "event/through-new");
+}

@@ -24,15 +24,31 @@ pub fn kubectl_with(kubeconfig: &std::path::Path, args: &[&str], stdin: Option<&
     let mut cmd = Command::new("kubectl");
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(args)
+        .env("KUBECACHEDIR", kubeconfig.with_file_name("kubecache"));
+    run(cmd, args, stdin)
+}
+
+/// Runs kubectl as a user with several clusters does: `KUBECONFIG` names
+/// every kubeconfig (kubectl merges them) and `--context` picks one.
+pub fn kubectl_merged(kubeconfigs: &[std::path::PathBuf], args: &[&str]) -> Run {
+    let mut cmd = Command::new("kubectl");
+    let joined = std::env::join_paths(kubeconfigs).expect("kubeconfig paths join");
+    cmd.env("KUBECONFIG", joined);
+    if let Some(first) = kubeconfigs.first() {
+        cmd.env("KUBECACHEDIR", first.with_file_name("kubecache"));
+    }
+    run(cmd, args, None)
+}
+
+fn run(mut cmd: Command, args: &[&str], stdin: Option<&str>) -> Run {
+    cmd.args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
             Stdio::null()
         })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("KUBECACHEDIR", kubeconfig.with_file_name("kubecache"));
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("kubectl runs");
     if let Some(input) = stdin {
         use std::io::Write;

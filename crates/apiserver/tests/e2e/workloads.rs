@@ -11,16 +11,24 @@ use std::time::Duration;
 use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
 use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
 
-use crate::kubectl::{Run, kubectl_with};
+use crate::kubectl::{Run, kubectl_merged, kubectl_with};
 
-/// Options of the clusters here: three nodes in one zone, pods start fast.
-fn options(name: &str) -> TestServerOptions {
+/// The clusters here, as seed 002 lays them out: each in its own zone of
+/// its own region (name, zone, region).
+const ZONES: [(&str, &str, &str); 3] = [
+    ("us-central1", "us-central1-a", "us-central1"),
+    ("europe-west1", "europe-west1-d", "europe-west1"),
+    ("asia-east1", "asia-east1-c", "asia-east1"),
+];
+
+/// Options of one cluster here: three nodes in its zone, pods start fast.
+fn options((name, zone, region): (&str, &str, &str)) -> TestServerOptions {
     TestServerOptions {
         name: name.into(),
         data_plane: DataPlaneOptions {
             nodes: 3,
-            zone: "us-central1-a".into(),
-            region: "us-central1".into(),
+            zone: zone.into(),
+            region: region.into(),
             start_delay: Duration::from_millis(50),
             ..DataPlaneOptions::default()
         },
@@ -43,8 +51,8 @@ fn clusters() -> &'static [PathBuf] {
                 .unwrap();
             rt.block_on(async move {
                 let mut servers = Vec::new();
-                for name in ["us-central1", "europe-west1", "asia-east1"] {
-                    servers.push(TestServer::start_with(options(name)).await.unwrap());
+                for cluster in ZONES {
+                    servers.push(TestServer::start_with(options(cluster)).await.unwrap());
                 }
                 tx.send(servers.iter().map(TestServer::kubeconfig_path).collect())
                     .unwrap();
@@ -584,64 +592,91 @@ spec:
     );
 }
 
-/// Seed 002's walk-through: `kubectl --context=$CLUSTER run nginx ...` in
-/// every cluster gives a Ready pod with an IP, and a Service's endpoints.
+/// Seed 002's walk-through, typed as it is printed there, with one
+/// kubeconfig context per cluster:
+/// `kubectl --context=$CLUSTER run nginx --image=nginx:1.11.1-alpine --port=80`
+/// in every cluster gives a Ready pod with an IP from its node's pod CIDR,
+/// and `kubectl expose pod nginx --port=80` a Service whose Endpoints and
+/// EndpointSlice hold it, in the cluster's zone.
 #[test]
 fn seed_002_run_loop_gives_ready_pods_and_endpoints_in_every_cluster() {
-    for cluster in 0..clusters().len() {
-        ok(cluster, &["create", "namespace", "seed"]);
-        ok(
+    let configs = clusters();
+    let k = |context: &str, args: &[&str]| {
+        let flag = format!("--context={context}");
+        let all: Vec<&str> = std::iter::once(flag.as_str())
+            .chain(args.iter().copied())
+            .collect();
+        let r = kubectl_merged(configs, &all);
+        assert!(r.ok, "kubectl {all:?} failed: {}", r.stderr);
+        r.stdout
+    };
+    for (cluster, _, _) in ZONES {
+        k(
             cluster,
-            &[
-                "-n",
-                "seed",
-                "run",
-                "nginx",
-                "--image=nginx:1.11.1-alpine",
-                "--port=80",
-            ],
+            &["run", "nginx", "--image=nginx:1.11.1-alpine", "--port=80"],
         );
     }
-    for cluster in 0..clusters().len() {
-        ok(
+    for (i, (cluster, zone, region)) in ZONES.into_iter().enumerate() {
+        k(
             cluster,
             &[
-                "-n",
-                "seed",
                 "wait",
                 "--for=condition=Ready",
                 "pod/nginx",
                 "--timeout=30s",
             ],
         );
-        ok(
-            cluster,
-            &["-n", "seed", "expose", "pod", "nginx", "--port=80"],
-        );
-        let ip = ok(
+        let pod = k(
             cluster,
             &[
-                "-n",
-                "seed",
                 "get",
                 "pod",
                 "nginx",
                 "-o",
-                "jsonpath={.status.podIP}",
+                "jsonpath={.spec.nodeName} {.status.podIP} {.metadata.labels.run}",
             ],
         );
-        until(
+        let [node, ip, run] = pod.split(' ').collect::<Vec<_>>()[..] else {
+            panic!("unexpected pod fields: {pod}");
+        };
+        assert_eq!(run, "nginx", "kubectl run labels the pod run=nginx");
+        let cidr = k(
             cluster,
             &[
-                "-n",
-                "seed",
+                "get",
+                "node",
+                node,
+                "-o",
+                "jsonpath={.spec.podCIDR} {.metadata.labels.topology\\.kubernetes\\.io/zone} {.metadata.labels.topology\\.kubernetes\\.io/region}",
+            ],
+        );
+        assert!(cidr.ends_with(&format!(" {zone} {region}")), "{cidr}");
+        let prefix = cidr.split('/').next().unwrap().trim_end_matches('0');
+        assert!(ip.starts_with(prefix), "pod IP {ip} outside {cidr}");
+        k(cluster, &["expose", "pod", "nginx", "--port=80"]);
+        until(
+            i,
+            &[
                 "get",
                 "endpoints",
                 "nginx",
                 "-o",
                 "jsonpath={.subsets[0].addresses[0].ip}",
             ],
-            |s| s == ip,
+            |e| e == ip,
+        );
+        let want = format!("{ip} true {zone}");
+        until(
+            i,
+            &[
+                "get",
+                "endpointslices",
+                "-l",
+                "kubernetes.io/service-name=nginx",
+                "-o",
+                "jsonpath={.items[0].endpoints[0].addresses[0]} {.items[0].endpoints[0].conditions.ready} {.items[0].endpoints[0].zone}",
+            ],
+            |slice| slice == want,
         );
     }
 }
@@ -791,5 +826,75 @@ fn stateful_and_daemon_sets_roll_out_scale_and_update_as_kubectl_expects() {
         1,
         &["-n", "sets", "get", "pods", "-l", "app=agent", "-o", "name"],
         |names| names.trim().is_empty(),
+    );
+}
+
+/// An application applied with a label, then applied again without one of
+/// its objects: `kubectl apply --prune -l` deletes what left the manifest
+/// (and the Deployment's pods go with it), and keeps the rest.
+#[test]
+fn apply_prune_with_a_label_deletes_what_left_the_manifest() {
+    ok(2, &["create", "namespace", "prune"]);
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings, namespace: prune, labels: {app: shop}}\ndata: {mode: demo}\n";
+    let service = "apiVersion: v1\nkind: Service\nmetadata: {name: cart, namespace: prune, labels: {app: shop}}\nspec:\n  selector: {app: cart}\n  ports: [{port: 80}]\n";
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: cart, namespace: prune, labels: {app: shop}}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: cart}}\n  template:\n    metadata: {labels: {app: cart}}\n    spec: {containers: [{name: cart, image: nginx}]}\n";
+    // Not the application's: never pruned.
+    ok(
+        2,
+        &[
+            "-n",
+            "prune",
+            "create",
+            "configmap",
+            "unrelated",
+            "--from-literal=a=b",
+        ],
+    );
+    let all = format!("{config}---\n{service}---\n{deployment}");
+    let first = kubectl_with(
+        &clusters()[2],
+        &["apply", "--prune", "-l", "app=shop", "-f", "-"],
+        Some(&all),
+    );
+    assert!(first.ok, "{}", first.stderr);
+    ok(
+        2,
+        &[
+            "-n",
+            "prune",
+            "rollout",
+            "status",
+            "deployment/cart",
+            "--timeout=60s",
+        ],
+    );
+    let second = kubectl_with(
+        &clusters()[2],
+        &["apply", "--prune", "-l", "app=shop", "-f", "-"],
+        Some(&format!("{config}---\n{service}")),
+    );
+    assert!(second.ok, "{}", second.stderr);
+    assert!(
+        second.stdout.contains("deployment.apps/cart pruned"),
+        "{}",
+        second.stdout
+    );
+    let left = until(
+        2,
+        &[
+            "-n",
+            "prune",
+            "get",
+            "deployments,pods,configmaps,services",
+            "-o",
+            "name",
+        ],
+        |names| !names.contains("pod/"),
+    );
+    let mut left: Vec<&str> = left.lines().collect();
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        ["configmap/settings", "configmap/unrelated", "service/cart"]
     );
 }

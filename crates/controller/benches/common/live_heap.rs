@@ -2,7 +2,8 @@
 //! heap bytes: RSS cannot attribute memory inside one process (the allocator
 //! reuses what the setup freed), the live-byte count can. A bench that
 //! measures memory installs it with
-//! `#[global_allocator] static ALLOCATOR: Counting = Counting;`.
+//! `#[global_allocator] static ALLOCATOR: Counting = Counting;`. Also
+//! included by `crates/apiserver/benches/dataplane.rs` (by path).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,8 +1,10 @@
 //! `fedmesh demo`: a two-cluster mesh on this machine. Two embedded API
-//! servers (`local` and `remotecluster`) in this process, joined with the
-//! same code as `fedmesh join --both-ways`, a controller running against each, and
-//! the seeds' examples created, with a kubeconfig holding one context per
-//! cluster and commands to try.
+//! servers (`local` and `remotecluster`) in this process, each with simulated
+//! nodes in its own zone and region (a scheduler and kubelet that run pods),
+//! joined with the same code as `fedmesh join --both-ways`, a controller
+//! running against each, and the seeds' examples created as Deployments and
+//! Services, with a kubeconfig holding one context per cluster and commands
+//! to try.
 
 mod seed;
 
@@ -13,10 +15,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
+use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
 use fedmesh_apiserver::{ApiServer, RunningServer};
 use fedmesh_controller::{ControllerConfig, Metrics};
-use k8s_openapi::api::core::v1::{Endpoints, Namespace, Pod, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use kube::api::Api;
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -34,6 +37,28 @@ const REMOTE: &str = "remotecluster";
 
 /// How long the mesh may take to show the seeds' endpoints.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Simulated nodes per cluster.
+const NODES: u32 = 2;
+
+/// The simulated data plane of each cluster: its nodes' zone and region
+/// (as in seed 002's clusters) and a pod network of its own, so that pod
+/// IPs never overlap across the mesh (Calico's federation needs that).
+fn data_plane(cluster: &str) -> DataPlaneOptions {
+    let (zone, region, cidr) = if cluster == LOCAL {
+        ("us-central1-a", "us-central1", [10, 1, 0, 0])
+    } else {
+        ("europe-west1-b", "europe-west1", [10, 2, 0, 0])
+    };
+    DataPlaneOptions {
+        nodes: NODES,
+        node_prefix: format!("{cluster}-node"),
+        zone: zone.into(),
+        region: region.into(),
+        cluster_cidr: cidr.into(),
+        ..DataPlaneOptions::default()
+    }
+}
 
 /// Arguments of `fedmesh demo`.
 #[derive(Debug, Args)]
@@ -178,17 +203,16 @@ impl DemoArgs {
         }
 
         let marker = dir.join("seeded");
-        let scale_back = dir.join("my-app-remote-endpointslice.yaml");
         let seeded_now = !marker.exists();
         if seeded_now {
-            create_examples(&local_cluster, &remote_cluster, &scale_back).await?;
+            create_examples(&local_cluster, &remote_cluster).await?;
             if persistent {
                 std::fs::write(&marker, b"")
                     .with_context(|| format!("cannot write {}", marker.display()))?;
             }
             progress(
                 "created seed 000's my-app (both clusters) and my-app-federated, \
-                 and seed 004's bookinfo reviews/ratings",
+                 and seed 004's bookinfo reviews/ratings (Deployments, Services)",
             );
         } else {
             progress(&format!(
@@ -207,7 +231,7 @@ impl DemoArgs {
                 "ready in {elapsed:.2}s, but not in sync yet: {error:#}"
             )),
         }
-        print_commands(&kubeconfig_path, &scale_back);
+        print_commands(&kubeconfig_path);
 
         let _ = stop.wait_for(|s| *s).await;
         runtime::say("stopping");
@@ -281,7 +305,8 @@ async fn start_server(
     let build = |port: u16| {
         let builder = ApiServer::builder()
             .listen(SocketAddr::from(([127, 0, 0, 1], port)))
-            .context(name);
+            .context(name)
+            .data_plane(data_plane(name));
         match &data_dir {
             Some(dir) => builder.data_dir(dir),
             None => builder,
@@ -339,13 +364,8 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
-/// Creates the seeds' Services, pods and EndpointSlices, and writes the
-/// remote `my-app` slice to `scale_back` for the "scale back" command.
-async fn create_examples(
-    local: &Cluster,
-    remote: &Cluster,
-    scale_back: &Path,
-) -> anyhow::Result<()> {
+/// Creates the seeds' namespaces, Services and the Deployments behind them.
+async fn create_examples(local: &Cluster, remote: &Cluster) -> anyhow::Result<()> {
     let quiet = |_: &str| {};
     let local = Applier::new(local.client.clone(), format!("local {LOCAL}"), &quiet);
     let remote = Applier::new(remote.client.clone(), format!("remote {REMOTE}"), &quiet);
@@ -368,36 +388,17 @@ async fn create_examples(
             .ensure_quietly(&Kind::namespaced::<Service>(), service.object)
             .await?;
     }
-    for (index, (backend, labels)) in seed::backends().into_iter().enumerate() {
-        let applier = on(backend.side);
-        let mut uids = Vec::new();
-        for pod in backend.pod_objects(&labels) {
-            applier
-                .ensure_quietly(&Kind::namespaced::<Pod>(), pod.clone())
-                .await?;
-            let name = pod["metadata"]["name"].as_str().unwrap_or_default();
-            let read = Api::<Pod>::namespaced(applier.client().clone(), backend.namespace)
-                .get(name)
-                .await
-                .with_context(|| format!("cannot read back pod {name}"))?;
-            uids.push(read.metadata.uid.unwrap_or_default());
-        }
-        let slice = backend.slice(&uids);
-        if index == seed::REMOTE_MY_APP {
-            let yaml = serde_saphyr::to_string(&slice).context("cannot write the slice as YAML")?;
-            std::fs::write(scale_back, yaml)
-                .with_context(|| format!("cannot write {}", scale_back.display()))?;
-        }
-        applier
-            .ensure_quietly(&Kind::namespaced::<EndpointSlice>(), slice)
+    for backend in seed::backends() {
+        on(backend.side)
+            .ensure_quietly(&Kind::namespaced::<Deployment>(), backend.deployment())
             .await?;
     }
     Ok(())
 }
 
-/// Waits (bounded) until the controller has written what the seeds lead to:
-/// the expected address counts on a fresh start, any endpoints on a resume
-/// (the user may have scaled things since).
+/// Waits (bounded) until the pods run and the controller has written what
+/// the seeds lead to: the expected address counts on a fresh start, any
+/// endpoints on a resume (the user may have scaled things since).
 async fn wait_for_sync(
     local: &kube::Client,
     remote: &kube::Client,
@@ -458,7 +459,7 @@ fn address_count(endpoints: &Endpoints) -> usize {
 }
 
 /// Prints commands that work exactly as printed.
-fn print_commands(kubeconfig: &Path, scale_back: &Path) {
+fn print_commands(kubeconfig: &Path) {
     let k = format!("kubectl --kubeconfig {}", shell_quote(kubeconfig));
     let lines = [
         "# the federated endpoints: the local pod, and the remote one as remotecluster/<pod>; only the my-app-ui port".to_owned(),
@@ -473,14 +474,16 @@ fn print_commands(kubeconfig: &Path, scale_back: &Path) {
         format!(
             "{k} --context {REMOTE} -n bookinfo get endpoints ratings -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip,PODS:.subsets[*].addresses[*].targetRef.name'"
         ),
-        "# scale the remote my-app pod away (its EndpointSlice goes, as when the pod stops being ready) ...".to_owned(),
-        format!("{k} --context {REMOTE} -n default delete endpointslice my-app-demo"),
+        "# the pods run on simulated nodes, with IPs from their node's pod network".to_owned(),
+        format!("{k} --context {REMOTE} get pods -A -o wide"),
+        "# scale the remote my-app Deployment to zero ...".to_owned(),
+        format!("{k} --context {REMOTE} -n default scale deployment my-app --replicas=0"),
         "# ... the federated endpoints now hold only the local pod ...".to_owned(),
         format!(
             "{k} --context {LOCAL} get endpoints my-app-federated -o 'custom-columns=NAME:.metadata.name,ADDRESSES:.subsets[*].addresses[*].ip,PODS:.subsets[*].addresses[*].targetRef.name'"
         ),
         "# ... and bring it back".to_owned(),
-        format!("{k} --context {REMOTE} apply -f {}", shell_quote(scale_back)),
+        format!("{k} --context {REMOTE} -n default scale deployment my-app --replicas=1"),
     ];
     runtime::say("\nTry these (they work as printed):");
     for line in lines {

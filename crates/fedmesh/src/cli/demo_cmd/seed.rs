@@ -1,14 +1,13 @@
 //! The demo's example objects: seed 000's `my-app` tutorial and seed 004's
 //! bookinfo `reviews`/`ratings`.
 //!
-//! The embedded server runs no kubelet, so each backing pod's endpoints come
-//! from an EndpointSlice the demo writes as the endpoints controller would;
-//! deleting that slice is how the demo "scales a pod away".
+//! Each backend is a Deployment, as in the seeds: the clusters' simulated
+//! scheduler and kubelet run its pods on simulated nodes, and the clusters'
+//! own endpoints controller makes the backing Services' EndpointSlices from
+//! them once they are Ready. Scaling the remote `my-app` Deployment to zero
+//! is how the demo takes a backend away.
 
 use serde_json::{Value, json};
-
-/// Label that keeps Kubernetes' own EndpointSlice controller off the demo's slices.
-const MANAGED_BY: &str = "demo.fedmesh.io";
 
 /// Which of the demo's clusters an object goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,71 +18,38 @@ pub(crate) enum Side {
     Remote,
 }
 
-/// A pod standing in for a running workload, and the slice carrying it.
+/// A Deployment backing one of the seeds' Services.
 pub(crate) struct Backend {
     pub(crate) side: Side,
     pub(crate) namespace: &'static str,
-    pub(crate) service: &'static str,
-    pub(crate) pods: &'static [(&'static str, &'static str)],
-    pub(crate) node: &'static str,
+    pub(crate) name: &'static str,
+    /// The pods' labels (what the backing Service selects).
+    pub(crate) labels: Value,
+    /// The containers' ports (the Services' target ports).
     pub(crate) ports: &'static [(&'static str, i32)],
 }
 
 impl Backend {
-    /// The EndpointSlice's name.
-    pub(crate) fn slice_name(&self) -> String {
-        format!("{}-demo", self.service)
-    }
-
-    /// The pods.
-    pub(crate) fn pod_objects(&self, labels: &Value) -> Vec<Value> {
-        self.pods
-            .iter()
-            .map(|(name, _)| {
-                json!({
-                    "apiVersion": "v1", "kind": "Pod",
-                    "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
-                    "spec": {
-                        "nodeName": self.node,
-                        "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]
-                    }
-                })
-            })
-            .collect()
-    }
-
-    /// The slice, with the pods' uids as their targetRefs.
-    pub(crate) fn slice(&self, uids: &[String]) -> Value {
-        let endpoints: Vec<Value> = self
-            .pods
-            .iter()
-            .zip(uids)
-            .map(|((pod, ip), uid)| {
-                json!({
-                    "addresses": [ip],
-                    "conditions": {"ready": true, "serving": true, "terminating": false},
-                    "nodeName": self.node,
-                    "targetRef": {"kind": "Pod", "name": pod, "namespace": self.namespace, "uid": uid}
-                })
-            })
-            .collect();
+    /// The Deployment, one replica.
+    pub(crate) fn deployment(&self) -> Value {
         let ports: Vec<Value> = self
             .ports
             .iter()
-            .map(|(name, port)| json!({"name": name, "port": port, "protocol": "TCP"}))
+            .map(|(name, port)| json!({"name": name, "containerPort": port, "protocol": "TCP"}))
             .collect();
         json!({
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {
-                "name": self.slice_name(), "namespace": self.namespace,
-                "labels": {
-                    "kubernetes.io/service-name": self.service,
-                    "endpointslice.kubernetes.io/managed-by": MANAGED_BY
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": self.labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": self.labels},
+                "template": {
+                    "metadata": {"labels": self.labels},
+                    "spec": {"containers": [{
+                        "name": "app", "image": "registry.k8s.io/pause:3.10", "ports": ports
+                    }]}
                 }
-            },
-            "addressType": "IPv4",
-            "ports": ports,
-            "endpoints": endpoints
+            }
         })
     }
 }
@@ -182,71 +148,54 @@ pub(crate) fn services() -> Vec<ServiceDef> {
     ]
 }
 
-/// The remote `my-app` backend: the one the printed commands scale away and back.
-pub(crate) const REMOTE_MY_APP: usize = 0;
-
-/// The pods and their slices (the labels of each pod are its service's selector).
-pub(crate) fn backends() -> Vec<(Backend, Value)> {
+/// The Deployments behind the Services (the labels of each are its
+/// Service's selector).
+pub(crate) fn backends() -> Vec<Backend> {
+    let my_app = &[("my-app-ui", 9000), ("my-app-console", 9001)];
+    let http = &[("http", 9080)];
     vec![
-        (
-            Backend {
-                side: Side::Remote,
-                namespace: "default",
-                service: "my-app",
-                // The seed's Endpoints show the Service ports (80), so the slices carry them.
-                pods: &[("my-app-7b6f758bd5-ctgbh", "192.168.0.28")],
-                node: "node1.remotecluster.tigera.io",
-                ports: &[("my-app-ui", 80), ("my-app-console", 81)],
-            },
-            json!({"run": "my-app"}),
-        ),
-        (
-            Backend {
-                side: Side::Local,
-                namespace: "default",
-                service: "my-app",
-                pods: &[("my-app-59cf48cdc7-frf2t", "192.168.93.12")],
-                node: "node1.localcluster.tigera.io",
-                ports: &[("my-app-ui", 80), ("my-app-console", 81)],
-            },
-            json!({"run": "my-app"}),
-        ),
-        (
-            Backend {
-                side: Side::Local,
-                namespace: "bookinfo",
-                service: "reviews-v1",
-                pods: &[("reviews-v1-5b4c8d7f6-x2lqp", "10.1.0.11")],
-                node: "node1.localcluster.tigera.io",
-                ports: &[("http", 9080)],
-            },
-            json!({"app": "reviews", "version": "v1"}),
-        ),
-        (
-            Backend {
-                side: Side::Local,
-                namespace: "bookinfo",
-                service: "ratings-1",
-                pods: &[("ratings-v1-7dc98c7588-vzftc", "10.1.0.21")],
-                node: "node1.localcluster.tigera.io",
-                ports: &[("http", 9080)],
-            },
-            json!({"app": "ratings"}),
-        ),
-        (
-            Backend {
-                side: Side::Remote,
-                namespace: "bookinfo",
-                service: "reviews-23",
-                pods: &[
-                    ("reviews-v2-8454bb78d8-9tm2j", "10.2.0.12"),
-                    ("reviews-v3-6dc9897554-8pgtx", "10.2.0.13"),
-                ],
-                node: "node1.remotecluster.tigera.io",
-                ports: &[("http", 9080)],
-            },
-            json!({"app": "reviews"}),
-        ),
+        Backend {
+            side: Side::Remote,
+            namespace: "default",
+            name: "my-app",
+            labels: json!({"run": "my-app"}),
+            ports: my_app,
+        },
+        Backend {
+            side: Side::Local,
+            namespace: "default",
+            name: "my-app",
+            labels: json!({"run": "my-app"}),
+            ports: my_app,
+        },
+        Backend {
+            side: Side::Local,
+            namespace: "bookinfo",
+            name: "reviews-v1",
+            labels: json!({"app": "reviews", "version": "v1"}),
+            ports: http,
+        },
+        Backend {
+            side: Side::Local,
+            namespace: "bookinfo",
+            name: "ratings-v1",
+            labels: json!({"app": "ratings", "version": "v1"}),
+            ports: http,
+        },
+        Backend {
+            side: Side::Remote,
+            namespace: "bookinfo",
+            name: "reviews-v2",
+            labels: json!({"app": "reviews", "version": "v2"}),
+            ports: http,
+        },
+        Backend {
+            side: Side::Remote,
+            namespace: "bookinfo",
+            name: "reviews-v3",
+            labels: json!({"app": "reviews", "version": "v3"}),
+            ports: http,
+        },
     ]
 }
 
