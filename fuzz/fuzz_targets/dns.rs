@@ -10,10 +10,9 @@
 use std::net::IpAddr;
 use std::sync::LazyLock;
 
-use fedmesh_core::ClusterName;
-use fedmesh_core::dns::{
-    DnsConfig, DnsIndex, DnsLabel, DomainName, Ingress, ServiceId, ServiceShards, Shard,
-};
+use fedmesh_core::dns::{DnsConfig, DnsIndex, DnsLabel, DomainName};
+use fedmesh_core::federation::{Addresses, Health, ServiceShards, Shard};
+use fedmesh_core::{ClusterName, FederatedKey};
 use fedmesh_dns::{Responder, ServerConfig, Transport, TsigKey, ZoneConfig};
 use hickory_proto::op::Message;
 use libfuzzer_sys::fuzz_target;
@@ -35,17 +34,14 @@ static RESPONDER: LazyLock<Responder> = LazyLock::new(|| {
     let mut index = DnsIndex::new(DnsConfig::new(label("myfederation"), name("example.com")));
     let shard = |cluster: &str, region: &str, zone: &str, ip: &str, healthy| Shard {
         cluster: ClusterName::new(cluster).unwrap(),
-        region: label(region),
-        zones: vec![label(zone)],
-        ingress: vec![Ingress::Ip(ip.parse().unwrap())],
-        healthy,
+        region: Some(region.into()),
+        zones: vec![zone.into()],
+        addresses: Addresses::from_strings([ip]),
+        health: if healthy { Health::Healthy } else { Health::NoReadyEndpoints },
     };
     let service = ServiceShards {
-        id: ServiceId {
-            namespace: label("mynamespace"),
-            name: label("nginx"),
-        },
-        ttl: None,
+        service: FederatedKey::new("mynamespace", "nginx"),
+        errors: Default::default(),
         shards: vec![
             shard("a", "us-central1", "us-central1-a", "104.197.247.191", true),
             shard("f", "us-central1", "us-central1-f", "104.197.240.1", false),
@@ -53,7 +49,7 @@ static RESPONDER: LazyLock<Responder> = LazyLock::new(|| {
             shard("c", "asia-east1", "asia-east1-c", "2001:db8::2", true),
         ],
     };
-    responder.update(&index.upsert(&service).unwrap());
+    responder.update(&index.upsert(&service, None).unwrap());
     responder
 });
 

@@ -7,7 +7,9 @@
 //! - [`identity`]: federated endpoint identity (remote pods and host
 //!   endpoints mirrored as Calico network sets or Cilium CIDR groups);
 //! - [`federation`]: the Federation v1 control plane (member clusters,
-//!   Service propagation, shard health) on the same runtime.
+//!   Service propagation, shard health) on the same runtime;
+//! - [`dns`]: federated service DNS from the federation's live state: the
+//!   authoritative server's records and an external provider's writer.
 //!
 //! `fedmesh controller` runs the mesh and identity on one `ClusterSet`: each
 //! remote is connected, probed and reported on once, and every feature
@@ -17,6 +19,7 @@
 //! objects between the API servers and the core's indexes.
 
 pub mod config;
+pub mod dns;
 pub mod federation;
 pub mod identity;
 pub mod mesh;

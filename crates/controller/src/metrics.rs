@@ -26,6 +26,10 @@ struct Inner {
     remote_status: Family<Labels, Gauge>,
     writes: Family<Labels, Counter>,
     leading: Gauge,
+    dns_names: Gauge,
+    dns_syncs: Family<Labels, Counter>,
+    dns_changes: Family<Labels, Counter>,
+    dns_provider_up: Family<Labels, Gauge>,
     /// The claim `leading` reports, read at every scrape: a gauge set when
     /// the claim changes would lag an expiry (a stopped or starved process
     /// reports stale leadership until its gauge task runs again).
@@ -62,11 +66,39 @@ impl Metrics {
             "1 while this replica holds the controller Lease",
             leading.clone(),
         );
+        let dns_names = Gauge::default();
+        registry.register(
+            "fedmesh_dns_names",
+            "Names with records in the federation's DNS zone, as this replica serves them",
+            dns_names.clone(),
+        );
+        let dns_syncs = Family::<Labels, Counter>::default();
+        registry.register(
+            "fedmesh_dns_provider_syncs",
+            "Rounds of writing the records to an external DNS provider, by provider and result (ok, failed)",
+            dns_syncs.clone(),
+        );
+        let dns_changes = Family::<Labels, Counter>::default();
+        registry.register(
+            "fedmesh_dns_provider_changes",
+            "Record set changes applied to an external DNS provider",
+            dns_changes.clone(),
+        );
+        let dns_provider_up = Family::<Labels, Gauge>::default();
+        registry.register(
+            "fedmesh_dns_provider_up",
+            "1 while the last round with the DNS provider succeeded, 0 while it fails",
+            dns_provider_up.clone(),
+        );
         Self(Arc::new(Inner {
             registry,
             remote_status,
             writes,
             leading,
+            dns_names,
+            dns_syncs,
+            dns_changes,
+            dns_provider_up,
             claim: Mutex::new(None),
             unready: Mutex::new(Some("starting".into())),
         }))
@@ -95,6 +127,30 @@ impl Metrics {
                 ("result".into(), if ok { "ok" } else { "failed" }.into()),
             ])
             .inc();
+    }
+
+    /// Records how many names the DNS zone holds.
+    pub fn set_dns_names(&self, names: usize) {
+        self.0
+            .dns_names
+            .set(i64::try_from(names).unwrap_or(i64::MAX));
+    }
+
+    /// Counts one round with the DNS provider `provider`: its outcome and
+    /// the changes it applied.
+    pub fn count_dns_sync(&self, provider: &str, ok: bool, changes: usize) {
+        let provider_label = vec![("provider".to_owned(), provider.to_owned())];
+        let mut labels = provider_label.clone();
+        labels.push(("result".into(), if ok { "ok" } else { "failed" }.into()));
+        self.0.dns_syncs.get_or_create(&labels).inc();
+        self.0
+            .dns_changes
+            .get_or_create(&provider_label)
+            .inc_by(u64::try_from(changes).unwrap_or(u64::MAX));
+        self.0
+            .dns_provider_up
+            .get_or_create(&provider_label)
+            .set(i64::from(ok));
     }
 
     /// Reports `claim` as `fedmesh_leader`: 1 exactly while it is current

@@ -13,11 +13,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fedmesh_core::ClusterName;
-use fedmesh_core::dns::{
-    DnsConfig, DnsIndex, DnsLabel, DomainName, Ingress, NameRecords, RecordData, ServiceId,
-    ServiceShards, Shard,
-};
+use fedmesh_core::dns::{DnsConfig, DnsIndex, DnsLabel, DomainName, NameRecords, RecordData};
+use fedmesh_core::federation::{Addresses, Health, ServiceShards, Shard};
+use fedmesh_core::{ClusterName, FederatedKey};
 use fedmesh_dns::{Server, ServerConfig, ZoneConfig};
 
 const SERVICES: usize = 10_000;
@@ -63,28 +61,33 @@ fn shards(rng: &mut Rng, service: usize) -> Vec<Shard> {
     CLUSTERS
         .iter()
         .enumerate()
-        .map(|(c, (region, zone))| Shard {
-            cluster: ClusterName::new(&format!("cluster-{c}")).expect("valid cluster"),
-            region: label(region),
-            zones: vec![label(zone)],
-            ingress: vec![Ingress::Ip(
-                [10, c as u8, (service >> 8) as u8, service as u8].into(),
-            )],
-            // About one shard in four unhealthy: zones and a few regions become
-            // CNAMEs, as in the seed's listing.
-            healthy: !rng.next().is_multiple_of(4),
+        .map(|(c, (region, zone))| {
+            let mut addresses = Addresses::default();
+            addresses
+                .ipv4
+                .insert([10, c as u8, (service >> 8) as u8, service as u8].into());
+            Shard {
+                cluster: ClusterName::new(&format!("cluster-{c}")).expect("valid cluster"),
+                region: Some((*region).to_owned()),
+                zones: vec![(*zone).to_owned()],
+                addresses,
+                // About one shard in four unhealthy: zones and a few regions
+                // become CNAMEs, as in the seed's listing.
+                health: if rng.next().is_multiple_of(4) {
+                    Health::NoReadyEndpoints
+                } else {
+                    Health::Healthy
+                },
+            }
         })
         .collect()
 }
 
 fn service(i: usize, shards: Vec<Shard>) -> ServiceShards {
     ServiceShards {
-        id: ServiceId {
-            namespace: label(&format!("ns{}", i % NAMESPACES)),
-            name: label(&format!("svc{i}")),
-        },
-        ttl: None,
+        service: FederatedKey::new(&format!("ns{}", i % NAMESPACES), &format!("svc{i}")),
         shards,
+        errors: Default::default(),
     }
 }
 
@@ -482,7 +485,7 @@ fn main() {
     let mut index = DnsIndex::new(DnsConfig::new(label("myfederation"), name("example.com")));
     for i in 0..SERVICES {
         let s = service(i, shards(&mut rng, i));
-        index.upsert(&s).expect("records");
+        index.upsert(&s, None).expect("records");
     }
     let mut records: Vec<NameRecords> = index.records().cloned().collect();
     // The nameserver's address, which BIND requires of an in-zone NS.
@@ -707,13 +710,17 @@ fn change_latency(server: &Server, index: &mut DnsIndex, rng: &mut Rng, port: u1
                 .unwrap_or_default()
         };
         let before = ask(&mut buf);
-        let old = index.service(&service(i, vec![]).id).to_vec();
+        let old = index.service(&service(i, vec![]).service).to_vec();
         let was_healthy = old
             .iter()
             .any(|r| r.name.as_str() == qname && matches!(r.data, RecordData::Addresses { .. }));
-        s[cluster].healthy = !was_healthy;
+        s[cluster].health = if was_healthy {
+            Health::NoReadyEndpoints
+        } else {
+            Health::Healthy
+        };
         let t = Instant::now();
-        server.update(&index.upsert(&service(i, s)).expect("records"));
+        server.update(&index.upsert(&service(i, s), None).expect("records"));
         let mut changed = false;
         while t.elapsed() < Duration::from_secs(1) {
             if ask(&mut buf) != before {

@@ -86,8 +86,8 @@ zone "example.com" {{
 
     // A change: fedmesh NOTIFYs, BIND transfers again and answers the new records.
     let mut shards = seed_shards();
-    shards[3].healthy = true;
-    server.update(&index.upsert(&service("nginx", shards)).unwrap());
+    shards[3].health = Health::Healthy;
+    server.update(&index.upsert(&service("nginx", shards), None).unwrap());
     let followed = wait_until(Duration::from_secs(15), || {
         short(bind_addr, &["+norec", &zone, "A"]) == ["104.197.240.1"]
     });

@@ -127,7 +127,10 @@ fn large_answers_truncate_over_udp_and_go_whole_over_tcp() {
     let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
     server.update(
         &index
-            .upsert(&service("big", vec![shard("c1", "r1", "z1", &ips, true)]))
+            .upsert(
+                &service("big", vec![shard("c1", "r1", "z1", &ips, true)]),
+                None,
+            )
             .unwrap(),
     );
     let name = "big.mynamespace.myfederation.svc.example.com";
@@ -153,8 +156,12 @@ fn changes_are_served_and_bump_the_serial() {
     );
 
     let mut shards = seed_shards();
-    shards[3].healthy = true;
-    let report = server.update(&index.upsert(&service("nginx", shards.clone())).unwrap());
+    shards[3].health = Health::Healthy;
+    let report = server.update(
+        &index
+            .upsert(&service("nginx", shards.clone()), None)
+            .unwrap(),
+    );
     // Three names changed; their CNAME referrers were rebuilt with them.
     assert!(report.rebuilt >= 3, "{report:?}");
     assert_eq!(short(addr, &[&zone, "A"]), ["104.197.240.1"]);
@@ -167,11 +174,11 @@ fn changes_are_served_and_bump_the_serial() {
     // The whole region goes unhealthy: its zones alias to it, it to the global name.
     for s in shards
         .iter_mut()
-        .filter(|s| s.region.as_str() == "us-central1")
+        .filter(|s| s.region.as_deref() == Some("us-central1"))
     {
-        s.healthy = false;
+        s.health = Health::NoReadyEndpoints;
     }
-    server.update(&index.upsert(&service("nginx", shards)).unwrap());
+    server.update(&index.upsert(&service("nginx", shards), None).unwrap());
     let got = short(addr, &[&zone, "A"]);
     assert_eq!(
         &got[..2],
@@ -183,7 +190,7 @@ fn changes_are_served_and_bump_the_serial() {
     assert_eq!(&got[2..], ["130.211.56.221", "130.211.57.243"]);
 
     // Deleting the Service removes every name, and the empty non-terminals above them.
-    let id = service("nginx", vec![]).id;
+    let id = service("nginx", vec![]).service;
     server.update(&index.remove(&id));
     for name in [zone.as_str(), "myfederation.svc.example.com"] {
         assert_eq!(status(&dig(addr, &[name, "A"])), "NXDOMAIN", "{name}");
@@ -274,7 +281,11 @@ fn transfers_follow_the_acl_and_tsig() {
     // Enough names for several messages (100 records each).
     for i in 0..30 {
         let shards = vec![shard("c1", "r1", "z1", &["10.0.0.1", "10.0.0.2"], true)];
-        signed.update(&index.upsert(&service(&format!("s{i}"), shards)).unwrap());
+        signed.update(
+            &index
+                .upsert(&service(&format!("s{i}"), shards), None)
+                .unwrap(),
+        );
     }
     let addr = signed.local_addr();
     assert!(dig(addr, &["example.com", "AXFR"]).contains("Transfer failed"));

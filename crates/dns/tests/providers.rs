@@ -111,7 +111,9 @@ async fn lifecycle<P: Provider>(provider: &P) {
     }
 
     let mut index = index();
-    index.upsert(&service("nginx", seed_shards())).unwrap();
+    index
+        .upsert(&service("nginx", seed_shards()), None)
+        .unwrap();
     let desired: Vec<NameRecords> = index.records().cloned().collect();
     let report = sync_once(provider, &zone_name, OWNER, &desired)
         .await
@@ -133,9 +135,9 @@ async fn lifecycle<P: Provider>(provider: &P) {
     // us-central1-f heals (its CNAME becomes an A), asia-east1-c fails (the
     // region keeps one address, the zone becomes a CNAME).
     let mut shards = seed_shards();
-    shards[3].healthy = true;
-    shards[6].healthy = false;
-    index.upsert(&service("nginx", shards)).unwrap();
+    shards[3].health = Health::Healthy;
+    shards[6].health = Health::NoReadyEndpoints;
+    index.upsert(&service("nginx", shards), None).unwrap();
     let desired: Vec<NameRecords> = index.records().cloned().collect();
     let report = sync_once(provider, &zone_name, OWNER, &desired)
         .await
@@ -165,7 +167,7 @@ async fn lifecycle<P: Provider>(provider: &P) {
     assert!(again.applied.is_empty(), "rewrites: {:?}", again.applied);
 
     // The Service is deleted: every record fedmesh made goes, nothing else.
-    index.remove(&service("nginx", vec![]).id);
+    index.remove(&service("nginx", vec![]).service);
     sync_once(provider, &zone_name, OWNER, &[]).await.unwrap();
     assert_eq!(provider.records(&zone).await.unwrap(), before);
 }
@@ -253,7 +255,9 @@ async fn rfc2136_updates_bind() {
     // What BIND answers, read by dig rather than through the provider.
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     let mut index = index();
-    index.upsert(&service("nginx", seed_shards())).unwrap();
+    index
+        .upsert(&service("nginx", seed_shards()), None)
+        .unwrap();
     let desired: Vec<NameRecords> = index.records().cloned().collect();
     sync_once(&provider, &common::name("example.com"), OWNER, &desired)
         .await
@@ -519,7 +523,9 @@ async fn etcd_holds_coredns_records() {
 
     // The SkyDNS layout CoreDNS reads, seen through etcd directly.
     let mut index = index();
-    index.upsert(&service("nginx", seed_shards())).unwrap();
+    index
+        .upsert(&service("nginx", seed_shards()), None)
+        .unwrap();
     let desired: Vec<NameRecords> = index.records().cloned().collect();
     sync_once(&provider, &common::name("example.com"), OWNER, &desired)
         .await

@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::input::{DnsConfig, ServiceId, ServiceShards};
+use super::input::DnsConfig;
 use super::name::DomainName;
 use super::records::{NameRecords, RecordsError, service_records};
+use crate::federation::ServiceShards;
+use crate::names::FederatedKey;
 
 /// What changed in the federation's records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,7 +30,7 @@ impl DnsChange {
 #[derive(Debug, Clone)]
 pub struct DnsIndex {
     config: DnsConfig,
-    services: BTreeMap<ServiceId, Vec<NameRecords>>,
+    services: BTreeMap<FederatedKey, Vec<NameRecords>>,
 }
 
 impl DnsIndex {
@@ -45,18 +47,22 @@ impl DnsIndex {
         &self.config
     }
 
-    /// Sets a Service's shards (new Service or changed shards). On error the
-    /// Service's previous records stay.
-    pub fn upsert(&mut self, service: &ServiceShards) -> Result<DnsChange, RecordsError> {
-        let new = service_records(&self.config, service)?;
-        let old = self.services.remove(&service.id).unwrap_or_default();
+    /// Sets a Service's shards (new Service or changed shards) and its TTL
+    /// (`None`: the federation's). On error the Service's previous records stay.
+    pub fn upsert(
+        &mut self,
+        service: &ServiceShards,
+        ttl: Option<u32>,
+    ) -> Result<DnsChange, RecordsError> {
+        let new = service_records(&self.config, service, ttl)?;
+        let old = self.services.remove(&service.service).unwrap_or_default();
         let change = diff(&old, &new);
-        self.services.insert(service.id.clone(), new);
+        self.services.insert(service.service.clone(), new);
         Ok(change)
     }
 
     /// Removes a Service (deleted, or no longer federated): all its names go.
-    pub fn remove(&mut self, id: &ServiceId) -> DnsChange {
+    pub fn remove(&mut self, id: &FederatedKey) -> DnsChange {
         let old = self.services.remove(id).unwrap_or_default();
         DnsChange {
             upserted: Vec::new(),
@@ -65,7 +71,7 @@ impl DnsIndex {
     }
 
     /// One Service's records, sorted by name.
-    pub fn service(&self, id: &ServiceId) -> &[NameRecords] {
+    pub fn service(&self, id: &FederatedKey) -> &[NameRecords] {
         self.services.get(id).map(Vec::as_slice).unwrap_or_default()
     }
 

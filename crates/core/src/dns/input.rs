@@ -1,10 +1,9 @@
-//! What the records are computed from: the federation's DNS settings and, per
-//! federated Service, its shards as the control plane sees them.
-
-use std::net::IpAddr;
+//! The federation's DNS settings. The records are computed from these and,
+//! per federated Service, the shards the control plane keeps
+//! ([`crate::federation::ServiceShards`]: one definition for the status, the
+//! shards annotation and DNS).
 
 use super::name::{DnsLabel, DomainName};
-use crate::names::ClusterName;
 
 /// The TTL Federation v1 gave its records (seed 002: "180 seconds, by default").
 pub const DEFAULT_TTL: u32 = 180;
@@ -44,47 +43,6 @@ impl DnsConfig {
     }
 }
 
-/// A federated Service: the key of its records.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ServiceId {
-    /// The Service's namespace.
-    pub namespace: DnsLabel,
-    /// The Service's name.
-    pub name: DnsLabel,
-}
-
-/// One federated Service and its shards, one per member cluster it runs in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceShards {
-    /// Which Service.
-    pub id: ServiceId,
-    /// A TTL for this Service's records (from its annotation), instead of the federation's.
-    pub ttl: Option<u32>,
-    /// Its shards; a cluster appears at most once (a later entry for the same
-    /// cluster is one more shard all the same, so callers keep them unique).
-    pub shards: Vec<Shard>,
-}
-
-/// The Service in one member cluster.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shard {
-    /// The member cluster.
-    pub cluster: ClusterName,
-    /// The cluster's region.
-    pub region: DnsLabel,
-    /// The cluster's zones: a multi-zone cluster serves each of them.
-    pub zones: Vec<DnsLabel>,
-    /// The shard's load-balancer ingress (`status.loadBalancer.ingress`).
-    pub ingress: Vec<Ingress>,
-    /// Whether the shard has healthy endpoints.
-    pub healthy: bool,
-}
-
-/// One load-balancer ingress point.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Ingress {
-    /// An IPv4 or IPv6 address.
-    Ip(IpAddr),
-    /// A hostname, as AWS load balancers give.
-    Hostname(DomainName),
-}
+/// The annotation on a federated Service that sets its records' TTL in
+/// seconds, instead of the federation's (`"60"`).
+pub const TTL_ANNOTATION: &str = "federation.fedmesh.io/dns-ttl";

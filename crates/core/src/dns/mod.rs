@@ -2,22 +2,25 @@
 //! let clients anywhere find the nearest healthy shard of a federated Service.
 //!
 //! ```text
-//!  ServiceShards (per Service: clusters, regions, zones, ingress, health)
-//!      │ DnsIndex::upsert / remove
+//!  federated Service (shards annotation, TTL) ─┐ DnsFeed (+ Clusters: gone,
+//!  Cluster objects ────────────────────────────┘   Offline)
+//!      │ federation::ServiceShards ─ DnsIndex::upsert / remove
 //!      ▼
 //!  DnsChange (names upserted with their records, names removed) ──▶ DNS server / provider
 //! ```
 //!
-//! Pure and deterministic: the control plane that knows shard health feeds
-//! [`ServiceShards`] in; nothing here does I/O.
+//! Pure and deterministic: the shards are the control plane's own
+//! [`crate::federation::ServiceShards`]; nothing here does I/O.
 
+mod feed;
 mod index;
 mod input;
 mod name;
 mod records;
 
+pub use feed::{DnsFeed, FeedChange, FeedError};
 pub use index::{DnsChange, DnsIndex};
-pub use input::{DEFAULT_TTL, DnsConfig, Ingress, ServiceId, ServiceShards, Shard, ZoneForm};
+pub use input::{DEFAULT_TTL, DnsConfig, TTL_ANNOTATION, ZoneForm};
 pub use name::{DnsLabel, DomainName, NameError};
 pub use records::{NameRecords, RecordData, RecordsError, service_records};
 

@@ -12,13 +12,17 @@
 //! those addresses (its hostnames are left out); a scope whose healthy shards
 //! give only hostnames is a CNAME to the first hostname in sorted order (a
 //! CNAME has one target, so with several hostnames one is chosen, the same one
-//! every time); a healthy shard with no ingress at all counts as not healthy.
+//! every time); a healthy shard with no address at all serves nothing. A
+//! shard whose cluster has no region (its nodes carry no region label) counts
+//! for the global name only: its zones have no region to fall back to.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::input::{DnsConfig, Ingress, ServiceId, ServiceShards, ZoneForm};
+use super::input::{DnsConfig, ZoneForm};
 use super::name::{DnsLabel, DomainName, NameError};
+use crate::federation::{ServiceShards, Shard};
+use crate::names::{ClusterName, FederatedKey};
 
 /// The records at one name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +53,26 @@ pub enum RecordData {
 /// Why a Service's records cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordsError {
+    /// The Service's namespace or name is not a DNS label.
+    #[error("federated Service {service}: {source}")]
+    ServiceName {
+        /// The Service.
+        service: FederatedKey,
+        /// What is wrong with its name.
+        source: NameError,
+    },
+    /// A shard's region, zone or load-balancer hostname is not a DNS name.
+    #[error(
+        "federated Service {service}: the shard in cluster {cluster}: {source}; fix the member's node labels or load balancer"
+    )]
+    ShardName {
+        /// The Service.
+        service: FederatedKey,
+        /// The member cluster.
+        cluster: ClusterName,
+        /// What is wrong.
+        source: NameError,
+    },
     /// A record name would be longer than DNS allows (long names and a long suffix).
     #[error("federated Service {namespace}/{name}: {source}")]
     RecordName {
@@ -91,29 +115,69 @@ impl Scope {
         }
     }
 
-    fn add(&mut self, ingress: &[Ingress]) {
-        for point in ingress {
-            match point {
-                Ingress::Ip(IpAddr::V4(ip)) => _ = self.v4.insert(*ip),
-                Ingress::Ip(IpAddr::V6(ip)) => _ = self.v6.insert(*ip),
-                Ingress::Hostname(host) => _ = self.hostnames.insert(host.clone()),
-            }
-        }
+    fn add(&mut self, shard: &Checked<'_>) {
+        self.v4.extend(shard.shard.addresses.ipv4.iter().copied());
+        self.v6.extend(shard.shard.addresses.ipv6.iter().copied());
+        self.hostnames.extend(shard.hostnames.iter().cloned());
+    }
+}
+
+/// A shard with its names checked as DNS names.
+struct Checked<'a> {
+    shard: &'a Shard,
+    region: Option<DnsLabel>,
+    zones: Vec<DnsLabel>,
+    hostnames: Vec<DomainName>,
+}
+
+impl<'a> Checked<'a> {
+    fn new(service: &FederatedKey, shard: &'a Shard) -> Result<Self, RecordsError> {
+        let wrap = |source| RecordsError::ShardName {
+            service: service.clone(),
+            cluster: shard.cluster.clone(),
+            source,
+        };
+        let region = shard
+            .region
+            .as_deref()
+            .map(|r| DnsLabel::new("region", r))
+            .transpose()
+            .map_err(wrap)?;
+        let zones = shard
+            .zones
+            .iter()
+            .map(|z| DnsLabel::new("zone", z))
+            .collect::<Result<_, _>>()
+            .map_err(wrap)?;
+        let hostnames = shard
+            .addresses
+            .hostnames
+            .iter()
+            .map(|h| DomainName::new("load-balancer hostname", h))
+            .collect::<Result<_, _>>()
+            .map_err(wrap)?;
+        Ok(Self {
+            shard,
+            region,
+            zones,
+            hostnames,
+        })
     }
 }
 
 /// The names of one Service.
 struct Names<'a> {
     config: &'a DnsConfig,
-    id: &'a ServiceId,
+    namespace: DnsLabel,
+    name: DnsLabel,
     svc: DnsLabel,
 }
 
 impl Names<'_> {
     fn make(&self, scope: &[&DnsLabel]) -> Result<DomainName, RecordsError> {
         let mut labels = vec![
-            &self.id.name,
-            &self.id.namespace,
+            &self.name,
+            &self.namespace,
             &self.config.federation,
             &self.svc,
         ];
@@ -122,8 +186,8 @@ impl Names<'_> {
             .suffix
             .prepend(&labels)
             .map_err(|source| RecordsError::RecordName {
-                namespace: self.id.namespace.clone(),
-                name: self.id.name.clone(),
+                namespace: self.namespace.clone(),
+                name: self.name.clone(),
                 source,
             })
     }
@@ -136,32 +200,49 @@ impl Names<'_> {
     }
 }
 
-/// The records of one federated Service, sorted by name. Deterministic: the
-/// same shards in any order give the same records.
+/// The records of one federated Service, sorted by name, with `ttl` (its
+/// annotation's) or the federation's. Deterministic: the same shards in any
+/// order give the same records.
 pub fn service_records(
     config: &DnsConfig,
     service: &ServiceShards,
+    ttl: Option<u32>,
 ) -> Result<Vec<NameRecords>, RecordsError> {
+    let key = &service.service;
+    let label = |what, value: &str| {
+        DnsLabel::new(what, value).map_err(|source| RecordsError::ServiceName {
+            service: key.clone(),
+            source,
+        })
+    };
     let names = Names {
         config,
-        id: &service.id,
+        namespace: label("namespace", &key.namespace)?,
+        name: label("Service name", &key.name)?,
         svc: DnsLabel::literal("svc"),
     };
+    let shards: Vec<Checked<'_>> = service
+        .shards
+        .iter()
+        .map(|s| Checked::new(key, s))
+        .collect::<Result<_, _>>()?;
     let global = names.make(&[])?;
     let mut scopes: BTreeMap<DomainName, Scope> = BTreeMap::new();
     scopes.insert(global.clone(), Scope::new(Fallback::None));
     // Regions first, so that a zone named like a region (possible only in the
     // zone-only form) cannot take the region's name.
-    for shard in &service.shards {
-        let region = names.make(&[&shard.region])?;
+    for region in shards.iter().filter_map(|s| s.region.as_ref()) {
         scopes
-            .entry(region)
+            .entry(names.make(&[region])?)
             .or_insert_with(|| Scope::new(Fallback::Global));
     }
-    for shard in &service.shards {
-        let region = names.make(&[&shard.region])?;
+    for shard in &shards {
+        let Some(region_label) = &shard.region else {
+            continue;
+        };
+        let region = names.make(&[region_label])?;
         for zone in &shard.zones {
-            let name = names.zone(zone, &shard.region)?;
+            let name = names.zone(zone, region_label)?;
             let scope = scopes
                 .entry(name)
                 .or_insert_with(|| Scope::new(Fallback::Region(region.clone())));
@@ -170,24 +251,27 @@ pub fn service_records(
             }
         }
     }
-    for shard in service.shards.iter().filter(|s| s.healthy) {
-        let mut add = |name: DomainName| {
-            if let Some(scope) = scopes.get_mut(&name) {
-                scope.add(&shard.ingress);
+    for shard in shards.iter().filter(|s| s.shard.healthy()) {
+        let mut add = |name: &DomainName| {
+            if let Some(scope) = scopes.get_mut(name) {
+                scope.add(shard);
             }
         };
-        add(global.clone());
-        let region = names.make(&[&shard.region])?;
+        add(&global);
+        let Some(region_label) = &shard.region else {
+            continue;
+        };
+        let region = names.make(&[region_label])?;
         for zone in &shard.zones {
-            let name = names.zone(zone, &shard.region)?;
+            let name = names.zone(zone, region_label)?;
             // A zone named like its region already counts there.
             if name != region {
-                add(name);
+                add(&name);
             }
         }
-        add(region);
+        add(&region);
     }
-    let ttl = service.ttl.unwrap_or(config.ttl);
+    let ttl = ttl.unwrap_or(config.ttl);
     Ok(scopes
         .into_iter()
         .filter_map(|(name, scope)| {

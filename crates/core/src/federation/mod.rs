@@ -45,7 +45,7 @@ pub use selector::{
 };
 pub use shards::{
     Addresses, ERRORS_ANNOTATION, Health, SHARDS_ANNOTATION, ServiceShards, Shard, ShardIndex,
-    ready_endpoints,
+    ShardsAnnotationError, ready_endpoints,
 };
 pub use topology::{
     LEGACY_REGION_LABEL, LEGACY_ZONE_LABEL, NodeTopology, REGION_LABEL, Topology, ZONE_LABEL,

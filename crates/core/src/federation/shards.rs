@@ -21,7 +21,7 @@ use serde_json::json;
 
 use super::health::ClusterState;
 use super::topology::Topology;
-use crate::names::{ClusterName, FederatedKey};
+use crate::names::{ClusterName, ClusterNameError, FederatedKey};
 use crate::slice::SERVICE_NAME_LABEL;
 
 /// The annotation on a federated Service listing its shards (JSON, see
@@ -63,6 +63,19 @@ impl Addresses {
         let external = service.spec.as_ref().and_then(|s| s.external_ips.as_ref());
         for ip in external.into_iter().flatten() {
             addresses.add_ip(ip);
+        }
+        addresses
+    }
+
+    /// Addresses given as text, as the shards annotation lists them: IPs,
+    /// and anything else as a host name.
+    pub fn from_strings<'a>(entries: impl IntoIterator<Item = &'a str>) -> Addresses {
+        let mut addresses = Addresses::default();
+        for entry in entries {
+            match entry.parse::<IpAddr>() {
+                Ok(_) => addresses.add_ip(entry),
+                Err(_) => _ = addresses.hostnames.insert(entry.to_owned()),
+            }
         }
         addresses
     }
@@ -125,6 +138,63 @@ impl Health {
             Health::NoReadyEndpoints => "NoReadyEndpoints",
         }
     }
+
+    /// The health [`as_str`](Self::as_str) names.
+    pub fn parse(text: &str) -> Option<Health> {
+        [
+            Health::Healthy,
+            Health::ClusterNotReady,
+            Health::NoExternalAddress,
+            Health::NoReadyEndpoints,
+        ]
+        .into_iter()
+        .find(|h| h.as_str() == text)
+    }
+}
+
+/// Why a shards annotation (or a list in its form) cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardsAnnotationError {
+    /// Not a JSON list of shard objects.
+    #[error("annotation {SHARDS_ANNOTATION} is not a JSON list of shards: {0}")]
+    Json(String),
+    /// A shard's cluster is not a cluster name.
+    #[error("annotation {SHARDS_ANNOTATION}: cluster {name:?}: {source}")]
+    Cluster {
+        /// The value given.
+        name: String,
+        /// Why it is not a cluster name.
+        source: ClusterNameError,
+    },
+    /// A shard's health is not one fedmesh writes.
+    #[error(
+        "annotation {SHARDS_ANNOTATION}: cluster {cluster}: health {value:?} is not Healthy, ClusterNotReady, NoExternalAddress or NoReadyEndpoints"
+    )]
+    Health {
+        /// The member.
+        cluster: ClusterName,
+        /// The value given.
+        value: String,
+    },
+}
+
+/// One entry of the shards annotation, as written by
+/// [`ServiceShards::annotation`]. `health` says why a shard does not serve;
+/// a hand-written list may give only `healthy`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShardEntry {
+    cluster: String,
+    #[serde(default)]
+    healthy: bool,
+    #[serde(default)]
+    health: Option<String>,
+    #[serde(default)]
+    zones: Vec<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
 }
 
 /// One member's shard of a federated Service: what DNS and the status need.
@@ -212,6 +282,63 @@ impl ServiceShards {
             })
             .collect();
         serde_json::Value::Array(shards).to_string()
+    }
+
+    /// Reads the shards of `service` back from its [`SHARDS_ANNOTATION`]
+    /// (what DNS serves from); write errors are not part of it.
+    pub fn from_annotation(
+        service: FederatedKey,
+        value: &str,
+    ) -> Result<ServiceShards, ShardsAnnotationError> {
+        let json: serde_json::Value =
+            serde_json::from_str(value).map_err(|e| ShardsAnnotationError::Json(e.to_string()))?;
+        Self::from_json(service, json)
+    }
+
+    /// [`from_annotation`](Self::from_annotation) from parsed JSON.
+    pub fn from_json(
+        service: FederatedKey,
+        json: serde_json::Value,
+    ) -> Result<ServiceShards, ShardsAnnotationError> {
+        let entries: Vec<ShardEntry> =
+            serde_json::from_value(json).map_err(|e| ShardsAnnotationError::Json(e.to_string()))?;
+        let mut shards = entries
+            .into_iter()
+            .map(|entry| {
+                let cluster = ClusterName::new(&entry.cluster).map_err(|source| {
+                    ShardsAnnotationError::Cluster {
+                        name: entry.cluster.clone(),
+                        source,
+                    }
+                })?;
+                let health = match &entry.health {
+                    Some(text) => {
+                        Health::parse(text).ok_or_else(|| ShardsAnnotationError::Health {
+                            cluster: cluster.clone(),
+                            value: text.clone(),
+                        })?
+                    }
+                    None if entry.healthy => Health::Healthy,
+                    None => Health::NoReadyEndpoints,
+                };
+                let mut zones = entry.zones;
+                zones.sort();
+                zones.dedup();
+                Ok(Shard {
+                    cluster,
+                    zones,
+                    region: entry.region,
+                    addresses: Addresses::from_strings(entry.addresses.iter().map(String::as_str)),
+                    health,
+                })
+            })
+            .collect::<Result<Vec<Shard>, ShardsAnnotationError>>()?;
+        shards.sort_by(|a, b| a.cluster.cmp(&b.cluster));
+        Ok(ServiceShards {
+            service,
+            shards,
+            errors: BTreeMap::new(),
+        })
     }
 
     /// A JSON merge patch of the federated Service's annotations: the shards

@@ -7,10 +7,10 @@ use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use fedmesh_core::ClusterName;
-use fedmesh_core::dns::{
-    DnsConfig, DnsIndex, DnsLabel, DomainName, Ingress, ServiceId, ServiceShards, Shard,
-};
+use fedmesh_core::dns::{DnsConfig, DnsIndex, DnsLabel, DomainName};
+pub use fedmesh_core::federation::Health;
+use fedmesh_core::federation::{Addresses, ServiceShards, Shard};
+use fedmesh_core::{ClusterName, FederatedKey};
 use fedmesh_dns::{Server, ServerConfig, ZoneConfig};
 
 pub const SECRET: &str = "c2VjcmV0LWZvci1mZWRtZXNoLXRlc3RzLTMyLWJ5dGVz";
@@ -40,24 +40,22 @@ pub fn config() -> ServerConfig {
 pub fn shard(cluster: &str, region: &str, zone: &str, ips: &[&str], healthy: bool) -> Shard {
     Shard {
         cluster: ClusterName::new(cluster).unwrap(),
-        region: label(region),
-        zones: vec![label(zone)],
-        ingress: ips
-            .iter()
-            .map(|i| Ingress::Ip(i.parse().unwrap()))
-            .collect(),
-        healthy,
+        region: Some(region.into()),
+        zones: vec![zone.into()],
+        addresses: Addresses::from_strings(ips.iter().copied()),
+        health: if healthy {
+            Health::Healthy
+        } else {
+            Health::NoReadyEndpoints
+        },
     }
 }
 
 pub fn service(name: &str, shards: Vec<Shard>) -> ServiceShards {
     ServiceShards {
-        id: ServiceId {
-            namespace: label("mynamespace"),
-            name: label(name),
-        },
-        ttl: None,
+        service: FederatedKey::new("mynamespace", name),
         shards,
+        errors: Default::default(),
     }
 }
 
@@ -131,7 +129,9 @@ pub fn index() -> DnsIndex {
 pub fn seed_server(config: ServerConfig) -> (Server, DnsIndex) {
     let server = Server::start(config).unwrap();
     let mut index = index();
-    let change = index.upsert(&service("nginx", seed_shards())).unwrap();
+    let change = index
+        .upsert(&service("nginx", seed_shards()), None)
+        .unwrap();
     server.update(&change);
     (server, index)
 }

@@ -24,7 +24,7 @@ enum FederationCommand {
     Join(join::FederationJoinArgs),
     /// Serve a dedicated federation API server (embedded, context
     /// `federation`) with the federation controller in one process.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Run the federation controller against a Kubernetes API server that
     /// serves the Cluster CRD (leader election, metrics, health).
     Controller(controller::FederationControllerArgs),

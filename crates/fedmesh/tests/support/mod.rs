@@ -4,6 +4,8 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
 
+pub mod federation;
+
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;

@@ -1,10 +1,13 @@
 //! `fedmesh federation serve`: a dedicated federation API server (embedded,
 //! kubeconfig context `federation`, the Cluster CRD installed) with the
-//! federation controller in the same process, until SIGTERM or Ctrl-C.
+//! federation controller in the same process, until SIGTERM or Ctrl-C; with
+//! `--dns-zone` also fedmesh's DNS server for the federation's zone, fed from
+//! the same API (`fedmesh dns serve` in the same process).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -15,7 +18,10 @@ use fedmesh_core::federation::Scope;
 
 use super::controller::ControlPlaneArgs;
 use crate::cli::connect::Cluster;
-use crate::cli::controller_cmd::install_crd;
+use crate::cli::controller_cmd::{install_crd, parse_duration};
+use crate::cli::dns_cmd::{
+    DnsServeOptions, ProviderArgs, ProviderKind, ProviderOptions, ZoneFormArg, dns_config,
+};
 use crate::cli::runtime;
 
 /// The kubeconfig context (and cluster and user) of the federation API.
@@ -40,6 +46,40 @@ pub(crate) struct ServeArgs {
     /// Where to serve the controller's /metrics, /healthz and /readyz.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<SocketAddr>,
+    /// Serve the federation's DNS zone (`example.com`) from this process.
+    #[arg(long, value_name = "ZONE", help_heading = "DNS")]
+    dns_zone: Option<String>,
+    /// Where the DNS server answers, UDP and TCP.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "0.0.0.0:53",
+        requires = "dns_zone",
+        help_heading = "DNS"
+    )]
+    dns_listen: SocketAddr,
+    /// TTL of the records, unless a Service sets its own.
+    #[arg(long, value_name = "SECONDS", default_value_t = fedmesh_core::dns::DEFAULT_TTL,
+          requires = "dns_zone", help_heading = "DNS")]
+    dns_ttl: u32,
+    /// Form of the zone names.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "zone-only",
+        requires = "dns_zone",
+        help_heading = "DNS"
+    )]
+    dns_zone_form: ZoneFormArg,
+    /// Also keep this external DNS provider's zone (the same) in step.
+    #[arg(long, value_enum, requires = "dns_zone", help_heading = "DNS")]
+    dns_provider: Option<ProviderKind>,
+    /// A provider round at least this often.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration,
+          help_heading = "DNS")]
+    dns_resync: Duration,
+    #[command(flatten)]
+    provider_settings: ProviderArgs,
     #[command(flatten)]
     log: runtime::LogArgs,
 }
@@ -51,9 +91,41 @@ impl ServeArgs {
         Ok(ExitCode::SUCCESS)
     }
 
+    /// The DNS server, when `--dns-zone` asks for one (listening already).
+    fn dns(&self) -> anyhow::Result<Option<crate::cli::dns_cmd::DnsServing>> {
+        let Some(zone) = &self.dns_zone else {
+            return Ok(None);
+        };
+        let (config, zone) = dns_config(
+            &self.control_plane.name,
+            zone,
+            None,
+            self.dns_ttl,
+            self.dns_zone_form,
+        )?;
+        let provider = match self.dns_provider {
+            Some(kind) => Some(ProviderOptions::new(
+                self.provider_settings.clone().build(kind, &zone)?,
+                &config,
+                zone.clone(),
+                self.dns_resync,
+            )),
+            None => None,
+        };
+        let server = DnsServeOptions::server_config(zone, self.dns_listen, &config)?;
+        DnsServeOptions {
+            config,
+            server,
+            provider,
+        }
+        .start()
+        .map(Some)
+    }
+
     async fn serve(self) -> anyhow::Result<()> {
         let (mut config, name) = self.control_plane.config()?;
         config.metrics_addr = self.metrics_addr;
+        let dns = self.dns()?;
         let server = ApiServer::builder()
             .listen(self.listen)
             .context(CONTEXT)
@@ -79,12 +151,29 @@ impl ServeArgs {
                 // A dedicated federation API server: every Service is federated.
                 scope: Scope::Everything,
             };
-            federation::run(
+            fedmesh_controller::run_feature(
                 client,
                 config,
-                options,
                 Metrics::new(),
                 runtime::shutdown_signal(),
+                "fedmesh-federation-controller",
+                move |tasks, client, config, claim, metrics, warnings| {
+                    let health = federation::start(
+                        tasks,
+                        client.clone(),
+                        config,
+                        &options,
+                        claim.clone(),
+                        metrics.clone(),
+                        warnings.clone(),
+                    );
+                    // Readiness is the control plane's: the DNS server
+                    // answers from whatever it has listed.
+                    if let Some(dns) = dns {
+                        dns.start(tasks, client, claim, metrics, warnings);
+                    }
+                    health
+                },
             )
             .await
             .map_err(anyhow::Error::from)
