@@ -7,7 +7,9 @@
 //! - [`identity`]: federated endpoint identity (remote pods and host
 //!   endpoints mirrored as Calico network sets or Cilium CIDR groups);
 //! - [`federation`]: the Federation v1 control plane (member clusters,
-//!   Service propagation, shard health) on the same runtime.
+//!   Service propagation, shard health) on the same runtime;
+//! - [`in_cluster_dns`]: a member's federated Service copies, slices and
+//!   Nodes watched into in-cluster DNS records (`fedmesh dns serve --in-cluster`).
 //!
 //! `fedmesh controller` runs the mesh and identity on one `ClusterSet`: each
 //! remote is connected, probed and reported on once, and every feature
@@ -19,6 +21,7 @@
 pub mod config;
 pub mod federation;
 pub mod identity;
+pub mod in_cluster_dns;
 pub mod mesh;
 pub mod metrics;
 pub mod runtime;

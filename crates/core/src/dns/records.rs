@@ -103,14 +103,24 @@ impl Scope {
 }
 
 /// The names of one Service.
-struct Names<'a> {
+pub(super) struct Names<'a> {
     config: &'a DnsConfig,
     id: &'a ServiceId,
     svc: DnsLabel,
 }
 
-impl Names<'_> {
-    fn make(&self, scope: &[&DnsLabel]) -> Result<DomainName, RecordsError> {
+impl<'a> Names<'a> {
+    /// The names of Service `id` in the federation `config` describes.
+    pub(super) fn new(config: &'a DnsConfig, id: &'a ServiceId) -> Self {
+        Self {
+            config,
+            id,
+            svc: DnsLabel::literal("svc"),
+        }
+    }
+
+    /// `svc.ns.fed.svc.<scope...>.<suffix>`: the global name for no scope.
+    pub(super) fn make(&self, scope: &[&DnsLabel]) -> Result<DomainName, RecordsError> {
         let mut labels = vec![
             &self.id.name,
             &self.id.namespace,
@@ -128,7 +138,12 @@ impl Names<'_> {
             })
     }
 
-    fn zone(&self, zone: &DnsLabel, region: &DnsLabel) -> Result<DomainName, RecordsError> {
+    /// A zone's name, in the federation's zone form.
+    pub(super) fn zone(
+        &self,
+        zone: &DnsLabel,
+        region: &DnsLabel,
+    ) -> Result<DomainName, RecordsError> {
         match self.config.zone_form {
             ZoneForm::ZoneOnly => self.make(&[zone]),
             ZoneForm::ZoneInRegion => self.make(&[zone, region]),
@@ -142,11 +157,7 @@ pub fn service_records(
     config: &DnsConfig,
     service: &ServiceShards,
 ) -> Result<Vec<NameRecords>, RecordsError> {
-    let names = Names {
-        config,
-        id: &service.id,
-        svc: DnsLabel::literal("svc"),
-    };
+    let names = Names::new(config, &service.id);
     let global = names.make(&[])?;
     let mut scopes: BTreeMap<DomainName, Scope> = BTreeMap::new();
     scopes.insert(global.clone(), Scope::new(Fallback::None));

@@ -14,7 +14,7 @@ use anyhow::{Context as _, bail};
 use fedmesh_core::ClusterName;
 use fedmesh_core::dns::{
     DEFAULT_TTL, DnsConfig, DnsIndex, DnsLabel, DomainName, Ingress, NameRecords, ServiceId,
-    ServiceShards, Shard, ZoneForm,
+    ServiceShards, Shard,
 };
 use fedmesh_dns::TsigKey;
 use fedmesh_dns::providers::Provider;
@@ -24,6 +24,7 @@ use fedmesh_dns::providers::route53::{Credentials, Route53, Route53Config};
 use fedmesh_dns::providers::runner::{Backoff, Report, sync_with_retries};
 use serde::Deserialize;
 
+use super::ZoneFormArg;
 use crate::cli::runtime::{self, LogArgs, say};
 
 /// Which provider to write to.
@@ -35,15 +36,6 @@ enum ProviderKind {
     Route53,
     /// CoreDNS's etcd backend (SkyDNS records).
     Etcd,
-}
-
-/// Where zone names sit (see docs/dns.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum ZoneFormArg {
-    /// `svc.ns.fed.svc.<zone>.<suffix>`, as seed 002 lists them.
-    ZoneOnly,
-    /// `svc.ns.fed.svc.<zone>.<region>.<suffix>`.
-    ZoneInRegion,
 }
 
 /// Arguments of `fedmesh dns sync`.
@@ -260,10 +252,7 @@ impl SyncArgs {
         };
         let mut config = DnsConfig::new(DnsLabel::new("federation", &self.federation)?, suffix);
         config.ttl = self.ttl;
-        config.zone_form = match self.zone_form {
-            ZoneFormArg::ZoneOnly => ZoneForm::ZoneOnly,
-            ZoneFormArg::ZoneInRegion => ZoneForm::ZoneInRegion,
-        };
+        config.zone_form = self.zone_form.into();
         let round = Round {
             services: self.services.clone(),
             config,
