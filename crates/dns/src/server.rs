@@ -234,7 +234,11 @@ fn bind_sockets(
     udp_sockets: usize,
 ) -> Result<(SocketAddr, Vec<UdpSocket>, TcpListener), StartError> {
     let listen_err = |addr| move |source| StartError::Listen { addr, source };
-    let attempts = if listen.port() == 0 { EPHEMERAL_ATTEMPTS } else { 1 };
+    let attempts = if listen.port() == 0 {
+        EPHEMERAL_ATTEMPTS
+    } else {
+        1
+    };
     let mut attempt = 0;
     loop {
         attempt += 1;
