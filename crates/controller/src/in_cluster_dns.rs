@@ -20,11 +20,11 @@ use tokio::sync::mpsc;
 
 use crate::runtime::watch::{self, Progress, Signal, Update};
 
-/// The three watches, merged.
+/// The three watches, merged (boxed: a Node is far larger than the rest).
 enum Seen {
-    Service(Signal<Service>),
-    Slice(Signal<EndpointSlice>),
-    Node(Signal<Node>),
+    Service(Box<Signal<Service>>),
+    Slice(Box<Signal<EndpointSlice>>),
+    Node(Box<Signal<Node>>),
 }
 
 /// Which watch a progress report is about, for the log.
@@ -42,13 +42,14 @@ pub async fn run(client: kube::Client, config: InClusterConfig, changes: mpsc::S
         Api::<Service>::all(client.clone()),
         watcher::Config::default().labels(FEDERATION_LABEL),
     )
-    .map(Seen::Service);
+    .map(|s| Seen::Service(Box::new(s)));
     let slices = watch::watch(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default(),
     )
-    .map(Seen::Slice);
-    let nodes = watch::watch(Api::<Node>::all(client), watcher::Config::default()).map(Seen::Node);
+    .map(|s| Seen::Slice(Box::new(s)));
+    let nodes = watch::watch(Api::<Node>::all(client), watcher::Config::default())
+        .map(|s| Seen::Node(Box::new(s)));
     let mut seen = std::pin::pin!(futures::stream::select(
         futures::stream::select(services, slices),
         nodes
@@ -58,12 +59,18 @@ pub async fn run(client: kube::Client, config: InClusterConfig, changes: mpsc::S
     let mut started = false;
     while let Some(item) = seen.next().await {
         let (which, outcome) = match item {
-            Seen::Service(Signal::Update(u)) => (0, Ok(apply_services(&mut index, u))),
-            Seen::Slice(Signal::Update(u)) => (1, Ok(apply_slices(&mut index, u))),
-            Seen::Node(Signal::Update(u)) => (2, Ok(apply_nodes(&mut index, u))),
-            Seen::Service(Signal::Progress(p)) => (0, Err(p)),
-            Seen::Slice(Signal::Progress(p)) => (1, Err(p)),
-            Seen::Node(Signal::Progress(p)) => (2, Err(p)),
+            Seen::Service(signal) => match *signal {
+                Signal::Update(u) => (0, Ok(apply_services(&mut index, u))),
+                Signal::Progress(p) => (0, Err(p)),
+            },
+            Seen::Slice(signal) => match *signal {
+                Signal::Update(u) => (1, Ok(apply_slices(&mut index, u))),
+                Signal::Progress(p) => (1, Err(p)),
+            },
+            Seen::Node(signal) => match *signal {
+                Signal::Update(u) => (2, Ok(apply_nodes(&mut index, u))),
+                Signal::Progress(p) => (2, Err(p)),
+            },
         };
         let change = match outcome {
             Ok(change) => change,
@@ -102,7 +109,9 @@ fn report(which: usize, progress: &Progress) {
         Progress::Listed => tracing::debug!(watch, "listed"),
         Progress::Failed(failure) => tracing::warn!(
             watch,
-            "cannot read the member's {watch}: {failure}; serving the last records until it can"
+            reason = %failure.reason,
+            "cannot read the member's {watch}: {}; serving the last records until it can",
+            failure.detail
         ),
         Progress::Recovered => tracing::info!(watch, "reading the member's {watch} again"),
     }

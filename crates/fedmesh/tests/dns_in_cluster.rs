@@ -160,12 +160,15 @@ async fn resolve(resolver: SocketAddr, qname: &str) -> Vec<String> {
         .collect()
 }
 
-/// Polls [`resolve`] until it gives `want` (20 s at most).
+/// Polls [`resolve`] until it gives `want` (20 s at most), and prints how
+/// long that took.
 async fn resolves_to(resolver: SocketAddr, qname: &str, want: &[String], what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(20);
     loop {
         let got = resolve(resolver, qname).await;
         if got == want {
+            eprintln!("{what}: answered as expected after {:?}", start.elapsed());
             return;
         }
         assert!(
@@ -360,8 +363,20 @@ async fn unbound_resolves_the_nearest_healthy_shard_through_the_in_cluster_serve
     // The local shard is healthy: the ClusterIP, as KubeDNS answered.
     resolves_to(resolver, qname, &local, "local shard ready").await;
 
-    // The member's API goes down: the last answer stays (after its TTL too).
+    // The member's API goes down: the server says so and the last answer
+    // stays (after its TTL too).
     member.kill();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("serving the last records until it can")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no warning about the member's API within 10s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
     resolves_to(resolver, qname, &local, "member API down").await;
     member.restart().await.expect("member API restarts");

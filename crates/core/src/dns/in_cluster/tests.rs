@@ -161,6 +161,7 @@ fn a_name_too_long_for_dns_is_an_error() {
     let mut config = config();
     config.cluster_domain = DomainName::new("cluster domain", &"d".repeat(63)).unwrap();
     config.federations[0].federation = label(&"f".repeat(63));
+    service.federation = label(&"f".repeat(63));
     config.federations[0].suffix = config.cluster_domain.clone();
     assert!(matches!(
         in_cluster_records(&config, &Place::default(), &service, true),
