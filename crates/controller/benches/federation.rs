@@ -22,12 +22,15 @@
 //!
 //! Run: `cargo bench -p fedmesh-controller --bench federation`
 
-mod support;
+#[allow(dead_code)]
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
+use common::live_heap::{Counting, live_bytes};
+use common::{Error, ms, percentile, rss_bytes};
 use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
 use fedmesh_controller::Metrics;
 use fedmesh_controller::federation::{self, FederationOptions};
@@ -40,14 +43,14 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::json;
-use support::{live_bytes, percentile, rss_bytes};
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
 
 const MEMBERS: usize = 13;
 const SERVICES: usize = 1_000;
 const CHANGES: usize = 200;
 const OUTAGES: usize = 5;
-
-type Error = Box<dyn std::error::Error + Send + Sync>;
 
 fn member_name(i: usize) -> String {
     format!("member-{i:02}")
@@ -381,14 +384,10 @@ async fn outages(servers: &mut Servers, fault: &str, undo: &str) -> Result<Vec<D
     Ok(detected)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
 async fn run() -> Result<(), Error> {
     let mut servers = Servers::start().await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (live_start, rss_start) = (live_bytes(), rss_bytes());
+    let (live_start, rss_start) = (live_bytes(), rss_bytes(None));
     let started = Instant::now();
     let _controller = controller(servers.federation.clone());
     for i in 0..MEMBERS - 1 {
@@ -399,12 +398,12 @@ async fn run() -> Result<(), Error> {
     }
     let twelve = started.elapsed();
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let (live_twelve, rss_twelve) = (live_bytes(), rss_bytes());
+    let (live_twelve, rss_twelve) = (live_bytes(), rss_bytes(None));
 
     join(&servers.federation, MEMBERS - 1).await?;
     let propagated = wait_for_copies(&servers.members[MEMBERS - 1]).await?;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
-    let (live_thirteen, rss_thirteen) = (live_bytes(), rss_bytes());
+    let (live_thirteen, rss_thirteen) = (live_bytes(), rss_bytes(None));
     let mb = |bytes: f64| bytes / 1e6;
     println!(
         "propagation: {SERVICES} federated Services to {} members from the controller's start: {:.0} ms; \

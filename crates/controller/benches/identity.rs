@@ -19,9 +19,14 @@
 //! IDENTITY_BENCH_REMOTES (10), IDENTITY_BENCH_PODS (pods per remote, 10000)
 //! and IDENTITY_BENCH_CHANGES (1000).
 
+#[allow(dead_code)]
+mod common;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::live_heap::{Counting, live_bytes};
+use common::{Error, percentile};
 use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
 use fedmesh_controller::mesh::remotes as remote;
 use fedmesh_controller::{ControllerConfig, Metrics};
@@ -33,13 +38,8 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use kube::runtime::watcher;
 use serde_json::json;
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
-
-#[path = "support/live_heap.rs"]
-mod live_heap;
-
 #[global_allocator]
-static ALLOCATOR: live_heap::Counting = live_heap::Counting;
+static ALLOCATOR: Counting = Counting;
 
 /// Namespaces per remote (the pods are spread over them).
 const NAMESPACES: usize = 10;
@@ -164,14 +164,6 @@ async fn connect(local: &kube::Client, remotes: &[TestServer]) -> Result<(), Err
         }
     }
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted
-        .get(rank.min(sorted.len().saturating_sub(1)))
-        .copied()
-        .unwrap_or_default()
 }
 
 fn nets(object: &DynamicObject) -> Vec<String> {
@@ -363,7 +355,7 @@ async fn memory() -> Result<(), Error> {
     let lc = kube::Client::try_from(config)?;
     let sets = Api::<DynamicObject>::all_with(lc.clone(), &network_sets());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = live_heap::live_bytes();
+    let before = live_bytes();
     let started = Instant::now();
     let _controller = controller(lc);
     let total = remotes * pods;
@@ -382,7 +374,7 @@ async fn memory() -> Result<(), Error> {
     }
     // Let the writers take in the watch events of their last writes.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let growth = live_heap::live_bytes().saturating_sub(before);
+    let growth = live_bytes().saturating_sub(before);
     println!(
         "memory: controller live heap growth to {total} mirrored endpoints ({remotes} remotes): {:.1} MB, \
          {:.2} MB per 10,000 remote endpoints",

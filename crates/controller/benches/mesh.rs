@@ -17,6 +17,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::live_heap::{Counting, live_bytes};
 use common::{Error, Mode, federated, percentile, service, slice};
 use fedmesh_controller::Metrics;
 use fedmesh_controller::mesh::remotes as remote;
@@ -31,43 +32,8 @@ const CHANGES: usize = 1_000;
 const SHAPE_SERVICES: usize = 300;
 const SHAPE_ENDPOINTS: usize = 4_000;
 
-// The allocator the `fedmesh` binary uses, wrapped to count live heap bytes:
-// RSS cannot attribute memory inside one process (the allocator reuses what
-// the setup freed), the live-byte count can.
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-static LIVE_BYTES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-struct Counting;
-
-// SAFETY: every call is forwarded unchanged to mimalloc, which upholds the
-// GlobalAlloc contract; the wrapper only adds and subtracts sizes.
-#[allow(unsafe_code)]
-unsafe impl std::alloc::GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { mimalloc::MiMalloc.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
-        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer and layout.
-        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size, std::sync::atomic::Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: forwarded with the caller's pointer, layout and size.
-        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
-    }
-}
-
-fn live_bytes() -> usize {
-    LIVE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 async fn wait_for_addresses(
     local: &kube::Client,

@@ -6,6 +6,8 @@
 //! Each bench uses a part of this module, so what one leaves unused is not
 //! dead code (hence the `allow` where it is included).
 
+pub mod live_heap;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 

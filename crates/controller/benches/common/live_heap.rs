@@ -1,8 +1,8 @@
 //! The allocator the `fedmesh` binary uses (mimalloc), wrapped to count live
 //! heap bytes: RSS cannot attribute memory inside one process (the allocator
-//! reuses what the setup freed), the live-byte count can. Shared by the
-//! controller's benches (`#[path]`-included; install with
-//! `#[global_allocator] static A: live_heap::Counting = live_heap::Counting;`).
+//! reuses what the setup freed), the live-byte count can. A bench that
+//! measures memory installs it with
+//! `#[global_allocator] static ALLOCATOR: Counting = Counting;`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
