@@ -10,6 +10,8 @@
 //!   Service propagation, shard health) on the same runtime;
 //! - [`dns`]: federated service DNS from the federation's live state: the
 //!   authoritative server's records and an external provider's writer.
+//! - [`in_cluster_dns`]: a member's federated Service copies, slices and
+//!   Nodes watched into in-cluster DNS records (`fedmesh dns serve --in-cluster`).
 //!
 //! `fedmesh controller` runs the mesh and identity on one `ClusterSet`: each
 //! remote is connected, probed and reported on once, and every feature
@@ -22,6 +24,7 @@ pub mod config;
 pub mod dns;
 pub mod federation;
 pub mod identity;
+pub mod in_cluster_dns;
 pub mod mesh;
 pub mod metrics;
 pub mod runtime;

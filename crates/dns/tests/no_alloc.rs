@@ -79,7 +79,7 @@ fn answering_a_query_allocates_nothing() {
     let ips: Vec<String> = (1..=40).map(|i| format!("10.0.0.{i}")).collect();
     let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
     let big = shard("big", "us-east1", "us-east1-b", &ips, true);
-    server.update(&index.upsert(&service("big", vec![big])).unwrap());
+    server.update(&index.upsert(&service("big", vec![big]), None).unwrap());
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.connect(server.local_addr()).unwrap();
     socket

@@ -82,7 +82,7 @@ impl DnsIndex {
 }
 
 /// The change from `old` to `new`, both sorted by name.
-fn diff(old: &[NameRecords], new: &[NameRecords]) -> DnsChange {
+pub(super) fn diff(old: &[NameRecords], new: &[NameRecords]) -> DnsChange {
     let mut change = DnsChange::default();
     let (mut i, mut j) = (0, 0);
     loop {

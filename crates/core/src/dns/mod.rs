@@ -11,14 +11,23 @@
 //!
 //! Pure and deterministic: the shards are the control plane's own
 //! [`crate::federation::ServiceShards`]; nothing here does I/O.
+//!
+//! Inside a member cluster, [`InClusterIndex`] answers the federation's
+//! names under the cluster domain (`svc.ns.fed.svc.cluster.local`) from the
+//! member's own Services, EndpointSlices and Nodes.
 
 mod feed;
+mod in_cluster;
 mod index;
 mod input;
 mod name;
 mod records;
 
 pub use feed::{DnsFeed, FeedChange, FeedError};
+pub use in_cluster::{
+    DEFAULT_IN_CLUSTER_TTL, InClusterChange, InClusterConfig, InClusterError, InClusterIndex,
+    LocalService, Place, in_cluster_records,
+};
 pub use index::{DnsChange, DnsIndex};
 pub use input::{DEFAULT_TTL, DnsConfig, TTL_ANNOTATION, ZoneForm};
 pub use name::{DnsLabel, DomainName, NameError};

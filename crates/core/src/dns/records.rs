@@ -166,15 +166,27 @@ impl<'a> Checked<'a> {
 }
 
 /// The names of one Service.
-struct Names<'a> {
+pub(super) struct Names<'a> {
     config: &'a DnsConfig,
     namespace: DnsLabel,
     name: DnsLabel,
     svc: DnsLabel,
 }
 
-impl Names<'_> {
-    fn make(&self, scope: &[&DnsLabel]) -> Result<DomainName, RecordsError> {
+impl<'a> Names<'a> {
+    /// The names of Service `namespace/name` in the federation `config`
+    /// describes.
+    pub(super) fn new(config: &'a DnsConfig, namespace: DnsLabel, name: DnsLabel) -> Self {
+        Self {
+            config,
+            namespace,
+            name,
+            svc: DnsLabel::literal("svc"),
+        }
+    }
+
+    /// `svc.ns.fed.svc.<scope...>.<suffix>`: the global name for no scope.
+    pub(super) fn make(&self, scope: &[&DnsLabel]) -> Result<DomainName, RecordsError> {
         let mut labels = vec![
             &self.name,
             &self.namespace,
@@ -192,7 +204,12 @@ impl Names<'_> {
             })
     }
 
-    fn zone(&self, zone: &DnsLabel, region: &DnsLabel) -> Result<DomainName, RecordsError> {
+    /// A zone's name, in the federation's zone form.
+    pub(super) fn zone(
+        &self,
+        zone: &DnsLabel,
+        region: &DnsLabel,
+    ) -> Result<DomainName, RecordsError> {
         match self.config.zone_form {
             ZoneForm::ZoneOnly => self.make(&[zone]),
             ZoneForm::ZoneInRegion => self.make(&[zone, region]),
@@ -215,12 +232,11 @@ pub fn service_records(
             source,
         })
     };
-    let names = Names {
+    let names = Names::new(
         config,
-        namespace: label("namespace", &key.namespace)?,
-        name: label("Service name", &key.name)?,
-        svc: DnsLabel::literal("svc"),
-    };
+        label("namespace", &key.namespace)?,
+        label("Service name", &key.name)?,
+    );
     let shards: Vec<Checked<'_>> = service
         .shards
         .iter()

@@ -1,5 +1,6 @@
 //! `fedmesh dns`: federated service DNS.
 
+mod in_cluster;
 mod provider;
 mod serve;
 mod sync;
@@ -24,7 +25,10 @@ pub(crate) struct DnsArgs {
 enum DnsCommand {
     /// Serve the federation's zone (authoritative DNS, UDP and TCP) from the
     /// live state of its control plane, and optionally keep an external DNS
-    /// provider in step.
+    /// provider in step. With `--in-cluster`: inside a member cluster, answer
+    /// the federation's names under the cluster domain
+    /// (`svc.ns.fed.svc.cluster.local`) with the local shard when it is
+    /// healthy, else a CNAME to the cluster's zone name in the federation's DNS.
     Serve(Box<serve::ServeArgs>),
     /// Write service records from a file to an external DNS provider
     /// (RFC 2136, Route 53, CoreDNS's etcd), only the difference, once or in a loop.
@@ -103,9 +107,15 @@ pub(crate) fn dns_config(
     }
     let mut config = DnsConfig::new(DnsLabel::new("federation", federation)?, suffix);
     config.ttl = ttl;
-    config.zone_form = match zone_form {
-        ZoneFormArg::ZoneOnly => ZoneForm::ZoneOnly,
-        ZoneFormArg::ZoneInRegion => ZoneForm::ZoneInRegion,
-    };
+    config.zone_form = zone_form.into();
     Ok((config, zone))
+}
+
+impl From<ZoneFormArg> for ZoneForm {
+    fn from(arg: ZoneFormArg) -> Self {
+        match arg {
+            ZoneFormArg::ZoneOnly => ZoneForm::ZoneOnly,
+            ZoneFormArg::ZoneInRegion => ZoneForm::ZoneInRegion,
+        }
+    }
 }

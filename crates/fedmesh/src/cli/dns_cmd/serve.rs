@@ -3,6 +3,8 @@
 //! plane (its Services' published shards and its Clusters), and optionally
 //! an external DNS provider kept in step; until SIGTERM or Ctrl-C.
 //! `fedmesh federation serve --dns-zone` runs the same in its process.
+//! With `--in-cluster` the same command serves a member cluster's
+//! federation lookups instead (`in_cluster.rs`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,13 +19,13 @@ use fedmesh_controller::runtime::claim::Claim;
 use fedmesh_controller::runtime::events::Warning;
 use fedmesh_controller::runtime::{FeatureHealth, Tasks};
 use fedmesh_controller::{ControllerConfig, Metrics};
-use fedmesh_core::dns::{DnsConfig, DomainName};
+use fedmesh_core::dns::{DEFAULT_TTL, DnsConfig, DomainName};
 use fedmesh_dns::providers::runner::Backoff;
 use fedmesh_dns::{AddrRange, Server, ServerConfig, TsigKey, ZoneConfig};
 use tokio::sync::mpsc;
 
-use super::RecordArgs;
 use super::provider::{AnyProvider, ProviderArgs, ProviderKind};
+use super::{ZoneFormArg, dns_config, in_cluster};
 use crate::cli::controller_cmd::{identity, local_client, parse_duration};
 use crate::cli::runtime;
 
@@ -37,9 +39,43 @@ pub(crate) struct ServeArgs {
     /// Context of the kubeconfig to use (default: its current context).
     #[arg(long, value_name = "NAME")]
     context: Option<String>,
-    #[command(flatten)]
-    records: RecordArgs,
-    /// Where to answer, UDP and TCP.
+    /// Serve inside a member cluster: answer the federation's names under the
+    /// cluster domain from the member's own Services (`--kubeconfig` is then
+    /// the member's, and `--federation` takes NAME=DNS-SUFFIX).
+    #[arg(
+        long,
+        conflicts_with_all = [
+            "zone", "dns_suffix", "nameserver", "hostmaster", "allow_transfer",
+            "notify", "transfer_key_name", "provider", "metrics_addr",
+        ]
+    )]
+    in_cluster: bool,
+    /// The federation's name: the third label of every name, and the owner
+    /// recorded in a provider's ownership TXT records. With `--in-cluster`:
+    /// NAME=DNS-SUFFIX (`myfederation=example.com`), repeated for each
+    /// federation the cluster is a member of.
+    #[arg(long = "federation", value_name = "NAME", required = true)]
+    federations: Vec<String>,
+    /// The DNS zone served (`example.com`).
+    #[arg(long, value_name = "ZONE", required_unless_present = "in_cluster")]
+    zone: Option<String>,
+    /// The federation's DNS suffix, if not the zone itself (a name inside it).
+    #[arg(long, value_name = "SUFFIX")]
+    dns_suffix: Option<String>,
+    /// TTL of the records, unless a Service sets its own (annotation
+    /// `federation.fedmesh.io/dns-ttl`); default 180, and 5 with
+    /// `--in-cluster` (how long a pod keeps a shard after it fails).
+    #[arg(long, value_name = "SECONDS")]
+    ttl: Option<u32>,
+    /// Form of the zone names (with `--in-cluster`: as the federation's DNS
+    /// forms them).
+    #[arg(long, value_enum, default_value = "zone-only")]
+    zone_form: ZoneFormArg,
+    /// With `--in-cluster`: the cluster's DNS domain, the zone served
+    /// (default `cluster.local`).
+    #[arg(long, value_name = "DOMAIN")]
+    cluster_domain: Option<String>,
+    /// Where to answer, UDP and TCP (port 0: any free port, printed).
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:53")]
     listen: SocketAddr,
     /// The zone's nameserver (NS, SOA primary); default `ns1.<zone>`.
@@ -98,12 +134,46 @@ pub(crate) struct ServeArgs {
 impl ServeArgs {
     pub(crate) fn run(self) -> anyhow::Result<ExitCode> {
         self.log.init("info")?;
+        if self.in_cluster {
+            let config = in_cluster::config(
+                &self.federations,
+                self.cluster_domain.as_deref(),
+                self.zone_form,
+                self.ttl,
+            )?;
+            let server = in_cluster::InCluster {
+                config,
+                kubeconfig: self.kubeconfig,
+                context: self.context,
+                listen: self.listen,
+            };
+            return runtime::block_on(server.serve())?;
+        }
         runtime::block_on(self.serve())??;
         Ok(ExitCode::SUCCESS)
     }
 
     async fn serve(self) -> anyhow::Result<()> {
-        let (config, zone) = self.records.config()?;
+        // clap's `requires` takes a flag's default `false` as present.
+        if self.cluster_domain.is_some() {
+            anyhow::bail!(
+                "--cluster-domain is an --in-cluster setting; add --in-cluster, or leave it out"
+            );
+        }
+        let [federation] = self.federations.as_slice() else {
+            anyhow::bail!(
+                "--federation is given {} times: a federation's zone is served for one federation (several only with --in-cluster)",
+                self.federations.len()
+            );
+        };
+        let zone = self.zone.as_deref().context("--zone is required")?;
+        let (config, zone) = dns_config(
+            federation,
+            zone,
+            self.dns_suffix.as_deref(),
+            self.ttl.unwrap_or(DEFAULT_TTL),
+            self.zone_form,
+        )?;
         let mut server = DnsServeOptions::server_config(zone.clone(), self.listen, &config)?;
         let names = &mut server.zones[0];
         if let Some(ns) = &self.nameserver {
