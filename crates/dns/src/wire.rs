@@ -229,7 +229,11 @@ pub(crate) fn parse(msg: &[u8]) -> Result<Request<'_>, Reject> {
     let mut ixfr_serial = None;
     let mut edns = None;
     let mut tsig = None;
-    for index in 0..(ns + ar) {
+    // Counted in u32: the two u16 counts may add up past u16::MAX (an IXFR
+    // with 65,535 additional records, found by the fuzz target).
+    let ns_count = u32::from(ns);
+    let records = ns_count + u32::from(ar);
+    for index in 0..records {
         let start = at;
         let (owner, after) = read_name(msg, at, true).ok_or_else(formerr)?;
         let rtype = u16_at(msg, after).ok_or_else(formerr)?;
@@ -245,7 +249,7 @@ pub(crate) fn parse(msg: &[u8]) -> Result<Request<'_>, Reject> {
             // TSIG must be the last record.
             return Err(formerr());
         }
-        if index < ns {
+        if index < ns_count {
             if rtype != TYPE_SOA {
                 return Err(formerr());
             }
@@ -267,7 +271,7 @@ pub(crate) fn parse(msg: &[u8]) -> Result<Request<'_>, Reject> {
                 });
             }
             TYPE_TSIG => {
-                if class != CLASS_ANY || index != ns + ar - 1 || at != msg.len() {
+                if class != CLASS_ANY || index != records - 1 || at != msg.len() {
                     return Err(formerr());
                 }
                 tsig = Some(read_tsig(msg, start, owner, rdata_at, rdlen).ok_or_else(formerr)?);
@@ -397,5 +401,23 @@ mod tests {
         with_opt.extend_from_slice(&[0, 0, 41, 0x01, 0x00, 0, 0, 0x80, 0, 0, 0]);
         let edns = parse(&with_opt).unwrap().edns.unwrap();
         assert_eq!((edns.payload, edns.version, edns.dnssec_ok), (512, 0, true));
+    }
+
+    /// The fuzz target's finding (`fuzz/artifacts/dns/crash-e198c43a...`): an
+    /// IXFR request saying it has one authority and 65,535 additional
+    /// records overflowed the record count; it is a FORMERR, as its records
+    /// are not there.
+    #[test]
+    fn record_counts_that_add_up_past_u16_are_read() {
+        let mut q = query(b"\x00", TYPE_IXFR);
+        q[8..12].copy_from_slice(&[0, 1, 0xFF, 0xFF]);
+        q.extend_from_slice(&[0, 0, 0x2F, 0, 0, 0, 0x3D, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        assert!(matches!(
+            parse(&q),
+            Err(Reject::Error {
+                rcode: RCODE_FORMERR,
+                ..
+            })
+        ));
     }
 }
