@@ -10,7 +10,7 @@
 //! - a Warning Event `DNSProviderFailed` on the writer's Lease (in the
 //!   controller's namespace) when rounds start failing, again every
 //!   [`OUTAGE_REPEAT`] while they keep failing, and a Normal Event
-//!   `DNSProviderRecovered` when a round succeeds again ([`Outage`]). The
+//!   `DNSProviderRecovered` when a round succeeds again (`Outage`). The
 //!   Lease, because an outage is the writer's, not any one Service's: with
 //!   nothing changing, every Service's records are still at the provider as
 //!   last written, and an Event on each of thousands of Services would flood
@@ -139,12 +139,16 @@ pub fn start<P: Provider + Send + Sync + 'static>(
         namespace: config.namespace.clone(),
         name: config.lease_name.clone(),
     };
-    tasks.spawn(
-        "dns provider",
-        run(
-            provider, records, settings, lease, claim, metrics, warnings, conditions,
-        ),
-    );
+    let writer = Writer {
+        provider,
+        records,
+        settings,
+        lease,
+        metrics,
+        warnings,
+        conditions,
+    };
+    tasks.spawn("dns provider", writer.run(claim));
 }
 
 /// The Lease that stands for the writer.
@@ -159,101 +163,116 @@ impl Lease {
     }
 }
 
-/// Writes `records` to `provider` until the task is dropped; conditions go
-/// to `conditions`.
-#[allow(clippy::too_many_arguments)]
-async fn run<P: Provider>(
+/// The provider's writer: `records` to `provider`, outages told on `lease`
+/// and the waiting Services (their conditions go to `conditions`).
+struct Writer<P> {
     provider: P,
     records: Records,
     settings: ProviderSettings,
     lease: Lease,
-    mut claim: Claim,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
     conditions: mpsc::UnboundedSender<Write>,
-) {
-    let name = provider.name();
-    let mut changes = records.changes();
-    let mut failures: u32 = 0;
-    let mut outage = Outage::new(OUTAGE_REPEAT);
-    // Services told about the current outage.
-    let mut warned: BTreeSet<FederatedKey> = BTreeSet::new();
-    let mut last_skipped = String::new();
-    loop {
-        if !claim.is_current() {
-            claim.changed().await;
-            continue;
-        }
-        changes.borrow_and_update();
-        let (desired, pending) = records.snapshot();
-        let outcome = sync_once(&provider, &settings.zone, &settings.owner, &desired).await;
-        let wait = match outcome {
-            Ok(report) => {
-                metrics.count_dns_sync(name, true, report.applied.len());
-                if outage.recovered() {
+}
+
+impl<P: Provider> Writer<P> {
+    /// Writes while `claim` is current, until the task is dropped.
+    async fn run(self, mut claim: Claim) {
+        let Self {
+            provider,
+            records,
+            settings,
+            lease,
+            metrics,
+            warnings,
+            conditions,
+        } = self;
+        let name = provider.name();
+        let mut changes = records.changes();
+        let mut failures: u32 = 0;
+        let mut outage = Outage::new(OUTAGE_REPEAT);
+        // Services told about the current outage.
+        let mut warned: BTreeSet<FederatedKey> = BTreeSet::new();
+        let mut last_skipped = String::new();
+        loop {
+            if !claim.is_current() {
+                claim.changed().await;
+                continue;
+            }
+            changes.borrow_and_update();
+            let (desired, pending) = records.snapshot();
+            let outcome = sync_once(&provider, &settings.zone, &settings.owner, &desired).await;
+            let wait = match outcome {
+                Ok(report) => {
+                    metrics.count_dns_sync(name, true, report.applied.len());
+                    if outage.recovered() {
+                        let note = format!(
+                            "{name} (zone {}) takes the DNS records again, after {failures} failed rounds",
+                            settings.zone
+                        );
+                        tracing::info!(provider = name, "{note}");
+                        let _ =
+                            warnings.try_send(lease.event("DNSProviderRecovered", &note).normal());
+                    }
+                    failures = 0;
+                    let message = format!("written to {name} (zone {})", settings.zone);
+                    for key in &warned {
+                        let _ = conditions.send(condition(key, true, &message));
+                    }
+                    warned.clear();
+                    records.written(&pending);
+                    for change in report.applied.changes() {
+                        tracing::info!(provider = name, "{change}");
+                    }
+                    let skipped: Vec<String> =
+                        report.skipped.iter().map(|s| s.to_string()).collect();
+                    let skipped = skipped.join("; ");
+                    if !skipped.is_empty() && skipped != last_skipped {
+                        tracing::warn!(provider = name, "names left alone: {skipped}");
+                    }
+                    last_skipped = skipped;
+                    None
+                }
+                Err(error) => {
+                    failures += 1;
+                    metrics.count_dns_sync(name, false, 0);
+                    let delay = settings.backoff.delay(failures);
+                    tracing::warn!(
+                        provider = name,
+                        attempt = failures,
+                        "writing the DNS records failed; retrying in {delay:?}: {error}"
+                    );
+                    if outage.failed(Instant::now()) {
+                        let note = format!(
+                            "writing the DNS records to {name} (zone {}) failed: {error}; the records there stay as last written, and this writer retries with backoff (up to {:?}) and says when {name} takes them again",
+                            settings.zone, settings.backoff.max
+                        );
+                        let _ = warnings.try_send(lease.event("DNSProviderFailed", &note));
+                    }
                     let note = format!(
-                        "{name} (zone {}) takes the DNS records again, after {failures} failed rounds",
+                        "its DNS records could not be written to {name} (zone {}): {error}; retrying with backoff",
                         settings.zone
                     );
-                    tracing::info!(provider = name, "{note}");
-                    let _ = warnings.try_send(lease.event("DNSProviderRecovered", &note).normal());
+                    for key in pending.difference(&warned) {
+                        let _ =
+                            warnings.try_send(Warning::on_service(key, "DNSProviderFailed", &note));
+                        let _ = conditions.send(condition(key, false, &note));
+                    }
+                    warned.extend(pending);
+                    Some(delay)
                 }
-                failures = 0;
-                let message = format!("written to {name} (zone {})", settings.zone);
-                for key in &warned {
-                    let _ = conditions.send(condition(key, true, &message));
-                }
-                warned.clear();
-                records.written(&pending);
-                for change in report.applied.changes() {
-                    tracing::info!(provider = name, "{change}");
-                }
-                let skipped: Vec<String> = report.skipped.iter().map(|s| s.to_string()).collect();
-                let skipped = skipped.join("; ");
-                if !skipped.is_empty() && skipped != last_skipped {
-                    tracing::warn!(provider = name, "names left alone: {skipped}");
-                }
-                last_skipped = skipped;
-                None
-            }
-            Err(error) => {
-                failures += 1;
-                metrics.count_dns_sync(name, false, 0);
-                let delay = settings.backoff.delay(failures);
-                tracing::warn!(
-                    provider = name,
-                    attempt = failures,
-                    "writing the DNS records failed; retrying in {delay:?}: {error}"
-                );
-                if outage.failed(Instant::now()) {
-                    let note = format!(
-                        "writing the DNS records to {name} (zone {}) failed: {error}; the records there stay as last written, and this writer retries with backoff (up to {:?}) and says when {name} takes them again",
-                        settings.zone, settings.backoff.max
-                    );
-                    let _ = warnings.try_send(lease.event("DNSProviderFailed", &note));
-                }
-                let note = format!(
-                    "its DNS records could not be written to {name} (zone {}): {error}; retrying with backoff",
-                    settings.zone
-                );
-                for key in pending.difference(&warned) {
-                    let _ = warnings.try_send(Warning::on_service(key, "DNSProviderFailed", &note));
-                    let _ = conditions.send(condition(key, false, &note));
-                }
-                warned.extend(pending);
-                Some(delay)
-            }
-        };
-        match wait {
-            // Failing: the next try after the backoff, whatever changes.
-            Some(delay) => tokio::time::sleep(delay).await,
-            None => {
-                tokio::select! {
-                    () = tokio::time::sleep(settings.resync) => {}
-                    changed = changes.changed() => {
-                        if changed.is_err() {
-                            // The feed is gone with its task, which says so.
-                            std::future::pending::<()>().await;
+            };
+            match wait {
+                // Failing: the next try after the backoff, whatever changes.
+                Some(delay) => tokio::time::sleep(delay).await,
+                None => {
+                    tokio::select! {
+                        () = tokio::time::sleep(settings.resync) => {}
+                        changed = changes.changed() => {
+                            if changed.is_err() {
+                                // The feed is gone with its task, which says so.
+                                std::future::pending::<()>().await;
+                            }
                         }
                     }
                 }
