@@ -7,21 +7,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
 use fedmesh_controller::dns::provider::{self, ProviderSettings};
-use fedmesh_controller::{ControllerConfig, Metrics, federation};
+use fedmesh_controller::{ControllerConfig, Metrics};
 use fedmesh_core::dns::{DnsConfig, DnsLabel, DomainName};
 use fedmesh_dns::providers::runner::Backoff;
 use fedmesh_dns::providers::{Change, ChangeSet, Provider, ProviderError, RecordSet, Zone};
-use k8s_openapi::api::core::v1::{Event, Namespace, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::{Event, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
 
 mod support;
 
-use support::{create, eventually};
+use support::{add_cluster, create, eventually, federation_server};
 
 /// A provider holding `example.com` in memory; while `down`, every call
 /// fails as an unreachable server does.
@@ -136,41 +134,10 @@ fn dns_written(conditions: &[Condition]) -> Option<&str> {
 
 #[tokio::test]
 async fn provider_outages_and_bad_records_are_told_without_losing_others_conditions() {
-    if let Ok(filter) = std::env::var("FEDMESH_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
-    let server = TestServer::start_with(TestServerOptions {
-        name: "federation".into(),
-        ..TestServerOptions::default()
-    })
-    .await
-    .expect("federation server");
-    let client = server.client().expect("client");
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(&PostParams::default(), &federation::crd().unwrap())
-        .await
-        .expect("create CRD");
-    create(
-        Api::<Namespace>::all(client.clone()),
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fedmesh"}}),
-    )
-    .await;
+    let (_server, client) = federation_server().await;
     // The member the shards are in (nothing connects to it: DNS reads the
     // Clusters only to drop members that left or are Offline).
-    let cluster: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "federation.fedmesh.io/v1alpha1", "kind": "Cluster",
-        "metadata": {"name": "east"},
-        "spec": {"server": "https://127.0.0.1:1", "secretRef": {"name": "east"}},
-    }))
-    .unwrap();
-    let clusters = Api::<DynamicObject>::all_with(client.clone(), &federation::api_resource());
-    eventually("the Cluster resource to be served", || async {
-        clusters.create(&PostParams::default(), &cluster).await.ok()
-    })
-    .await;
+    add_cluster(&client, "east", "https://127.0.0.1:1", "east", json!({})).await;
     let services = Api::<Service>::namespaced(client.clone(), "default");
     create(services.clone(), published("good", "us-east1-b")).await;
     // Someone else's condition on the federated Service: the DNS writer's

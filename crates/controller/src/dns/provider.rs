@@ -178,17 +178,8 @@ struct Writer<P> {
 impl<P: Provider> Writer<P> {
     /// Writes while `claim` is current, until the task is dropped.
     async fn run(self, mut claim: Claim) {
-        let Self {
-            provider,
-            records,
-            settings,
-            lease,
-            metrics,
-            warnings,
-            conditions,
-        } = self;
-        let name = provider.name();
-        let mut changes = records.changes();
+        let name = self.provider.name();
+        let mut changes = self.records.changes();
         let mut failures: u32 = 0;
         let mut outage = Outage::new(OUTAGE_REPEAT);
         // Services told about the current outage.
@@ -200,27 +191,35 @@ impl<P: Provider> Writer<P> {
                 continue;
             }
             changes.borrow_and_update();
-            let (desired, pending) = records.snapshot();
-            let outcome = sync_once(&provider, &settings.zone, &settings.owner, &desired).await;
+            let (desired, pending) = self.records.snapshot();
+            let outcome = sync_once(
+                &self.provider,
+                &self.settings.zone,
+                &self.settings.owner,
+                &desired,
+            )
+            .await;
             let wait = match outcome {
                 Ok(report) => {
-                    metrics.count_dns_sync(name, true, report.applied.len());
+                    self.metrics
+                        .count_dns_sync(name, true, report.applied.len());
                     if outage.recovered() {
                         let note = format!(
                             "{name} (zone {}) takes the DNS records again, after {failures} failed rounds",
-                            settings.zone
+                            self.settings.zone
                         );
                         tracing::info!(provider = name, "{note}");
-                        let _ =
-                            warnings.try_send(lease.event("DNSProviderRecovered", &note).normal());
+                        let _ = self
+                            .warnings
+                            .try_send(self.lease.event("DNSProviderRecovered", &note).normal());
                     }
                     failures = 0;
-                    let message = format!("written to {name} (zone {})", settings.zone);
+                    let message = format!("written to {name} (zone {})", self.settings.zone);
                     for key in &warned {
-                        let _ = conditions.send(condition(key, true, &message));
+                        let _ = self.conditions.send(condition(key, true, &message));
                     }
                     warned.clear();
-                    records.written(&pending);
+                    self.records.written(&pending);
                     for change in report.applied.changes() {
                         tracing::info!(provider = name, "{change}");
                     }
@@ -235,8 +234,8 @@ impl<P: Provider> Writer<P> {
                 }
                 Err(error) => {
                     failures += 1;
-                    metrics.count_dns_sync(name, false, 0);
-                    let delay = settings.backoff.delay(failures);
+                    self.metrics.count_dns_sync(name, false, 0);
+                    let delay = self.settings.backoff.delay(failures);
                     tracing::warn!(
                         provider = name,
                         attempt = failures,
@@ -245,18 +244,23 @@ impl<P: Provider> Writer<P> {
                     if outage.failed(Instant::now()) {
                         let note = format!(
                             "writing the DNS records to {name} (zone {}) failed: {error}; the records there stay as last written, and this writer retries with backoff (up to {:?}) and says when {name} takes them again",
-                            settings.zone, settings.backoff.max
+                            self.settings.zone, self.settings.backoff.max
                         );
-                        let _ = warnings.try_send(lease.event("DNSProviderFailed", &note));
+                        let _ = self
+                            .warnings
+                            .try_send(self.lease.event("DNSProviderFailed", &note));
                     }
                     let note = format!(
                         "its DNS records could not be written to {name} (zone {}): {error}; retrying with backoff",
-                        settings.zone
+                        self.settings.zone
                     );
                     for key in pending.difference(&warned) {
-                        let _ =
-                            warnings.try_send(Warning::on_service(key, "DNSProviderFailed", &note));
-                        let _ = conditions.send(condition(key, false, &note));
+                        let _ = self.warnings.try_send(Warning::on_service(
+                            key,
+                            "DNSProviderFailed",
+                            &note,
+                        ));
+                        let _ = self.conditions.send(condition(key, false, &note));
                     }
                     warned.extend(pending);
                     Some(delay)
@@ -267,7 +271,7 @@ impl<P: Provider> Writer<P> {
                 Some(delay) => tokio::time::sleep(delay).await,
                 None => {
                     tokio::select! {
-                        () = tokio::time::sleep(settings.resync) => {}
+                        () = tokio::time::sleep(self.settings.resync) => {}
                         changed = changes.changed() => {
                             if changed.is_err() {
                                 // The feed is gone with its task, which says so.
