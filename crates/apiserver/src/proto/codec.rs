@@ -26,7 +26,8 @@ fn is_string_list(name: &str) -> bool {
 /// Whether a field is a Go struct embedded inline (`json:",inline"`): its
 /// message is a field in protobuf, but its members are the parent's in JSON
 /// (`Volume.volumeSource`, `Probe.handler`, the `LocalObjectReference` of key
-/// selectors). These are every such field of the packages in the table.
+/// selectors). These are every such field of the packages in the table, as
+/// `tools/gen_proto_fields.py --check` verifies against k8s-pb and k8s-openapi.
 pub(super) fn is_inline(f: &Field) -> bool {
     let Ty::M(message) = f.ty else {
         return false;
