@@ -213,7 +213,7 @@ async fn run() -> Result<(), Error> {
                     client.clone(),
                     config,
                     &options,
-                    claim,
+                    claim.clone(),
                     metrics.clone(),
                     warnings.clone(),
                 );
@@ -222,6 +222,7 @@ async fn run() -> Result<(), Error> {
                     client,
                     dns_config,
                     Some(server),
+                    claim,
                     metrics,
                     warnings,
                 );

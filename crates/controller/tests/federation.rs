@@ -14,13 +14,12 @@ use fedmesh_controller::federation::{self, FederationOptions};
 use fedmesh_core::federation::{FederationName, Scope};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod, Service};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 
 mod support;
 
-use support::{create, eventually, put_secret};
+use support::{add_cluster, clusters, create, eventually, federation_server, put_secret};
 
 const FEDERATION_LABEL: &str = "federation.fedmesh.io/federation";
 const ORIGIN: &str = "federation.fedmesh.io/origin";
@@ -44,62 +43,12 @@ async fn member(name: &str, zone: &str, region: &str, pool: &str) -> TestServer 
     .expect("member server")
 }
 
-fn clusters(client: &kube::Client) -> Api<DynamicObject> {
-    Api::all_with(client.clone(), &federation::api_resource())
-}
-
-/// A federation API server with the Cluster CRD and the `fedmesh` namespace.
-async fn federation_server() -> (TestServer, kube::Client) {
-    if let Ok(filter) = std::env::var("FEDMESH_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
-    let server = TestServer::start_with(TestServerOptions {
-        name: "federation".into(),
-        ..TestServerOptions::default()
-    })
-    .await
-    .expect("federation server");
-    let client = server.client().expect("client");
-    Api::<CustomResourceDefinition>::all(client.clone())
-        .create(
-            &PostParams::default(),
-            &federation::crd().expect("the CRD parses"),
-        )
-        .await
-        .expect("create CRD");
-    create(
-        Api::<Namespace>::all(client.clone()),
-        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fedmesh"}}),
-    )
-    .await;
-    (server, client)
-}
-
 /// Registers `member` as the Cluster `name` with `labels` (its Secret
 /// holding the member's admin kubeconfig).
 async fn join(fed: &kube::Client, name: &str, member: &TestServer, labels: Value) {
     let kubeconfig = std::fs::read(member.kubeconfig_path()).expect("kubeconfig");
     put_secret(fed, &format!("{name}-member"), kubeconfig).await;
     add_cluster(fed, name, &member.url(), &format!("{name}-member"), labels).await;
-}
-
-async fn add_cluster(fed: &kube::Client, name: &str, server: &str, secret: &str, labels: Value) {
-    let cluster: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "federation.fedmesh.io/v1alpha1", "kind": "Cluster",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {"server": server, "secretRef": {"name": secret}}
-    }))
-    .expect("cluster");
-    let api = clusters(fed);
-    eventually("the Cluster resource to be served", || {
-        let api = api.clone();
-        let cluster = cluster.clone();
-        async move { api.create(&PostParams::default(), &cluster).await.ok() }
-    })
-    .await;
 }
 
 /// Runs the federation controller against `fed` until the handle drops.

@@ -14,6 +14,7 @@
 //!                                        └─ FederatedView: desired EndpointSlices + Endpoints
 //! ```
 
+pub mod conditions;
 pub mod dns;
 pub mod federation;
 pub mod identity;

@@ -328,6 +328,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The Events in `namespace`, a line each: `TYPE REASON KIND/NAME`.
+async fn events(kubeconfig: &Path, namespace: &str) -> String {
+    kubectl(
+        kubeconfig,
+        &[
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "-o",
+            "jsonpath={range .items[*]}{.type} {.reason} {.involvedObject.kind}/{.involvedObject.name}{\"\\n\"}{end}",
+        ],
+    )
+    .await
+    .1
+}
+
 /// GET `/metrics` on `addr`.
 async fn metrics(addr: &str) -> String {
     let out = command("curl", vec!["-s".into(), format!("http://{addr}/metrics")]).await;
@@ -378,7 +395,11 @@ async fn dns_serve_keeps_etcd_in_step_and_reports_an_outage() {
             .args(["--provider", "etcd"])
             .args(["--etcd-endpoint", &format!("http://127.0.0.1:{etcd_port}")])
             .args(["--metrics-addr", &metrics_addr])
+            // A round every second even when nothing changes, so that an
+            // outage while nothing changes shows within the test's time.
+            .args(["--resync", "1s"])
             .env_remove("FEDMESH_LOG")
+            .env_remove("POD_NAMESPACE")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("dns.log")).unwrap())
             .spawn()
@@ -420,6 +441,29 @@ async fn dns_serve_keeps_etcd_in_step_and_reports_an_outage() {
     .await;
     answers(dns_port, &fqdn(""), std::slice::from_ref(&ip)).await;
 
+    // The provider goes down while nothing changes: only the periodic round
+    // fails. No Service waits for its records, so the writer's Lease tells
+    // it (a Warning Event in the controller's namespace); once etcd is back,
+    // a Normal Event there says so.
+    drop(store);
+    eventually("a DNSProviderFailed Event on the Lease", async || {
+        events(&kubeconfig, "fedmesh")
+            .await
+            .contains("Warning DNSProviderFailed Lease/fedmesh-dns")
+            .then_some(())
+    })
+    .await;
+    let quiet = events(&kubeconfig, "default").await;
+    assert!(!quiet.contains("DNSProviderFailed"), "{quiet}");
+    store = etcd(dir.path(), etcd_port, etcd_peer);
+    eventually("a DNSProviderRecovered Event on the Lease", async || {
+        events(&kubeconfig, "fedmesh")
+            .await
+            .contains("Normal DNSProviderRecovered Lease/fedmesh-dns")
+            .then_some(())
+    })
+    .await;
+
     // Health follows: the pods go, the zone becomes a CNAME (to the
     // region, itself a CNAME to the global name, which has no record).
     scale(&east.kubeconfig_path(), 0).await;
@@ -435,20 +479,10 @@ async fn dns_serve_keeps_etcd_in_step_and_reports_an_outage() {
     drop(store);
     scale(&east.kubeconfig_path(), 1).await;
     eventually("a DNSProviderFailed Event on nginx", async || {
-        let out = kubectl(
-            &kubeconfig,
-            &[
-                "get",
-                "events",
-                "-n",
-                "default",
-                "-o",
-                "jsonpath={range .items[*]}{.reason} {.involvedObject.name}{\"\\n\"}{end}",
-            ],
-        )
-        .await
-        .1;
-        out.contains("DNSProviderFailed nginx").then_some(())
+        events(&kubeconfig, "default")
+            .await
+            .contains("Warning DNSProviderFailed Service/nginx")
+            .then_some(())
     })
     .await;
     eventually("fedmesh_dns_provider_up 0", async || {

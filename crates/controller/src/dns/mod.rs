@@ -30,6 +30,7 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 
 use crate::Metrics;
+use crate::runtime::claim::Claim;
 use crate::runtime::events::Warning;
 use crate::runtime::watch::{self as watches, Progress, Signal, Update};
 use crate::runtime::{FeatureHealth, Tasks};
@@ -80,12 +81,15 @@ impl Records {
 /// Starts the feed: watches of the federation API's Services and Clusters
 /// (through `federation`), applied to a `DnsFeed` for `config`; every change
 /// goes to `server` (when one runs here) and to the returned [`Records`].
-/// Problems with a Service's published state are Warning Events on it.
+/// Problems with a Service's published state are Warning Events on it,
+/// told again whenever this replica starts leading (`claim`): only the
+/// leader publishes Events, and a problem seen before is not seen again.
 pub fn start(
     tasks: &mut Tasks,
     federation: kube::Client,
     config: DnsConfig,
     server: Option<Arc<Server>>,
+    claim: Claim,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
 ) -> (FeatureHealth, Records) {
@@ -104,7 +108,9 @@ pub fn start(
         server,
         metrics,
         warnings,
-        warned: HashMap::new(),
+        problems: HashMap::new(),
+        claim,
+        leading: false,
         listed: listed_tx,
         services_listed: false,
         clusters_listed: false,
@@ -131,8 +137,12 @@ struct Feed {
     server: Option<Arc<Server>>,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
-    /// The problem last warned about, per Service, so each is told once.
-    warned: HashMap<FederatedKey, String>,
+    /// The problem each Service has now, told once (and again to a new
+    /// leader).
+    problems: HashMap<FederatedKey, String>,
+    claim: Claim,
+    /// Whether the claim was current when last looked at.
+    leading: bool,
     listed: watch::Sender<bool>,
     services_listed: bool,
     clusters_listed: bool,
@@ -151,8 +161,25 @@ impl Feed {
         )
         .map(|s| Input::Clusters(Box::new(s)));
         let mut inputs = std::pin::pin!(futures::stream::select(services, clusters));
-        while let Some(input) = inputs.next().await {
-            self.apply(input);
+        let mut claim = self.claim.clone();
+        loop {
+            tokio::select! {
+                input = inputs.next() => match input {
+                    Some(input) => self.apply(input),
+                    None => return,
+                },
+                () = claim.changed() => {
+                    let leading = claim.is_current();
+                    if leading && !self.leading {
+                        // Told while another replica led (or before this
+                        // one took the Lease): the Events were not published.
+                        for (key, note) in &self.problems {
+                            self.tell(key, note);
+                        }
+                    }
+                    self.leading = leading;
+                }
+            }
         }
     }
 
@@ -232,18 +259,22 @@ impl Feed {
     /// Warns once per Service and problem; forgets Services served again.
     fn report(&mut self, change: &FeedChange) {
         for key in &change.services {
-            self.warned.remove(key);
+            self.problems.remove(key);
         }
         for (key, error) in &change.problems {
             let note = format!("{error}; its DNS records stay as they were");
-            if self.warned.get(key) == Some(&note) {
+            if self.problems.get(key) == Some(&note) {
                 continue;
             }
             tracing::warn!(service = %key, "{note}");
-            let _ = self
-                .warnings
-                .try_send(Warning::on_service(key, "InvalidDNSRecords", &note));
-            self.warned.insert(key.clone(), note);
+            self.tell(key, &note);
+            self.problems.insert(key.clone(), note);
         }
+    }
+
+    fn tell(&self, key: &FederatedKey, note: &str) {
+        let _ = self
+            .warnings
+            .try_send(Warning::on_service(key, "InvalidDNSRecords", note));
     }
 }

@@ -28,7 +28,7 @@ use super::engine::Event;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{ClusterSet, ClusterSpec, StatusSink};
 use crate::runtime::errors::chain;
-use crate::runtime::events::Warning;
+use crate::runtime::events::{EventType, Warning};
 use crate::runtime::watch::{self, Progress, Signal, Update};
 
 /// How often a status whose only change is the time of the last probe is
@@ -292,6 +292,7 @@ impl StatusSink for MemberStatuses {
             };
             let _ = warnings
                 .send(Warning {
+                    type_: EventType::Warning,
                     regarding,
                     reason: reason.as_str().into(),
                     note: message,

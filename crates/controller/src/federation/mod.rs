@@ -20,7 +20,7 @@
 mod engine;
 mod members;
 mod sources;
-mod status;
+pub(crate) mod status;
 
 use std::sync::Arc;
 

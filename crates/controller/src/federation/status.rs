@@ -1,17 +1,21 @@
 //! Writes to the federated Services themselves: their shard status
-//! (`status.loadBalancer.ingress`, the shards and errors annotations) and
-//! fedmesh's finalizer. One write at a time per Service and kind, the latest
-//! wins, failures retried with backoff, only while the claim is current.
+//! (`status.loadBalancer.ingress`, the shards and errors annotations),
+//! fedmesh's finalizer, and status conditions (the DNS writer's
+//! `DNSRecordsWritten`). One write at a time per Service and kind, the
+//! latest wins, failures retried with backoff, only while the claim is
+//! current.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use fedmesh_core::FederatedKey;
+use fedmesh_core::conditions::set_condition;
 use fedmesh_core::federation::ServiceShards;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -40,13 +44,24 @@ pub enum Write {
         /// The version the list was computed from.
         resource_version: Option<String>,
     },
+    /// Set one condition of its status, by type: the conditions others
+    /// wrote are kept, and so is the transition time when the status
+    /// stays (read, merged, written back at the version read; a conflict
+    /// is retried with what is then there).
+    Condition {
+        /// The Service.
+        service: FederatedKey,
+        /// The condition (its `lastTransitionTime`: now).
+        condition: Condition,
+    },
 }
 
-/// Which of a Service's writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// Which of a Service's writes (conditions: one per type).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Kind {
     Status,
     Finalizers,
+    Condition(String),
 }
 
 impl Write {
@@ -54,6 +69,9 @@ impl Write {
         match self {
             Write::Status(shards) => (shards.service.clone(), Kind::Status),
             Write::Finalizers { service, .. } => (service.clone(), Kind::Finalizers),
+            Write::Condition { service, condition } => {
+                (service.clone(), Kind::Condition(condition.type_.clone()))
+            }
         }
     }
 }
@@ -152,6 +170,9 @@ async fn write(client: kube::Client, claim: Claim, job: Write) -> (Write, Result
                 .await
                 .map(|_| ())
         }
+        Write::Condition { condition, .. } => {
+            write_condition(&api, &service.name, condition, &params).await
+        }
     };
     let result = match result {
         // The Service went meanwhile: nothing to write.
@@ -160,6 +181,33 @@ async fn write(client: kube::Client, claim: Claim, job: Write) -> (Write, Result
         other => other.map_err(|e| chain(&e)),
     };
     (job, result)
+}
+
+/// Sets `condition` among the Service's conditions. A JSON merge patch
+/// replaces a whole list, so the merged list is written with the
+/// resourceVersion it was computed from: someone else's condition written
+/// meanwhile fails the write (409) instead of being lost.
+async fn write_condition(
+    api: &Api<Service>,
+    name: &str,
+    condition: &Condition,
+    params: &PatchParams,
+) -> kube::Result<()> {
+    let current = api.get_status(name).await?;
+    let conditions = current
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default();
+    let Some(conditions) = set_condition(&conditions, condition.clone()) else {
+        return Ok(());
+    };
+    let patch = json!({
+        "metadata": {"resourceVersion": current.metadata.resource_version},
+        "status": {"conditions": conditions},
+    });
+    api.patch_status(name, params, &Patch::Merge(patch))
+        .await
+        .map(|_| ())
 }
 
 async fn sleep_until(at: Option<Instant>) {

@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::AbortOnDrop;
 use crate::runtime::errors::chain;
-use crate::runtime::events::Warning;
+use crate::runtime::events::{EventType, Warning};
 use crate::runtime::watch::{self as watches, Progress, Signal, Update};
 use crate::runtime::writer::{
     ApiTarget, ObjectKey, Writer, WriterConfig, WriterHandle, WriterHealth,
@@ -350,6 +350,7 @@ impl Engine {
                     self.setup.backoff_max.as_millis()
                 );
                 let warning = Warning {
+                    type_: EventType::Warning,
                     regarding: ObjectReference {
                         api_version: Some("v1".into()),
                         kind: Some("Namespace".into()),

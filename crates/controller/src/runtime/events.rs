@@ -1,17 +1,22 @@
 //! Warning Events, so `kubectl describe` shows what is wrong with an object
-//! fedmesh reads (a federation annotation, a RemoteClusterConfiguration).
+//! fedmesh reads (a federation annotation, a RemoteClusterConfiguration),
+//! and the Normal Event that says a reported problem is over.
 
 use fedmesh_core::FederatedKey;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+pub use kube::runtime::events::EventType;
+use kube::runtime::events::{Event, Recorder, Reporter};
 use tokio::sync::mpsc;
 
 use super::claim::Claim;
 use super::errors::chain;
 
-/// A problem to publish as a Warning Event.
+/// A problem to publish as a Warning Event (or, [`Warning::normal`], its
+/// end as a Normal one).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Warning {
+    /// Warning for a problem, Normal for the end of one.
+    pub type_: EventType,
     /// The object concerned.
     pub regarding: ObjectReference,
     /// CamelCase reason.
@@ -24,6 +29,7 @@ impl Warning {
     /// A warning about a Service.
     pub fn on_service(service: &FederatedKey, reason: &str, note: &str) -> Self {
         Self {
+            type_: EventType::Warning,
             regarding: ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Service".into()),
@@ -33,6 +39,31 @@ impl Warning {
             },
             reason: reason.into(),
             note: note.into(),
+        }
+    }
+
+    /// A warning about the coordination Lease `namespace/name` (the object
+    /// that stands for a leader-only writer such as the DNS provider's).
+    pub fn on_lease(namespace: &str, name: &str, reason: &str, note: &str) -> Self {
+        Self {
+            type_: EventType::Warning,
+            regarding: ObjectReference {
+                api_version: Some("coordination.k8s.io/v1".into()),
+                kind: Some("Lease".into()),
+                namespace: Some(namespace.into()),
+                name: Some(name.into()),
+                ..ObjectReference::default()
+            },
+            reason: reason.into(),
+            note: note.into(),
+        }
+    }
+
+    /// As a Normal Event: the end of a problem told before.
+    pub fn normal(self) -> Self {
+        Self {
+            type_: EventType::Normal,
+            ..self
         }
     }
 }
@@ -58,7 +89,7 @@ pub async fn run(
             continue;
         }
         let event = Event {
-            type_: EventType::Warning,
+            type_: warning.type_,
             reason: warning.reason.clone(),
             // Kubernetes caps an Event's note at 1 kB.
             note: Some(warning.note.chars().take(1000).collect()),

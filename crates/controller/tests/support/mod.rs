@@ -11,6 +11,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use fedmesh_apiserver::testing::{TestServer, TestServerOptions};
+use fedmesh_controller::federation;
 use fedmesh_controller::mesh::remotes as remote;
 use fedmesh_controller::{ControllerConfig, Metrics};
 use k8s_openapi::ByteString;
@@ -18,7 +19,17 @@ use k8s_openapi::api::core::v1::{Endpoints, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Logs show with --nocapture and FEDMESH_TEST_LOG=debug (for instance).
+pub fn init_logs() {
+    if let Ok(filter) = std::env::var("FEDMESH_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
@@ -119,13 +130,7 @@ pub async fn mesh_with(
     unreachable: serde_json::Value,
     tune: impl FnOnce(&mut ControllerConfig),
 ) -> Mesh {
-    // Logs show with --nocapture and FEDMESH_TEST_LOG=debug (for instance).
-    if let Ok(filter) = std::env::var("FEDMESH_TEST_LOG") {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
-            .try_init();
-    }
+    init_logs();
     let local = TestServer::start_with(TestServerOptions {
         name: "local".into(),
         ..TestServerOptions::default()
@@ -408,4 +413,57 @@ pub async fn wait_for_reason(
         (status.get("state")?.as_str()? == state && r == reason).then_some(message)
     })
     .await
+}
+
+/// The federation API's Clusters.
+pub fn clusters(client: &kube::Client) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &federation::api_resource())
+}
+
+/// A federation API server with the Cluster CRD and the `fedmesh` namespace.
+pub async fn federation_server() -> (TestServer, kube::Client) {
+    init_logs();
+    let server = TestServer::start_with(TestServerOptions {
+        name: "federation".into(),
+        ..TestServerOptions::default()
+    })
+    .await
+    .expect("federation server");
+    let client = server.client().expect("client");
+    Api::<CustomResourceDefinition>::all(client.clone())
+        .create(
+            &PostParams::default(),
+            &federation::crd().expect("the CRD parses"),
+        )
+        .await
+        .expect("create CRD");
+    create(
+        Api::<Namespace>::all(client.clone()),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "fedmesh"}}),
+    )
+    .await;
+    (server, client)
+}
+
+/// Adds the Cluster `name` at `server`, its access in the Secret `secret`.
+pub async fn add_cluster(
+    fed: &kube::Client,
+    name: &str,
+    server: &str,
+    secret: &str,
+    labels: Value,
+) {
+    let cluster: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "federation.fedmesh.io/v1alpha1", "kind": "Cluster",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"server": server, "secretRef": {"name": secret}}
+    }))
+    .expect("cluster");
+    let api = clusters(fed);
+    eventually("the Cluster resource to be served", || {
+        let api = api.clone();
+        let cluster = cluster.clone();
+        async move { api.create(&PostParams::default(), &cluster).await.ok() }
+    })
+    .await;
 }

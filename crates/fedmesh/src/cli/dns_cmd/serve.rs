@@ -212,8 +212,8 @@ impl ServeArgs {
             Metrics::new(),
             runtime::shutdown_signal(),
             "fedmesh-dns",
-            move |tasks, client, _, claim, metrics, warnings| {
-                dns.start(tasks, client, claim, metrics, warnings)
+            move |tasks, client, config, claim, metrics, warnings| {
+                dns.start(tasks, client, config, claim, metrics, warnings)
             },
         )
         .await?)
@@ -307,11 +307,13 @@ impl DnsServeOptions {
 
 impl DnsServing {
     /// Starts the feed from the federation API behind `client` (and the
-    /// provider's writer, which writes while `claim` is current).
+    /// provider's writer, which writes while `claim` is current and tells
+    /// outages on the Lease `config` names).
     pub(crate) fn start(
         self,
         tasks: &mut Tasks,
         client: kube::Client,
+        config: &ControllerConfig,
         claim: Claim,
         metrics: Metrics,
         warnings: mpsc::Sender<Warning>,
@@ -321,15 +323,13 @@ impl DnsServing {
             client.clone(),
             self.config,
             Some(self.server),
+            claim.clone(),
             metrics.clone(),
             warnings.clone(),
         );
         if let Some(ProviderOptions { provider, settings }) = self.provider {
-            tasks.spawn(
-                "dns provider",
-                fedmesh_controller::dns::provider::run(
-                    client, provider, records, settings, claim, metrics, warnings,
-                ),
+            fedmesh_controller::dns::provider::start(
+                tasks, client, config, provider, records, settings, claim, metrics, warnings,
             );
         }
         health

@@ -170,7 +170,7 @@ impl ServeArgs {
                     // Readiness is the control plane's: the DNS server
                     // answers from whatever it has listed.
                     if let Some(dns) = dns {
-                        dns.start(tasks, client, claim, metrics, warnings);
+                        dns.start(tasks, client, config, claim, metrics, warnings);
                     }
                     health
                 },
