@@ -189,7 +189,6 @@ async fn provider_outages_and_bad_records_are_told_without_losing_others_conditi
                 client.clone(),
                 dns,
                 None,
-                claim.clone(),
                 metrics.clone(),
                 warnings.clone(),
             );

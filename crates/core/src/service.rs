@@ -87,6 +87,13 @@ pub enum ServiceError {
     },
 }
 
+impl Role {
+    /// The part `service`, found in `origin`, plays.
+    pub fn of(origin: &Origin, service: &Service) -> Self {
+        role(origin, service)
+    }
+}
+
 impl ServiceView {
     /// Reads `service` found in `origin`, taking its labels (watchers hand
     /// over owned objects, and copying every label of a mesh would be most of

@@ -30,10 +30,12 @@ use kube::runtime::watcher;
 use tokio::sync::{mpsc, watch};
 
 use crate::Metrics;
-use crate::runtime::claim::Claim;
 use crate::runtime::events::Warning;
 use crate::runtime::watch::{self as watches, Progress, Signal, Update};
 use crate::runtime::{FeatureHealth, Tasks};
+
+/// The reason of the Warning on a Service whose records cannot be made.
+const INVALID: &str = "InvalidDNSRecords";
 
 /// The records as last computed, and the federated Services whose records
 /// changed since the provider's writer last wrote them.
@@ -82,14 +84,14 @@ impl Records {
 /// (through `federation`), applied to a `DnsFeed` for `config`; every change
 /// goes to `server` (when one runs here) and to the returned [`Records`].
 /// Problems with a Service's published state are Warning Events on it,
-/// told again whenever this replica starts leading (`claim`): only the
-/// leader publishes Events, and a problem seen before is not seen again.
+/// told once, and a Normal Event when its records are made again (so that
+/// a replica that does not lead yet forgets a problem over, see
+/// [`crate::runtime::events`]).
 pub fn start(
     tasks: &mut Tasks,
     federation: kube::Client,
     config: DnsConfig,
     server: Option<Arc<Server>>,
-    claim: Claim,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
 ) -> (FeatureHealth, Records) {
@@ -109,8 +111,6 @@ pub fn start(
         metrics,
         warnings,
         problems: HashMap::new(),
-        claim,
-        leading: false,
         listed: listed_tx,
         services_listed: false,
         clusters_listed: false,
@@ -137,12 +137,8 @@ struct Feed {
     server: Option<Arc<Server>>,
     metrics: Metrics,
     warnings: mpsc::Sender<Warning>,
-    /// The problem each Service has now, told once (and again to a new
-    /// leader).
+    /// The problem each Service has now, told once.
     problems: HashMap<FederatedKey, String>,
-    claim: Claim,
-    /// Whether the claim was current when last looked at.
-    leading: bool,
     listed: watch::Sender<bool>,
     services_listed: bool,
     clusters_listed: bool,
@@ -161,25 +157,8 @@ impl Feed {
         )
         .map(|s| Input::Clusters(Box::new(s)));
         let mut inputs = std::pin::pin!(futures::stream::select(services, clusters));
-        let mut claim = self.claim.clone();
-        loop {
-            tokio::select! {
-                input = inputs.next() => match input {
-                    Some(input) => self.apply(input),
-                    None => return,
-                },
-                () = claim.changed() => {
-                    let leading = claim.is_current();
-                    if leading && !self.leading {
-                        // Told while another replica led (or before this
-                        // one took the Lease): the Events were not published.
-                        for (key, note) in &self.problems {
-                            self.tell(key, note);
-                        }
-                    }
-                    self.leading = leading;
-                }
-            }
+        while let Some(input) = inputs.next().await {
+            self.apply(input);
         }
     }
 
@@ -256,10 +235,18 @@ impl Feed {
         self.changed.send_modify(|g| *g += 1);
     }
 
-    /// Warns once per Service and problem; forgets Services served again.
+    /// Warns once per Service and problem; says when a Service warned
+    /// about has its records made again.
     fn report(&mut self, change: &FeedChange) {
         for key in &change.services {
-            self.problems.remove(key);
+            let still = change.problems.iter().any(|(k, _)| k == key);
+            if self.problems.remove(key).is_some() && !still {
+                let over = Warning::on_service(key, INVALID, "").over(
+                    "DNSRecordsValid",
+                    "its DNS records are made from what is published again",
+                );
+                let _ = self.warnings.try_send(over);
+            }
         }
         for (key, error) in &change.problems {
             let note = format!("{error}; its DNS records stay as they were");
@@ -267,14 +254,10 @@ impl Feed {
                 continue;
             }
             tracing::warn!(service = %key, "{note}");
-            self.tell(key, &note);
+            let _ = self
+                .warnings
+                .try_send(Warning::on_service(key, INVALID, &note));
             self.problems.insert(key.clone(), note);
         }
-    }
-
-    fn tell(&self, key: &FederatedKey, note: &str) {
-        let _ = self
-            .warnings
-            .try_send(Warning::on_service(key, "InvalidDNSRecords", note));
     }
 }

@@ -43,6 +43,10 @@ use crate::{ControllerConfig, Metrics};
 /// records reached the external provider; set only once a write failed.
 pub const CONDITION: &str = "DNSRecordsWritten";
 
+/// The reason of the Warnings that the provider fails (on the Lease and on
+/// the Services waiting for their records).
+const PROVIDER_FAILED: &str = "DNSProviderFailed";
+
 /// How often a lasting outage is told again on the Lease: within the hour
 /// an Event lives by default (kube-apiserver `--event-ttl`), so a long
 /// outage stays in `kubectl get events`, without an Event per retry.
@@ -158,8 +162,9 @@ struct Lease {
 }
 
 impl Lease {
-    fn event(&self, reason: &str, note: &str) -> Warning {
-        Warning::on_lease(&self.namespace, &self.name, reason, note)
+    /// The Warning that the provider fails.
+    fn failed(&self, note: &str) -> Warning {
+        Warning::on_lease(&self.namespace, &self.name, PROVIDER_FAILED, note)
     }
 }
 
@@ -211,7 +216,7 @@ impl<P: Provider> Writer<P> {
                         tracing::info!(provider = name, "{note}");
                         let _ = self
                             .warnings
-                            .try_send(self.lease.event("DNSProviderRecovered", &note).normal());
+                            .try_send(self.lease.failed("").over("DNSProviderRecovered", &note));
                     }
                     failures = 0;
                     let message = format!("written to {name} (zone {})", self.settings.zone);
@@ -246,9 +251,7 @@ impl<P: Provider> Writer<P> {
                             "writing the DNS records to {name} (zone {}) failed: {error}; the records there stay as last written, and this writer retries with backoff (up to {:?}) and says when {name} takes them again",
                             self.settings.zone, self.settings.backoff.max
                         );
-                        let _ = self
-                            .warnings
-                            .try_send(self.lease.event("DNSProviderFailed", &note));
+                        let _ = self.warnings.try_send(self.lease.failed(&note));
                     }
                     let note = format!(
                         "its DNS records could not be written to {name} (zone {}): {error}; retrying with backoff",
@@ -257,7 +260,7 @@ impl<P: Provider> Writer<P> {
                     for key in pending.difference(&warned) {
                         let _ = self.warnings.try_send(Warning::on_service(
                             key,
-                            "DNSProviderFailed",
+                            PROVIDER_FAILED,
                             &note,
                         ));
                         let _ = self.conditions.send(condition(key, false, &note));

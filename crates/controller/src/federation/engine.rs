@@ -21,6 +21,10 @@ use crate::runtime::events::Warning;
 use crate::runtime::watch::Update;
 use crate::runtime::writer::{ObjectKey, WriterHandle};
 
+/// The reason of the Warning on a federated Service whose cluster selector
+/// does not read.
+const INVALID_SELECTOR: &str = "InvalidClusterSelector";
+
 /// How a write to a member went.
 #[derive(Debug)]
 pub struct WriteOutcome {
@@ -580,7 +584,8 @@ impl Engine {
             .all(|name| self.decide(name, key).is_none_or(|(p, _, _)| p.settled()))
     }
 
-    /// Warns once per malformed cluster-selector value.
+    /// Warns once per malformed cluster-selector value, and says when the
+    /// selector reads again.
     fn check_selector(&mut self, key: &FederatedKey) {
         let Some(service) = self.federated_service(key) else {
             return;
@@ -593,7 +598,13 @@ impl Engine {
             .cloned();
         match Federated::read(service, None).placement {
             Ok(_) => {
-                self.warned.remove(key);
+                if self.warned.remove(key).is_some() {
+                    let over = Warning::on_service(key, INVALID_SELECTOR, "").over(
+                        "ClusterSelectorValid",
+                        "the cluster selector reads again; the Service is placed by it",
+                    );
+                    let _ = self.warnings.try_send(over);
+                }
             }
             Err(error) => {
                 let value = value.unwrap_or_default();
@@ -602,7 +613,7 @@ impl Engine {
                     let note = format!(
                         "{error}; the Service's placement in member clusters is left as it was"
                     );
-                    self.warn(key, "InvalidClusterSelector", &note);
+                    self.warn(key, INVALID_SELECTOR, &note);
                 }
             }
         }

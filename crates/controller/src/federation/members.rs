@@ -28,7 +28,7 @@ use super::engine::Event;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{ClusterSet, ClusterSpec, StatusSink};
 use crate::runtime::errors::chain;
-use crate::runtime::events::{EventType, Warning};
+use crate::runtime::events::Warning;
 use crate::runtime::watch::{self, Progress, Signal, Update};
 
 /// How often a status whose only change is the time of the last probe is
@@ -291,12 +291,7 @@ impl StatusSink for MemberStatuses {
                 ..ObjectReference::default()
             };
             let _ = warnings
-                .send(Warning {
-                    type_: EventType::Warning,
-                    regarding,
-                    reason: reason.as_str().into(),
-                    note: message,
-                })
+                .send(Warning::new(regarding, reason.as_str(), message))
                 .await;
         })
     }

@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::AbortOnDrop;
 use crate::runtime::errors::chain;
-use crate::runtime::events::{EventType, Warning};
+use crate::runtime::events::Warning;
 use crate::runtime::watch::{self as watches, Progress, Signal, Update};
 use crate::runtime::writer::{
     ApiTarget, ObjectKey, Writer, WriterConfig, WriterHandle, WriterHealth,
@@ -349,17 +349,16 @@ impl Engine {
                     "endpoint identity writes nothing for this output: {problem}; looking again every {} ms",
                     self.setup.backoff_max.as_millis()
                 );
-                let warning = Warning {
-                    type_: EventType::Warning,
-                    regarding: ObjectReference {
+                let warning = Warning::new(
+                    ObjectReference {
                         api_version: Some("v1".into()),
                         kind: Some("Namespace".into()),
                         name: Some(self.setup.namespace.clone()),
                         ..ObjectReference::default()
                     },
-                    reason: "MirrorResourceMissing".into(),
-                    note: format!("Endpoint identity writes nothing: {problem}."),
-                };
+                    "MirrorResourceMissing",
+                    format!("Endpoint identity writes nothing: {problem}."),
+                );
                 let _ = self.setup.warnings.try_send(warning);
             }
         }

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use fedmesh_core::{
-    Changes, FederatedKey, MeshIndex, Origin, ServiceKey, ServiceView, SliceKey, SourceSlice,
+    Changes, FederatedKey, MeshIndex, Origin, Role, ServiceKey, ServiceView, SliceKey, SourceSlice,
 };
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -58,10 +58,14 @@ pub async fn run(
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { return };
+                let seen = engine.seen(&event);
                 let changes = apply(&mut engine.index, event);
                 for warning in &changes.warnings {
                     tracing::warn!(service = %warning.service, reason = warning.reason, "{}", warning.message);
                     let _ = outputs.warnings.try_send(Warning::on_service(&warning.service, warning.reason, &warning.message));
+                }
+                for over in engine.problems_over(seen, &changes) {
+                    let _ = outputs.warnings.try_send(over);
                 }
                 let (endpoints, slices) = engine.render(&changes);
                 outputs.endpoints.want(endpoints);
@@ -130,19 +134,108 @@ fn skip(what: &str, error: &dyn std::error::Error) -> Changes {
     Changes::default()
 }
 
-/// The index and the names of the slices it last wanted per federated
-/// Service (to unwant those a rewrite of everything leaves out).
+/// What an event shows of the Services warned about: those whose problem
+/// is over, and those gone.
+#[derive(Debug, Default, PartialEq)]
+struct Seen {
+    over: Vec<FederatedKey>,
+    gone: Vec<FederatedKey>,
+}
+
+/// The index, the names of the slices it last wanted per federated
+/// Service (to unwant those a rewrite of everything leaves out), and the
+/// Services warned about.
 #[derive(Default)]
 pub struct Engine {
     /// The mesh index.
     pub index: MeshIndex,
     slice_names: HashMap<FederatedKey, BTreeSet<Arc<str>>>,
+    /// The reason each Service was last warned with, while its problem lasts.
+    warned: HashMap<FederatedKey, &'static str>,
 }
 
 /// Objects to want or unwant, by key.
 type Wants<K> = Vec<(ObjectKey, Option<K>)>;
 
 impl Engine {
+    /// What `event` shows of the Services warned about (only local ones
+    /// are federated, so only they are), looked at before it is applied.
+    fn seen(&self, event: &IndexEvent) -> Seen {
+        let mut seen = Seen::default();
+        if self.warned.is_empty() {
+            return seen;
+        }
+        let key = |service: &Service| {
+            let meta = &service.metadata;
+            Some(FederatedKey::new(
+                meta.namespace.as_deref()?,
+                meta.name.as_deref()?,
+            ))
+        };
+        let fine = |service: &Service| {
+            !matches!(Role::of(&Origin::Local, service), Role::InvalidSelector(_))
+        };
+        match event {
+            IndexEvent::Service(Origin::Local, service) => {
+                if let Some(key) = key(service)
+                    && self.warned.contains_key(&key)
+                    && fine(service)
+                {
+                    seen.over.push(key);
+                }
+            }
+            IndexEvent::ResetServices(Origin::Local, services) => {
+                let mut listed = BTreeSet::new();
+                for service in services {
+                    if let Some(key) = key(service)
+                        && self.warned.contains_key(&key)
+                    {
+                        if fine(service) {
+                            seen.over.push(key.clone());
+                        }
+                        listed.insert(key);
+                    }
+                }
+                seen.gone = self
+                    .warned
+                    .keys()
+                    .filter(|key| !listed.contains(*key))
+                    .cloned()
+                    .collect();
+            }
+            IndexEvent::ServiceDeleted(key) if key.origin == Origin::Local => {
+                seen.gone.push(FederatedKey::new(&key.namespace, &key.name));
+            }
+            _ => {}
+        }
+        seen
+    }
+
+    /// The Normal Events for the Services warned about whose problem is over
+    /// (`seen` before the event was applied; `changes` has its warnings):
+    /// a replica not leading yet must hear it to forget the problem. A
+    /// Service gone is forgotten without an Event.
+    fn problems_over(&mut self, seen: Seen, changes: &Changes) -> Vec<Warning> {
+        for key in &seen.gone {
+            self.warned.remove(key);
+        }
+        let over = seen
+            .over
+            .iter()
+            .filter_map(|key| {
+                let reason = self.warned.remove(key)?;
+                Some(Warning::on_service(key, reason, "").over(
+                    "ServiceSelectorValid",
+                    "the service selector annotation no longer has an error",
+                ))
+            })
+            .collect();
+        for warning in &changes.warnings {
+            self.warned.insert(warning.service.clone(), warning.reason);
+        }
+        over
+    }
+
     /// Renders what `changes` says changed: exactly the objects to rewrite.
     pub fn render(&mut self, changes: &Changes) -> (Wants<Endpoints>, Wants<EndpointSlice>) {
         let mut endpoints = Vec::new();
@@ -188,5 +281,73 @@ impl Engine {
             }
         }
         (endpoints, slices)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn federated(selector: &str) -> Box<Service> {
+        Box::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {
+                    "name": "web", "namespace": "default",
+                    "annotations": {"federation.tigera.io/serviceSelector": selector},
+                },
+                "spec": {"ports": [{"name": "http", "port": 80}]},
+            }))
+            .unwrap(),
+        )
+    }
+
+    /// Applies `event`; the warnings' reasons, and the ends of problems.
+    fn step(engine: &mut Engine, event: IndexEvent) -> (Vec<&'static str>, Vec<Warning>) {
+        let seen = engine.seen(&event);
+        let changes = apply(&mut engine.index, event);
+        let over = engine.problems_over(seen, &changes);
+        (changes.warnings.iter().map(|w| w.reason).collect(), over)
+    }
+
+    #[test]
+    fn a_service_warned_about_says_when_its_selector_reads_again() {
+        let mut engine = Engine::default();
+        let invalid = || IndexEvent::Service(Origin::Local, federated("run == "));
+        assert_eq!(
+            step(&mut engine, invalid()),
+            (vec!["InvalidServiceSelector"], vec![])
+        );
+        assert_eq!(step(&mut engine, invalid()).1, vec![], "still invalid");
+        let valid = IndexEvent::Service(Origin::Local, federated(r#"run == "web""#));
+        let (warned, over) = step(&mut engine, valid);
+        assert!(warned.is_empty());
+        assert_eq!(
+            over,
+            vec![
+                Warning::on_service(
+                    &FederatedKey::new("default", "web"),
+                    "InvalidServiceSelector",
+                    ""
+                )
+                .over(
+                    "ServiceSelectorValid",
+                    "the service selector annotation no longer has an error"
+                )
+            ]
+        );
+        let valid = IndexEvent::Service(Origin::Local, federated(r#"run == "web""#));
+        assert_eq!(step(&mut engine, valid).1, vec![], "told once");
+
+        // Gone from a listing: forgotten without an Event.
+        step(&mut engine, invalid());
+        assert_eq!(
+            step(
+                &mut engine,
+                IndexEvent::ResetServices(Origin::Local, Vec::new())
+            )
+            .1,
+            vec![]
+        );
+        assert!(engine.warned.is_empty());
     }
 }

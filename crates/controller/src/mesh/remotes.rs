@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::runtime::clusters::{ClusterSet, ClusterSpec, StatusSink};
 use crate::runtime::errors::chain;
-use crate::runtime::events::{EventType, Warning};
+use crate::runtime::events::Warning;
 use crate::runtime::watch::{self, Progress, Signal, Update};
 
 /// The RemoteClusterConfiguration resource (Calico's, cluster-scoped).
@@ -176,12 +176,7 @@ impl StatusSink for RemoteStatuses {
                 ..ObjectReference::default()
             };
             let _ = warnings
-                .send(Warning {
-                    type_: EventType::Warning,
-                    regarding,
-                    reason: reason.as_str().into(),
-                    note: message,
-                })
+                .send(Warning::new(regarding, reason.as_str(), message))
                 .await;
         })
     }

@@ -323,7 +323,6 @@ impl DnsServing {
             client.clone(),
             self.config,
             Some(self.server),
-            claim.clone(),
             metrics.clone(),
             warnings.clone(),
         );
