@@ -6,8 +6,11 @@ mod support;
 
 use std::time::Duration;
 
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use support::*;
@@ -149,6 +152,105 @@ async fn invalid_selector_warns_and_removes_endpoints() {
     })
     .await;
     assert!(note.contains("byte"), "the warning says where: {note}");
+}
+
+/// Warning Events about `service` in `default`, with who published each.
+async fn warnings_on(local: &kube::Client, service: &str) -> Vec<(String, Option<String>)> {
+    Api::<k8s_openapi::api::events::v1::Event>::namespaced(local.clone(), "default")
+        .list(&kube::api::ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(service))
+        .map(|e| (e.reason.unwrap_or_default(), e.reporting_instance))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_problem_seen_before_leading_is_told_once_the_lease_is_taken() {
+    // Another replica holds the Lease for a minute, and two Services with a
+    // selector that does not parse are there before this replica starts.
+    let mesh = mesh_prepared(
+        json!(null),
+        |config| {
+            config.retry_interval = Duration::from_millis(100);
+            config.probe_interval = Duration::from_millis(100);
+        },
+        async |lc: &kube::Client| {
+            let lease = Lease {
+                metadata: kube::api::ObjectMeta {
+                    name: Some("fedmesh-controller".into()),
+                    ..Default::default()
+                },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some("other-replica".into()),
+                    lease_duration_seconds: Some(60),
+                    renew_time: Some(MicroTime(Timestamp::now())),
+                    ..LeaseSpec::default()
+                }),
+            };
+            Api::<Lease>::namespaced(lc.clone(), "fedmesh")
+                .create(&PostParams::default(), &lease)
+                .await
+                .unwrap();
+            for name in ["broken", "fixed"] {
+                let mut service = federated_service("run == ");
+                service["metadata"]["name"] = json!(name);
+                create(Api::<Service>::namespaced(lc.clone(), "default"), service).await;
+            }
+        },
+    )
+    .await;
+    let lc = mesh.local.client().unwrap();
+
+    // The standby has listed the Services (and warned, to nobody).
+    eventually("the standby to list the local cluster", || async {
+        mesh.metrics.unready().is_none().then_some(())
+    })
+    .await;
+    // One of them is fixed meanwhile: its problem is over before this
+    // replica could tell it, so it never is.
+    let services = Api::<Service>::namespaced(lc.clone(), "default");
+    services
+        .patch(
+            "fixed",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"federation.tigera.io/serviceSelector": r#"run == "my-app""#}}})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        warnings_on(&lc, "broken").await,
+        vec![],
+        "a standby is silent"
+    );
+
+    // The other replica goes away cleanly: this one leads, and tells.
+    Api::<Lease>::namespaced(lc.clone(), "fedmesh")
+        .patch(
+            "fedmesh-controller",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"holderIdentity": null}})),
+        )
+        .await
+        .unwrap();
+    let told = eventually("the Warning from the new leader", || async {
+        let all = warnings_on(&lc, "broken").await;
+        (!all.is_empty()).then_some(all)
+    })
+    .await;
+    assert_eq!(
+        told,
+        vec![(
+            "InvalidServiceSelector".to_string(),
+            Some("test-replica".to_string())
+        )]
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(warnings_on(&lc, "fixed").await, vec![], "over before told");
 }
 
 #[tokio::test]

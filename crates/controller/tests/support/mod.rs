@@ -130,6 +130,16 @@ pub async fn mesh_with(
     unreachable: serde_json::Value,
     tune: impl FnOnce(&mut ControllerConfig),
 ) -> Mesh {
+    mesh_prepared(unreachable, tune, async |_: &kube::Client| {}).await
+}
+
+/// [`mesh_with`], with `prepare` run on the local cluster once the seed's
+/// objects are there and before the controller starts.
+pub async fn mesh_prepared(
+    unreachable: serde_json::Value,
+    tune: impl FnOnce(&mut ControllerConfig),
+    prepare: impl AsyncFnOnce(&kube::Client),
+) -> Mesh {
     init_logs();
     let local = TestServer::start_with(TestServerOptions {
         name: "local".into(),
@@ -196,6 +206,7 @@ pub async fn mesh_with(
     let kubeconfig = std::fs::read(remote.kubeconfig_path()).expect("remote kubeconfig");
     put_access_secret(&lc, kubeconfig).await;
     add_rcc(&lc, "remotecluster", "remotecluster-access", unreachable).await;
+    prepare(&lc).await;
 
     let mut config = ControllerConfig::new("fedmesh", "test-replica");
     config.renew_interval = Duration::from_millis(200);
