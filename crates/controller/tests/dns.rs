@@ -282,5 +282,22 @@ async fn provider_outages_and_bad_records_are_told_without_losing_others_conditi
     assert!(after.contains(&theirs), "{after:?}");
     assert_eq!(after.len(), 2, "{after:?}");
 
+    // The bad Service fixed: a Normal Event says its records are made again.
+    let fixed = published("bad", "us-east1-c");
+    services
+        .patch(
+            "bad",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": fixed["metadata"]})),
+        )
+        .await
+        .expect("fix bad");
+    let valid = eventually("a DNSRecordsValid Event on bad", || async {
+        events(&client, "default", "DNSRecordsValid").await.pop()
+    })
+    .await;
+    assert_eq!(valid.type_.as_deref(), Some("Normal"));
+    assert_eq!(valid.involved_object.name.as_deref(), Some("bad"));
+
     run.abort();
 }

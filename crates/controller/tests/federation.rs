@@ -467,6 +467,26 @@ async fn services_propagate_are_adopted_repaired_placed_and_report_shard_health(
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(service(&ec, "default", "nginx").await.is_some());
     assert!(service(&wc, "default", "nginx").await.is_none());
+    // Fixed: a Normal Event says the problem is over.
+    feds.patch(
+        "nginx",
+        &PatchParams::default(),
+        &selector(r#"[{"key": "region", "operator": "In", "values": ["east"]}]"#),
+    )
+    .await
+    .unwrap();
+    let over = eventually("a ClusterSelectorValid Event on nginx", || async {
+        Api::<Event>::namespaced(fed.clone(), "default")
+            .list(&ListParams::default())
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("ClusterSelectorValid"))
+    })
+    .await;
+    assert_eq!(over.type_.as_deref(), Some("Normal"));
+    assert_eq!(over.involved_object.name.as_deref(), Some("nginx"));
 
     // Deleting the federated Service deletes the copies fedmesh made; an
     // unmarked Service of the same name elsewhere is never touched.

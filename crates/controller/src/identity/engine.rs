@@ -341,7 +341,9 @@ impl Engine {
         if missing.is_empty() {
             return false;
         }
-        // Told once, by the leader (a follower's Event would be dropped).
+        // Told once, by the leader: a follower's Warning would wait for it
+        // to lead (runtime::events), and nothing here says when the resource
+        // appears, so it could be told after the problem is over.
         if !self.missing_reported && self.setup.claim.is_current() {
             self.missing_reported = true;
             for problem in missing {
