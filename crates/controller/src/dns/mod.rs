@@ -163,6 +163,11 @@ impl Feed {
     }
 
     fn apply(&mut self, input: Input) {
+        if let Input::Services(signal) = &input
+            && let Signal::Update(Update::Delete(service)) = signal.as_ref()
+        {
+            self.forget(service);
+        }
         let change = {
             let mut state = self.records.lock();
             let feed = &mut state.feed;
@@ -233,6 +238,20 @@ impl Feed {
             }
         }
         self.changed.send_modify(|g| *g += 1);
+    }
+
+    /// A Service deleted: its problem, if any, goes without an Event.
+    fn forget(&mut self, service: &Service) {
+        let meta = &service.metadata;
+        let (Some(namespace), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref())
+        else {
+            return;
+        };
+        let key = FederatedKey::new(namespace, name);
+        if self.problems.remove(&key).is_some() {
+            let gone = Warning::on_service(&key, INVALID, "").gone();
+            let _ = self.warnings.try_send(gone);
+        }
     }
 
     /// Warns once per Service and problem; says when a Service warned

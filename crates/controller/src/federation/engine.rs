@@ -297,7 +297,10 @@ impl Engine {
                 let Some(key) = key_of(&service) else { return };
                 self.services.remove(&key);
                 self.lifecycles.remove(&key);
-                self.warned.remove(&key);
+                if self.warned.remove(&key).is_some() {
+                    let gone = Warning::on_service(&key, INVALID_SELECTOR, "").gone();
+                    let _ = self.warnings.try_send(gone);
+                }
                 self.deleting.remove(&key);
                 self.finalized.remove(&key);
                 self.reconcile_key(&key);

@@ -64,8 +64,8 @@ pub async fn run(
                     tracing::warn!(service = %warning.service, reason = warning.reason, "{}", warning.message);
                     let _ = outputs.warnings.try_send(Warning::on_service(&warning.service, warning.reason, &warning.message));
                 }
-                for over in engine.problems_over(seen, &changes) {
-                    let _ = outputs.warnings.try_send(over);
+                for ended in engine.problems_ended(seen, &changes) {
+                    let _ = outputs.warnings.try_send(ended);
                 }
                 let (endpoints, slices) = engine.render(&changes);
                 outputs.endpoints.want(endpoints);
@@ -211,29 +211,29 @@ impl Engine {
         seen
     }
 
-    /// The Normal Events for the Services warned about whose problem is over
-    /// (`seen` before the event was applied; `changes` has its warnings):
-    /// a replica not leading yet must hear it to forget the problem. A
-    /// Service gone is forgotten without an Event.
-    fn problems_over(&mut self, seen: Seen, changes: &Changes) -> Vec<Warning> {
+    /// The ends of the problems of the Services warned about (`seen` before
+    /// the event was applied; `changes` has its warnings): a Normal Event
+    /// for a problem over, a word without an Event for a Service gone. A
+    /// replica not leading yet must hear them to forget the problem.
+    fn problems_ended(&mut self, seen: Seen, changes: &Changes) -> Vec<Warning> {
+        let mut ended = Vec::new();
         for key in &seen.gone {
-            self.warned.remove(key);
+            if let Some(reason) = self.warned.remove(key) {
+                ended.push(Warning::on_service(key, reason, "").gone());
+            }
         }
-        let over = seen
-            .over
-            .iter()
-            .filter_map(|key| {
-                let reason = self.warned.remove(key)?;
-                Some(Warning::on_service(key, reason, "").over(
+        for key in &seen.over {
+            if let Some(reason) = self.warned.remove(key) {
+                ended.push(Warning::on_service(key, reason, "").over(
                     "ServiceSelectorValid",
                     "the service selector annotation no longer has an error",
-                ))
-            })
-            .collect();
+                ));
+            }
+        }
         for warning in &changes.warnings {
             self.warned.insert(warning.service.clone(), warning.reason);
         }
-        over
+        ended
     }
 
     /// Renders what `changes` says changed: exactly the objects to rewrite.
@@ -305,7 +305,7 @@ mod tests {
     fn step(engine: &mut Engine, event: IndexEvent) -> (Vec<&'static str>, Vec<Warning>) {
         let seen = engine.seen(&event);
         let changes = apply(&mut engine.index, event);
-        let over = engine.problems_over(seen, &changes);
+        let over = engine.problems_ended(seen, &changes);
         (changes.warnings.iter().map(|w| w.reason).collect(), over)
     }
 
@@ -338,7 +338,7 @@ mod tests {
         let valid = IndexEvent::Service(Origin::Local, federated(r#"run == "web""#));
         assert_eq!(step(&mut engine, valid).1, vec![], "told once");
 
-        // Gone from a listing: forgotten without an Event.
+        // Gone from a listing: forgotten, said without an Event.
         step(&mut engine, invalid());
         assert_eq!(
             step(
@@ -346,7 +346,14 @@ mod tests {
                 IndexEvent::ResetServices(Origin::Local, Vec::new())
             )
             .1,
-            vec![]
+            vec![
+                Warning::on_service(
+                    &FederatedKey::new("default", "web"),
+                    "InvalidServiceSelector",
+                    ""
+                )
+                .gone()
+            ]
         );
         assert!(engine.warned.is_empty());
     }

@@ -14,15 +14,17 @@
 //! - The end of a problem (a Normal Event made by [`Warning::over`]) takes
 //!   the Warning it ends (same object and reason) out of what waits instead
 //!   of being published: a problem that ended while this replica did not
-//!   lead is not told at all, neither begun nor ended.
+//!   lead is not told at all, neither begun nor ended. So does a word that
+//!   the object is gone ([`Warning::gone`], never published).
 //! - When the claim becomes current, what waits is published, oldest first;
 //!   from then on each Warning and Normal is published as it comes.
 //!
-//! A new leader thus tells again the problems its features saw and did not
-//! see end, including ones the old leader told already: better told twice
-//! than never. A feature that never says a problem ended (a deleted object,
-//! say) may have its Warning told late about an object gone or fixed; every
-//! feature says so for the problems it tells once.
+//! So whoever leads tells each problem still there, a new leader again the
+//! ones the old one told (better twice than never), and nothing about a
+//! problem that ended first. That holds for the features that say when a
+//! problem they told ends or its object goes: the mesh, federation and DNS
+//! features do. The remote-cluster refusals and endpoint identity's missing
+//! resource are told only while the claim is current, by their own check.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -50,8 +52,17 @@ pub struct Warning {
     pub reason: String,
     /// What is wrong and what to do, as a sentence.
     pub note: String,
-    /// For the end of a problem, the reason of the Warning it ends.
-    ends: Option<String>,
+    /// For the end of a problem, how it ends (and the Warning it ends).
+    ends: Option<End>,
+}
+
+/// How a message ends a problem told before: by the reason of its Warning.
+#[derive(Debug, Clone, PartialEq)]
+enum End {
+    /// The problem is over, which a Normal Event says.
+    Over(String),
+    /// The object is gone: nothing to publish about it.
+    Gone(String),
 }
 
 impl Warning {
@@ -103,15 +114,27 @@ impl Warning {
             regarding: self.regarding,
             reason: reason.into(),
             note: note.into(),
-            ends: Some(self.reason),
+            ends: Some(End::Over(self.reason)),
         }
     }
 
-    /// Warning for a problem, Normal for the end of one.
-    pub fn event_type(&self) -> EventType {
+    /// Says that this warning's object is gone: published as nothing, it
+    /// only keeps a replica that does not lead from telling the problem
+    /// later (an Event about a deleted object helps nobody).
+    pub fn gone(self) -> Self {
+        Self {
+            ends: Some(End::Gone(self.reason.clone())),
+            ..self
+        }
+    }
+
+    /// Warning for a problem, Normal for the end of one, nothing for an
+    /// object gone.
+    fn published_as(&self) -> Option<EventType> {
         match self.ends {
-            None => EventType::Warning,
-            Some(_) => EventType::Normal,
+            None => Some(EventType::Warning),
+            Some(End::Over(_)) => Some(EventType::Normal),
+            Some(End::Gone(_)) => None,
         }
     }
 }
@@ -165,7 +188,7 @@ impl Pending {
     /// or, for the end of a problem, drops the Warning it ends.
     fn keep(&mut self, warning: Warning) {
         let object = Object::of(&warning.regarding);
-        if let Some(ends) = &warning.ends {
+        if let Some(End::Over(ends) | End::Gone(ends)) = &warning.ends {
             if let Some(at) = self.at.remove(&(object, ends.clone())) {
                 self.order.remove(&at);
             }
@@ -253,7 +276,9 @@ async fn relay<F, Fut>(
             warning = warnings.recv() => {
                 let Some(warning) = warning else { return };
                 if claim.is_current() {
-                    publish(warning).await;
+                    if warning.published_as().is_some() {
+                        publish(warning).await;
+                    }
                 } else {
                     pending.keep(warning);
                 }
@@ -264,8 +289,11 @@ async fn relay<F, Fut>(
 }
 
 async fn publish(recorder: &Recorder, warning: &Warning) {
+    let Some(type_) = warning.published_as() else {
+        return;
+    };
     let event = Event {
-        type_: warning.event_type(),
+        type_,
         reason: warning.reason.clone(),
         // Kubernetes caps an Event's note at 1 kB.
         note: Some(warning.note.chars().take(1000).collect()),
@@ -381,6 +409,12 @@ mod tests {
         tx.send(warning("gone", "InvalidDNSRecords", "").over("DNSRecordsValid", "served"))
             .await
             .unwrap();
+        tx.send(warning("deleted", "InvalidServiceSelector", "run == "))
+            .await
+            .unwrap();
+        tx.send(warning("deleted", "InvalidServiceSelector", "").gone())
+            .await
+            .unwrap();
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(
             published.try_recv().is_err(),
@@ -390,14 +424,18 @@ mod tests {
         claim.send_replace(Some(Instant::now() + Duration::from_secs(10)));
         let told = next(&mut published).await;
         assert_eq!(told.regarding.name.as_deref(), Some("bad"));
-        assert_eq!(told.event_type(), EventType::Warning);
+        assert_eq!(told.published_as(), Some(EventType::Warning));
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(
             published.try_recv().is_err(),
-            "a problem that ended meanwhile is not told"
+            "a problem that ended meanwhile, or whose object went, is not told"
         );
 
-        // Leading: each is published as it comes, Normal ones too.
+        // Leading: each is published as it comes, Normal ones too, and an
+        // object gone is not.
+        tx.send(warning("deleted", "InvalidServiceSelector", "").gone())
+            .await
+            .unwrap();
         tx.send(warning("gone", "InvalidDNSRecords", "no zone"))
             .await
             .unwrap();
@@ -405,7 +443,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(next(&mut published).await.note, "no zone");
-        assert_eq!(next(&mut published).await.event_type(), EventType::Normal);
+        assert_eq!(
+            next(&mut published).await.published_as(),
+            Some(EventType::Normal)
+        );
     }
 
     #[tokio::test(start_paused = true)]
