@@ -213,7 +213,7 @@ async fn run() -> Result<(), Error> {
                     client.clone(),
                     config,
                     &options,
-                    claim.clone(),
+                    claim,
                     metrics.clone(),
                     warnings.clone(),
                 );
@@ -222,7 +222,6 @@ async fn run() -> Result<(), Error> {
                     client,
                     dns_config,
                     Some(server),
-                    claim,
                     metrics,
                     warnings,
                 );
