@@ -257,9 +257,9 @@ impl Feed {
     /// Warns once per Service and problem; says when a Service warned
     /// about has its records made again.
     fn report(&mut self, change: &FeedChange) {
+        let troubled: BTreeSet<&FederatedKey> = change.problems.iter().map(|(k, _)| k).collect();
         for key in &change.services {
-            let still = change.problems.iter().any(|(k, _)| k == key);
-            if self.problems.remove(key).is_some() && !still {
+            if self.problems.remove(key).is_some() && !troubled.contains(key) {
                 let over = Warning::on_service(key, INVALID, "").over(
                     "DNSRecordsValid",
                     "its DNS records are made from what is published again",

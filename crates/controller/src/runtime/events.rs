@@ -169,7 +169,7 @@ struct Pending {
     /// The waiting Warnings by arrival.
     order: BTreeMap<u64, Warning>,
     next: u64,
-    /// Whether the oldest were dropped since the last [`Pending::take`].
+    /// Whether the oldest were dropped since what waits was last emptied.
     overflowed: bool,
 }
 
