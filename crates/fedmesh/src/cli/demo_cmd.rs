@@ -4,11 +4,15 @@
 //! joined with the same code as `fedmesh join --both-ways`, a controller
 //! running against each, and the seeds' examples created as Deployments and
 //! Services, with a kubeconfig holding one context per cluster and commands
-//! to try.
+//! to try. Beside them, the Federation v1 control plane of seeds 002/003:
+//! a federation API server (as `fedmesh federation serve`) with the
+//! federation controller and fedmesh's DNS server for `example.com`, both
+//! clusters joined as members (as `fedmesh federation join`), and seed 002's
+//! `nginx` federated to them.
 
 mod seed;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -16,8 +20,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use fedmesh_apiserver::cluster::simulation::DataPlaneOptions;
-use fedmesh_apiserver::{ApiServer, RunningServer};
+use fedmesh_apiserver::{ApiServer, ApiServerBuilder, RunningServer};
 use fedmesh_controller::{ControllerConfig, Metrics};
+use fedmesh_core::federation::FederationName;
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use kube::api::Api;
@@ -26,6 +33,8 @@ use tokio::sync::watch;
 
 use super::apply::{Applier, Kind};
 use super::connect::Cluster;
+use super::dns_cmd::{DnsServeOptions, DnsServing, ZoneFormArg};
+use super::federation_cmd::{self, CONTEXT as FEDERATION_CONTEXT};
 use super::join_cmd::{self, ClusterName, JoinOptions};
 use super::runtime;
 use seed::Side;
@@ -34,6 +43,10 @@ use seed::Side;
 /// RemoteClusterConfiguration's name, as in seed 000).
 const LOCAL: &str = "local";
 const REMOTE: &str = "remotecluster";
+
+/// The federation's name (seed 002's) and the DNS zone its names are in.
+const FEDERATION: &str = "myfederation";
+const DNS_ZONE: &str = "example.com";
 
 /// How long the mesh may take to show the seeds' endpoints.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,6 +73,17 @@ fn data_plane(cluster: &str) -> DataPlaneOptions {
     }
 }
 
+/// Each cluster's load-balancer pool (documentation ranges, so that no
+/// address is mistaken for a real one), from which the federated `nginx`
+/// gets its shards' ingress addresses.
+fn load_balancer_pool(cluster: &str) -> &'static str {
+    if cluster == LOCAL {
+        "192.0.2.0/24"
+    } else {
+        "198.51.100.0/24"
+    }
+}
+
 /// Arguments of `fedmesh demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -67,16 +91,22 @@ pub(crate) struct DemoArgs {
     /// Without it, state lives in memory and goes when the demo stops.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
-    /// Where to write the kubeconfig with the contexts `local` and
-    /// `remotecluster` (default: kubeconfig in the data directory, or in a
-    /// temporary one).
+    /// Where to write the kubeconfig with the contexts `local`,
+    /// `remotecluster` and `federation` (default: kubeconfig in the data
+    /// directory, or in a temporary one).
     #[arg(long, value_name = "FILE")]
     kubeconfig_out: Option<PathBuf>,
-    /// Serve `local` on this port of 127.0.0.1 and `remotecluster` on the
-    /// next (default: the ports of the last run with this data directory, or
+    /// Serve `local` on this port of 127.0.0.1, `remotecluster` on the
+    /// next, the federation API on N+2 and its DNS on N+3 (default: the
+    /// ports of the last run with this data directory, or free ones; 0:
     /// free ones).
     #[arg(long, value_name = "N")]
     listen_base_port: Option<u16>,
+    /// Where fedmesh's DNS server for the federation's zone `example.com`
+    /// answers on 127.0.0.1, UDP and TCP (default: as `--listen-base-port`
+    /// says; 0: a free port).
+    #[arg(long, value_name = "PORT")]
+    dns_port: Option<u16>,
     /// Logging of the embedded servers and the controller (stderr; default
     /// filter `error`, so the demo's own lines stay readable).
     #[command(flatten)]
@@ -120,7 +150,7 @@ impl DemoArgs {
         };
         let persistent = self.data_dir.is_some();
         progress(&format!(
-            "starting clusters {LOCAL} and {REMOTE} on 127.0.0.1 (state {})",
+            "starting clusters {LOCAL} and {REMOTE} and the federation API on 127.0.0.1 (state {})",
             if persistent {
                 format!("in {}", dir.display())
             } else {
@@ -128,26 +158,53 @@ impl DemoArgs {
             }
         ));
 
-        let ports = Ports::choose(&dir, self.listen_base_port, persistent);
-        let local = start_server(LOCAL, ports.local, persistent.then(|| dir.join(LOCAL))).await?;
+        let ports = Ports::choose(&dir, self.listen_base_port, self.dns_port, persistent);
+        let state = |name: &str| persistent.then(|| dir.join(name));
+        let member = |name: &'static str| {
+            move |builder: ApiServerBuilder| {
+                builder
+                    .data_plane(data_plane(name))
+                    .load_balancer_pool(load_balancer_pool(name))
+            }
+        };
+        let local = start_server(LOCAL, ports.local, state(LOCAL), member(LOCAL)).await?;
         progress(&format!("cluster {LOCAL} serving at {}", local.url()));
-        let remote =
-            start_server(REMOTE, ports.remote, persistent.then(|| dir.join(REMOTE))).await?;
+        let remote = start_server(REMOTE, ports.remote, state(REMOTE), member(REMOTE)).await?;
         progress(&format!("cluster {REMOTE} serving at {}", remote.url()));
+        let federation = start_server(
+            FEDERATION_CONTEXT,
+            ports.federation,
+            state(FEDERATION_CONTEXT),
+            |builder| builder,
+        )
+        .await?;
+        progress(&format!(
+            "federation {FEDERATION} API (context {FEDERATION_CONTEXT}) serving at {}",
+            federation.url()
+        ));
+        let dns = start_dns(ports.dns)?;
+        let dns_addr = dns.local_addr();
+        progress(&format!(
+            "DNS server for zone {DNS_ZONE} answering on {dns_addr} (UDP and TCP)"
+        ));
         if persistent {
             Ports {
                 local: local.addr().port(),
                 remote: remote.addr().port(),
+                federation: federation.addr().port(),
+                dns: dns_addr.port(),
             }
             .save(&dir)?;
         }
 
-        let kubeconfig = combined_kubeconfig(&[&local, &remote])?;
+        let kubeconfig = combined_kubeconfig(&[&local, &remote, &federation])?;
         write_private(&kubeconfig_path, &kubeconfig)?;
         let parsed = kube::config::Kubeconfig::from_yaml(&kubeconfig)
             .context("the demo's kubeconfig does not parse")?;
         let local_cluster = Cluster::from_kubeconfig(parsed.clone(), None, Some(LOCAL)).await?;
-        let remote_cluster = Cluster::from_kubeconfig(parsed, None, Some(REMOTE)).await?;
+        let remote_cluster = Cluster::from_kubeconfig(parsed.clone(), None, Some(REMOTE)).await?;
+        let federation_cluster =
+            Cluster::from_kubeconfig(parsed, None, Some(FEDERATION_CONTEXT)).await?;
 
         let indent = |line: &str| {
             runtime::say(&format!(
@@ -179,6 +236,22 @@ impl DemoArgs {
             ));
         }
 
+        // Both clusters become members of the federation, as with
+        // `fedmesh federation join --name local` (and `remotecluster`).
+        for member in [&local_cluster, &remote_cluster] {
+            federation_cmd::join(
+                &federation_cluster,
+                member,
+                &ClusterName::new(&member.label)?,
+                &options,
+                &indent,
+            )
+            .await?;
+        }
+        progress(&format!(
+            "joined: {LOCAL} and {REMOTE} are members of federation {FEDERATION}"
+        ));
+
         let (controllers_stop, controllers_stopped) = watch::channel(false);
         let mut controllers = Vec::new();
         for cluster in [&local_cluster, &remote_cluster] {
@@ -196,23 +269,46 @@ impl DemoArgs {
                     let shutdown = async move {
                         let _ = stopped.wait_for(|s| *s).await;
                     };
-                    fedmesh_controller::run(client, config, Metrics::new(), shutdown).await
+                    fedmesh_controller::run(client, config, Metrics::new(), shutdown)
+                        .await
+                        .map_err(anyhow::Error::from)
                 }),
             ));
             progress(&format!("controller running against {}", cluster.label));
+        }
+        {
+            let client = federation_cluster.client.clone();
+            let config =
+                fedmesh_controller::federation::controller_config("fedmesh", "fedmesh-demo");
+            let name = FederationName::new(FEDERATION)?;
+            let mut stopped = controllers_stopped.clone();
+            controllers.push((
+                FEDERATION_CONTEXT.to_owned(),
+                tokio::spawn(async move {
+                    let shutdown = async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    };
+                    federation_cmd::run_control_plane(client, config, name, Some(dns), shutdown)
+                        .await
+                }),
+            ));
+            progress(&format!(
+                "federation controller and DNS running against {FEDERATION_CONTEXT}"
+            ));
         }
 
         let marker = dir.join("seeded");
         let seeded_now = !marker.exists();
         if seeded_now {
-            create_examples(&local_cluster, &remote_cluster).await?;
+            create_examples(&local_cluster, &remote_cluster, &federation_cluster).await?;
             if persistent {
                 std::fs::write(&marker, b"")
                     .with_context(|| format!("cannot write {}", marker.display()))?;
             }
             progress(
                 "created seed 000's my-app (both clusters) and my-app-federated, \
-                 and seed 004's bookinfo reviews/ratings (Deployments, Services)",
+                 seed 004's bookinfo reviews/ratings (Deployments, Services), \
+                 and seed 002's nginx (Service in the federation, Deployment in each member)",
             );
         } else {
             progress(&format!(
@@ -221,17 +317,21 @@ impl DemoArgs {
             ));
         }
 
-        let synced = wait_for_sync(&local_cluster.client, &remote_cluster.client, seeded_now).await;
+        let synced = async {
+            wait_for_sync(&local_cluster.client, &remote_cluster.client, seeded_now).await?;
+            wait_for_dns(dns_addr, seeded_now).await
+        }
+        .await;
         let elapsed = started.elapsed().as_secs_f64();
         match synced {
             Ok(()) => runtime::say(&format!(
-                "ready in {elapsed:.2}s: the federated endpoints are in sync"
+                "ready in {elapsed:.2}s: the federated endpoints are in sync, and DNS answers both shards"
             )),
             Err(error) => runtime::say(&format!(
                 "ready in {elapsed:.2}s, but not in sync yet: {error:#}"
             )),
         }
-        print_commands(&kubeconfig_path);
+        print_commands(&kubeconfig_path, dns_addr.port());
 
         let _ = stop.wait_for(|s| *s).await;
         runtime::say("stopping");
@@ -244,30 +344,49 @@ impl DemoArgs {
                 Err(_) => eprintln!("controller of {cluster} did not stop within 5s"),
             }
         }
-        tokio::join!(remote.shutdown(), local.shutdown());
+        tokio::join!(federation.shutdown(), remote.shutdown(), local.shutdown());
         runtime::say("stopped");
         Ok(())
     }
 }
 
-/// The listening ports of both clusters.
+/// The listening ports of the clusters, the federation API and its DNS.
 struct Ports {
     local: u16,
     remote: u16,
+    federation: u16,
+    dns: u16,
 }
 
 const PORTS_FILE: &str = "ports.json";
 
 impl Ports {
-    /// `--listen-base-port` if given, else the last run's ports when state is
-    /// kept (so the written kubeconfig stays valid), else free ports.
-    fn choose(dir: &Path, base: Option<u16>, persistent: bool) -> Ports {
-        if let Some(base) = base {
-            return Ports {
-                local: base,
-                remote: base.saturating_add(1),
-            };
+    /// `--listen-base-port` if given (0: free ports), else the last run's
+    /// ports when state is kept (so the written kubeconfig and the printed
+    /// commands stay valid), else free ports; `--dns-port` over any of them.
+    fn choose(dir: &Path, base: Option<u16>, dns: Option<u16>, persistent: bool) -> Ports {
+        let ports = match base {
+            Some(base) => {
+                let at = |offset: u16| match base {
+                    0 => 0,
+                    base => base.saturating_add(offset),
+                };
+                Ports {
+                    local: at(0),
+                    remote: at(1),
+                    federation: at(2),
+                    dns: at(3),
+                }
+            }
+            None => Self::saved(dir, persistent),
+        };
+        Ports {
+            dns: dns.unwrap_or(ports.dns),
+            ..ports
         }
+    }
+
+    fn saved(dir: &Path, persistent: bool) -> Ports {
         let saved = persistent
             .then(|| std::fs::read(dir.join(PORTS_FILE)).ok())
             .flatten()
@@ -282,6 +401,8 @@ impl Ports {
         Ports {
             local: port(LOCAL),
             remote: port(REMOTE),
+            federation: port(FEDERATION_CONTEXT),
+            dns: port(DNS_KEY),
         }
     }
 
@@ -289,24 +410,33 @@ impl Ports {
         let path = dir.join(PORTS_FILE);
         std::fs::write(
             &path,
-            json!({LOCAL: self.local, REMOTE: self.remote}).to_string(),
+            json!({
+                LOCAL: self.local, REMOTE: self.remote,
+                FEDERATION_CONTEXT: self.federation, DNS_KEY: self.dns
+            })
+            .to_string(),
         )
         .with_context(|| format!("cannot write {}", path.display()))
     }
 }
 
-/// Starts one embedded server; a remembered port that is taken now falls
-/// back to a free one.
+/// The DNS server's key in the ports file.
+const DNS_KEY: &str = "dns";
+
+/// Starts one embedded server, set up by `configure`; a remembered port
+/// that is taken now falls back to a free one.
 async fn start_server(
     name: &str,
     port: u16,
     data_dir: Option<PathBuf>,
+    configure: impl Fn(ApiServerBuilder) -> ApiServerBuilder,
 ) -> anyhow::Result<RunningServer> {
     let build = |port: u16| {
-        let builder = ApiServer::builder()
-            .listen(SocketAddr::from(([127, 0, 0, 1], port)))
-            .context(name)
-            .data_plane(data_plane(name));
+        let builder = configure(
+            ApiServer::builder()
+                .listen(SocketAddr::from(([127, 0, 0, 1], port)))
+                .context(name),
+        );
         match &data_dir {
             Some(dir) => builder.data_dir(dir),
             None => builder,
@@ -315,13 +445,37 @@ async fn start_server(
     match build(port).start().await {
         Ok(server) => Ok(server),
         Err(fedmesh_apiserver::server::StartError::Bind { .. }) if port != 0 => {
-            eprintln!("port {port} is taken; cluster {name} uses a free one");
+            eprintln!("port {port} is taken; {name} uses a free one");
             build(0)
                 .start()
                 .await
-                .with_context(|| format!("cannot start cluster {name}"))
+                .with_context(|| format!("cannot start {name}"))
         }
-        Err(error) => Err(error).with_context(|| format!("cannot start cluster {name}")),
+        Err(error) => Err(error).with_context(|| format!("cannot start {name}")),
+    }
+}
+
+/// Starts the federation's DNS server on 127.0.0.1 (as `fedmesh federation
+/// serve --dns-zone example.com` does); a port that is taken falls back to
+/// a free one, as the clusters' do.
+fn start_dns(port: u16) -> anyhow::Result<DnsServing> {
+    let start = |port: u16| {
+        let (options, _) = DnsServeOptions::for_zone(
+            FEDERATION,
+            DNS_ZONE,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            fedmesh_core::dns::DEFAULT_TTL,
+            ZoneFormArg::ZoneOnly,
+        )?;
+        options.start()
+    };
+    match start(port) {
+        Ok(dns) => Ok(dns),
+        Err(error) if port != 0 => {
+            eprintln!("DNS port {port}: {error:#}; the DNS server uses a free one");
+            start(0)
+        }
+        Err(error) => Err(error),
     }
 }
 
@@ -364,22 +518,31 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
 }
 
-/// Creates the seeds' namespaces, Services and the Deployments behind them.
-async fn create_examples(local: &Cluster, remote: &Cluster) -> anyhow::Result<()> {
+/// Creates the seeds' namespaces, Services and the Deployments behind them,
+/// and seed 002's federated Service in the federation.
+async fn create_examples(
+    local: &Cluster,
+    remote: &Cluster,
+    federation: &Cluster,
+) -> anyhow::Result<()> {
     let quiet = |_: &str| {};
     let local = Applier::new(local.client.clone(), format!("local {LOCAL}"), &quiet);
     let remote = Applier::new(remote.client.clone(), format!("remote {REMOTE}"), &quiet);
+    let federation = Applier::new(
+        federation.client.clone(),
+        format!("federation {FEDERATION}"),
+        &quiet,
+    );
     let on = |side: Side| match side {
         Side::Local => &local,
         Side::Remote => &remote,
     };
+    let namespace =
+        |ns: &str| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
     for applier in [&local, &remote] {
         for ns in seed::NAMESPACES {
             applier
-                .ensure_quietly(
-                    &Kind::cluster::<Namespace>(),
-                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                )
+                .ensure_quietly(&Kind::cluster::<Namespace>(), namespace(ns))
                 .await?;
         }
     }
@@ -393,6 +556,15 @@ async fn create_examples(local: &Cluster, remote: &Cluster) -> anyhow::Result<()
             .ensure_quietly(&Kind::namespaced::<Deployment>(), backend.deployment())
             .await?;
     }
+    federation
+        .ensure_quietly(
+            &Kind::cluster::<Namespace>(),
+            namespace(seed::FEDERATED_NAMESPACE),
+        )
+        .await?;
+    federation
+        .ensure_quietly(&Kind::namespaced::<Service>(), seed::federated_nginx())
+        .await?;
     Ok(())
 }
 
@@ -446,6 +618,74 @@ async fn wait_for_sync(
     }
 }
 
+/// The federated nginx's name in the federation's DNS: the global name,
+/// or that of a zone or region (`scope`).
+fn nginx_name(scope: Option<&str>) -> String {
+    let scope = scope.map(|s| format!("{s}.")).unwrap_or_default();
+    format!(
+        "nginx.{}.{FEDERATION}.svc.{scope}{DNS_ZONE}",
+        seed::FEDERATED_NAMESPACE
+    )
+}
+
+/// Waits (bounded) until the DNS server answers the federated nginx's
+/// global name with both members' ingress addresses (on a resume: with
+/// any, the user may have scaled nginx since), asking it over UDP as dig
+/// would.
+async fn wait_for_dns(server: SocketAddr, exact: bool) -> anyhow::Result<()> {
+    let name = nginx_name(None);
+    let want = 2;
+    let deadline = tokio::time::Instant::now() + SYNC_TIMEOUT;
+    loop {
+        let have = query_a(server, &name).await;
+        let count = have.as_ref().map_or(0, Vec::len);
+        if count == want || (!exact && count > 0) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let answer = match have {
+                Ok(addresses) => format!("{} addresses", addresses.len()),
+                Err(error) => format!("no answer ({error:#})"),
+            };
+            anyhow::bail!(
+                "after {}s: {name} has {answer} at {server}, expected {want}",
+                SYNC_TIMEOUT.as_secs()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The addresses `server` answers for `name`'s A question.
+async fn query_a(server: SocketAddr, name: &str) -> anyhow::Result<Vec<Ipv4Addr>> {
+    let mut qname = Name::from_ascii(name).context("the query name")?;
+    qname.set_fqdn(true);
+    let mut query = Message::new(0x4644, MessageType::Query, OpCode::Query);
+    query.add_query(Query::query(qname, RecordType::A));
+    let bytes = query.to_vec().context("encoding the query")?;
+    let socket = tokio::net::UdpSocket::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .context("binding a UDP socket")?;
+    socket
+        .send_to(&bytes, server)
+        .await
+        .context("sending the query")?;
+    let mut buf = vec![0; 4096];
+    let len = tokio::time::timeout(Duration::from_secs(1), socket.recv(&mut buf))
+        .await
+        .context("no answer within 1s")?
+        .context("receiving the answer")?;
+    let answer = Message::from_vec(&buf[..len]).context("decoding the answer")?;
+    Ok(answer
+        .answers
+        .iter()
+        .filter_map(|record| match &record.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect())
+}
+
 fn address_count(endpoints: &Endpoints) -> usize {
     endpoints
         .subsets
@@ -459,8 +699,13 @@ fn address_count(endpoints: &Endpoints) -> usize {
 }
 
 /// Prints commands that work exactly as printed.
-fn print_commands(kubeconfig: &Path) {
+fn print_commands(kubeconfig: &Path, dns_port: u16) {
     let k = format!("kubectl --kubeconfig {}", shell_quote(kubeconfig));
+    let dig = format!("dig @127.0.0.1 -p {dns_port} +short");
+    let ns = seed::FEDERATED_NAMESPACE;
+    let local_zone = data_plane(LOCAL).zone;
+    let local_region = data_plane(LOCAL).region;
+    let zone_name = nginx_name(Some(&local_zone));
     let lines = [
         "# the federated endpoints: the local pod, and the remote one as remotecluster/<pod>; only the my-app-ui port".to_owned(),
         format!("{k} --context {LOCAL} get endpoints my-app-federated -o yaml"),
@@ -484,6 +729,22 @@ fn print_commands(kubeconfig: &Path) {
         ),
         "# ... and bring it back".to_owned(),
         format!("{k} --context {REMOTE} -n default scale deployment my-app --replicas=1"),
+        format!("# the federation {FEDERATION}: both clusters are members, Ready, with their zones and regions"),
+        format!("{k} --context {FEDERATION_CONTEXT} get clusters"),
+        "# nginx, created in the federation and propagated to both: annotation federation.fedmesh.io/shards holds each member's healthy shard and its load-balancer address".to_owned(),
+        format!("{k} --context {FEDERATION_CONTEXT} -n {ns} get service nginx -o yaml"),
+        "# fedmesh's DNS answers both shards' addresses for the global name ...".to_owned(),
+        format!("{dig} {}", nginx_name(None)),
+        format!("# ... and {LOCAL}'s alone for its zone {local_zone}"),
+        format!("{dig} {zone_name}"),
+        format!("# fail {LOCAL}'s shard over: no nginx pod left there ..."),
+        format!("{k} --context {LOCAL} -n {ns} scale deployment nginx --replicas=0"),
+        format!(
+            "# ... the zone name becomes a CNAME to the region {local_region}, a CNAME to the global name: {REMOTE}'s address"
+        ),
+        format!("{dig} {zone_name}"),
+        "# ... and bring it back".to_owned(),
+        format!("{k} --context {LOCAL} -n {ns} scale deployment nginx --replicas=1"),
     ];
     runtime::say("\nTry these (they work as printed):");
     for line in lines {

@@ -8,6 +8,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
+pub(crate) use join::join;
+pub(crate) use serve::{CONTEXT, run_control_plane};
+
 /// Arguments of `fedmesh federation`.
 #[derive(Debug, Args)]
 pub(crate) struct FederationArgs {

@@ -1,5 +1,6 @@
-//! The demo's example objects: seed 000's `my-app` tutorial and seed 004's
-//! bookinfo `reviews`/`ratings`.
+//! The demo's example objects: seed 000's `my-app` tutorial, seed 004's
+//! bookinfo `reviews`/`ratings`, and seed 002's `nginx` in the federation
+//! with a Deployment behind it in each member.
 //!
 //! Each backend is a Deployment, as in the seeds: the clusters' simulated
 //! scheduler and kubelet run its pods on simulated nodes, and the clusters'
@@ -90,8 +91,25 @@ fn federated_service(namespace: &str, name: &str, selector: &str, port: (&str, i
     })
 }
 
-/// The namespaces the demo uses besides `default`.
-pub(crate) const NAMESPACES: &[&str] = &["bookinfo"];
+/// The namespace of seed 002's example in the federation and its members.
+pub(crate) const FEDERATED_NAMESPACE: &str = "mynamespace";
+
+/// The namespaces the demo uses in both clusters besides `default`.
+pub(crate) const NAMESPACES: &[&str] = &["bookinfo", FEDERATED_NAMESPACE];
+
+/// Seed 002's federated Service, created in the federation: a
+/// LoadBalancer, so that each member's copy gets an ingress address.
+pub(crate) fn federated_nginx() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "nginx", "namespace": FEDERATED_NAMESPACE, "labels": {"run": "nginx"}},
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"run": "nginx"},
+            "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]
+        }
+    })
+}
 
 /// The Services, backing ones first.
 pub(crate) fn services() -> Vec<ServiceDef> {
@@ -195,6 +213,22 @@ pub(crate) fn backends() -> Vec<Backend> {
             name: "reviews-v3",
             labels: json!({"app": "reviews", "version": "v3"}),
             ports: http,
+        },
+        // The federated nginx's shard in each member is healthy while
+        // this runs.
+        Backend {
+            side: Side::Local,
+            namespace: FEDERATED_NAMESPACE,
+            name: "nginx",
+            labels: json!({"run": "nginx"}),
+            ports: &[("http", 80)],
+        },
+        Backend {
+            side: Side::Remote,
+            namespace: FEDERATED_NAMESPACE,
+            name: "nginx",
+            labels: json!({"run": "nginx"}),
+            ports: &[("http", 80)],
         },
     ]
 }

@@ -265,6 +265,26 @@ pub(crate) struct DnsServing {
 }
 
 impl DnsServeOptions {
+    /// The federation `federation`'s names served in `zone` (its own DNS
+    /// suffix) on `listen`, with no provider: what `fedmesh federation serve
+    /// --dns-zone` and `fedmesh demo` run. Returns the zone too.
+    pub(crate) fn for_zone(
+        federation: &str,
+        zone: &str,
+        listen: SocketAddr,
+        ttl: u32,
+        zone_form: ZoneFormArg,
+    ) -> anyhow::Result<(Self, DomainName)> {
+        let (config, zone) = dns_config(federation, zone, None, ttl, zone_form)?;
+        let server = Self::server_config(zone.clone(), listen, &config)?;
+        let options = Self {
+            config,
+            server,
+            provider: None,
+        };
+        Ok((options, zone))
+    }
+
     /// A server for `zone` on `listen`, nameserver `ns1.<zone>` and
     /// hostmaster `hostmaster.<zone>`, transfers closed.
     pub(crate) fn server_config(
@@ -306,6 +326,11 @@ impl DnsServeOptions {
 }
 
 impl DnsServing {
+    /// Where the server answers (with the port it got for port 0).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
     /// Starts the feed from the federation API behind `client` (and the
     /// provider's writer, which writes while `claim` is current and tells
     /// outages on the Lease `config` names).

@@ -99,7 +99,7 @@ fn cluster_crd() -> anyhow::Result<CustomResourceDefinition> {
 }
 
 /// Registers `member` with `federation` as the Cluster `name`.
-async fn join(
+pub(crate) async fn join(
     federation: &Cluster,
     member: &Cluster,
     name: &ClusterName,

@@ -12,20 +12,20 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use fedmesh_apiserver::ApiServer;
-use fedmesh_controller::Metrics;
 use fedmesh_controller::federation::{self, FederationOptions};
-use fedmesh_core::federation::Scope;
+use fedmesh_controller::{ControllerConfig, Metrics};
+use fedmesh_core::federation::{FederationName, Scope};
 
 use super::controller::ControlPlaneArgs;
 use crate::cli::connect::Cluster;
 use crate::cli::controller_cmd::{install_crd, parse_duration};
 use crate::cli::dns_cmd::{
-    DnsServeOptions, ProviderArgs, ProviderKind, ProviderOptions, ZoneFormArg, dns_config,
+    DnsServeOptions, DnsServing, ProviderArgs, ProviderKind, ProviderOptions, ZoneFormArg,
 };
 use crate::cli::runtime;
 
 /// The kubeconfig context (and cluster and user) of the federation API.
-const CONTEXT: &str = "federation";
+pub(crate) const CONTEXT: &str = "federation";
 
 /// Arguments of `fedmesh federation serve`.
 #[derive(Debug, Args)]
@@ -92,34 +92,26 @@ impl ServeArgs {
     }
 
     /// The DNS server, when `--dns-zone` asks for one (listening already).
-    fn dns(&self) -> anyhow::Result<Option<crate::cli::dns_cmd::DnsServing>> {
+    fn dns(&self) -> anyhow::Result<Option<DnsServing>> {
         let Some(zone) = &self.dns_zone else {
             return Ok(None);
         };
-        let (config, zone) = dns_config(
+        let (mut options, zone) = DnsServeOptions::for_zone(
             &self.control_plane.name,
             zone,
-            None,
+            self.dns_listen,
             self.dns_ttl,
             self.dns_zone_form,
         )?;
-        let provider = match self.dns_provider {
-            Some(kind) => Some(ProviderOptions::new(
+        if let Some(kind) = self.dns_provider {
+            options.provider = Some(ProviderOptions::new(
                 self.provider_settings.clone().build(kind, &zone)?,
-                &config,
-                zone.clone(),
+                &options.config,
+                zone,
                 self.dns_resync,
-            )),
-            None => None,
-        };
-        let server = DnsServeOptions::server_config(zone, self.dns_listen, &config)?;
-        DnsServeOptions {
-            config,
-            server,
-            provider,
+            ));
         }
-        .start()
-        .map(Some)
+        options.start().map(Some)
     }
 
     async fn serve(self) -> anyhow::Result<()> {
@@ -141,46 +133,59 @@ impl ServeArgs {
         );
         let outcome = async {
             let client = Cluster::connect(&self.kubeconfig_out, None).await?.client;
-            install_crd(
-                &client,
-                federation::crd().context("the built-in CRD manifest is invalid")?,
-            )
-            .await?;
-            let options = FederationOptions {
-                name,
-                // A dedicated federation API server: every Service is federated.
-                scope: Scope::Everything,
-            };
-            fedmesh_controller::run_feature(
-                client,
-                config,
-                Metrics::new(),
-                runtime::shutdown_signal(),
-                "fedmesh-federation-controller",
-                move |tasks, client, config, claim, metrics, warnings| {
-                    let health = federation::start(
-                        tasks,
-                        client.clone(),
-                        config,
-                        &options,
-                        claim.clone(),
-                        metrics.clone(),
-                        warnings.clone(),
-                    );
-                    // Readiness is the control plane's: the DNS server
-                    // answers from whatever it has listed.
-                    if let Some(dns) = dns {
-                        dns.start(tasks, client, config, claim, metrics, warnings);
-                    }
-                    health
-                },
-            )
-            .await
-            .map_err(anyhow::Error::from)
+            run_control_plane(client, config, name, dns, runtime::shutdown_signal()).await
         }
         .await;
         eprintln!("fedmesh federation serve: stopping");
         server.shutdown().await;
         outcome
     }
+}
+
+/// Runs the federation control plane against the federation API behind
+/// `client` until `shutdown`: the Cluster CRD installed, the federation
+/// controller (every Service federated, as on a dedicated federation API
+/// server) and, with `dns`, that DNS server's feed from the same API.
+pub(crate) async fn run_control_plane(
+    client: kube::Client,
+    config: ControllerConfig,
+    name: FederationName,
+    dns: Option<DnsServing>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    install_crd(
+        &client,
+        federation::crd().context("the built-in CRD manifest is invalid")?,
+    )
+    .await?;
+    let options = FederationOptions {
+        name,
+        scope: Scope::Everything,
+    };
+    fedmesh_controller::run_feature(
+        client,
+        config,
+        Metrics::new(),
+        shutdown,
+        "fedmesh-federation-controller",
+        move |tasks, client, config, claim, metrics, warnings| {
+            let health = federation::start(
+                tasks,
+                client.clone(),
+                config,
+                &options,
+                claim.clone(),
+                metrics.clone(),
+                warnings.clone(),
+            );
+            // Readiness is the control plane's: the DNS server
+            // answers from whatever it has listed.
+            if let Some(dns) = dns {
+                dns.start(tasks, client, config, claim, metrics, warnings);
+            }
+            health
+        },
+    )
+    .await
+    .map_err(anyhow::Error::from)
 }
