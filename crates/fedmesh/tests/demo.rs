@@ -1,6 +1,6 @@
 //! `fedmesh demo` end to end: the built binary with a temporary data
-//! directory, the commands it prints run with kubectl exactly as printed,
-//! then Ctrl-C.
+//! directory, the commands it prints run with kubectl and dig exactly as
+//! printed, then Ctrl-C.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
@@ -169,9 +169,9 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
     let commands: Vec<&str> = help
         .iter()
         .map(|l| l.trim())
-        .filter(|l| l.starts_with("kubectl "))
+        .filter(|l| l.starts_with("kubectl ") || l.starts_with("dig "))
         .collect();
-    assert_eq!(commands.len(), 8, "{}", help.join("\n"));
+    assert_eq!(commands.len(), 15, "{}", help.join("\n"));
 
     // Seed 000: the local pod, the remote one as remotecluster/<pod>, port
     // my-app-ui only (its target port, as the clusters' endpoints carry it).
@@ -226,7 +226,11 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
     // The pods run on the remote cluster's simulated nodes, in its zone.
     let pods = stdout(&run(commands[4]));
     let running: Vec<&str> = pods.lines().filter(|l| l.contains("Running")).collect();
-    assert_eq!(running.len(), 3, "my-app, reviews-v2, reviews-v3:\n{pods}");
+    assert_eq!(
+        running.len(),
+        4,
+        "my-app, reviews-v2, reviews-v3, nginx:\n{pods}"
+    );
     assert!(
         running.iter().all(|l| l.contains("remotecluster-node-")),
         "{pods}"
@@ -241,6 +245,8 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
     eventually(commands[6], "a remote pod to come back", |out| {
         row(out, "my-app-federated")[1].len() == 2
     });
+
+    let (local_lb, remote_lb) = federation_works(&commands[8..]);
 
     let status = demo.interrupt_and_wait();
     assert!(status.success(), "the demo exits 0 on Ctrl-C: {status}");
@@ -262,5 +268,84 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
     );
     let yaml = stdout(&run(commands[0]));
     assert!(yaml.contains("remotecluster/my-app-"), "{yaml}");
+    assert!(
+        startup
+            .iter()
+            .any(|l| l.contains("unchanged Cluster remotecluster in federation")),
+        "{}",
+        startup.join("\n")
+    );
+    // The same DNS port, and both shards again.
+    eventually(commands[10], "both shards after the restart", |out| {
+        dig_answer(out) == [local_lb.clone(), remote_lb.clone()]
+    });
     assert!(again.interrupt_and_wait().success());
+}
+
+/// dig +short's lines: the CNAME chain in order, then the addresses sorted.
+fn dig_answer(out: &str) -> Vec<String> {
+    let (mut chain, mut addresses): (Vec<String>, Vec<String>) = out
+        .lines()
+        .map(str::to_owned)
+        .partition(|l| l.ends_with('.'));
+    addresses.sort();
+    chain.append(&mut addresses);
+    chain
+}
+
+/// Seeds 002/003 through the federation's printed commands: the members,
+/// nginx's shards, the DNS names, and a failover of local's shard and back.
+/// Returns local's and remotecluster's load-balancer addresses.
+fn federation_works(commands: &[&str]) -> (String, String) {
+    let clusters = stdout(&run(commands[0]));
+    for (name, zone) in [
+        ("local", "us-central1-a"),
+        ("remotecluster", "europe-west1-b"),
+    ] {
+        let row = row(&clusters, name);
+        assert_eq!(row[0], ["True"], "{clusters}");
+        assert!(row[2][0].contains(zone), "{clusters}");
+    }
+
+    let yaml = stdout(&run(commands[1]));
+    let service: Value = serde_saphyr::from_str(&yaml).unwrap();
+    let shards: Value = serde_json::from_str(
+        service["metadata"]["annotations"]["federation.fedmesh.io/shards"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let shard = |cluster: &str| {
+        let shard = shards
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["cluster"] == cluster)
+            .unwrap_or_else(|| panic!("no shard of {cluster}: {yaml}"));
+        assert_eq!(shard["healthy"], true, "{yaml}");
+        shard["addresses"][0].as_str().unwrap().to_owned()
+    };
+    let (local_lb, remote_lb) = (shard("local"), shard("remotecluster"));
+    // Each from its cluster's load-balancer pool.
+    assert!(local_lb.starts_with("192.0.2."), "{yaml}");
+    assert!(remote_lb.starts_with("198.51.100."), "{yaml}");
+
+    let global = "nginx.mynamespace.myfederation.svc.example.com.";
+    let region = "nginx.mynamespace.myfederation.svc.us-central1.example.com.";
+    assert_eq!(
+        dig_answer(&stdout(&run(commands[2]))),
+        [local_lb.clone(), remote_lb.clone()]
+    );
+    assert_eq!(dig_answer(&stdout(&run(commands[3]))), [local_lb.clone()]);
+
+    // local's shard fails over: zone → region → global → remotecluster.
+    run(commands[4]);
+    eventually(commands[5], "the zone name to become a CNAME", |out| {
+        dig_answer(out) == [region.to_owned(), global.to_owned(), remote_lb.clone()]
+    });
+    run(commands[6]);
+    eventually(commands[5], "local's address again", |out| {
+        dig_answer(out) == [local_lb.clone()]
+    });
+    (local_lb, remote_lb)
 }
