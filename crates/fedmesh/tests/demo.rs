@@ -336,7 +336,10 @@ fn federation_works(commands: &[&str]) -> (String, String) {
         dig_answer(&stdout(&run(commands[2]))),
         [local_lb.clone(), remote_lb.clone()]
     );
-    assert_eq!(dig_answer(&stdout(&run(commands[3]))), [local_lb.clone()]);
+    assert_eq!(
+        dig_answer(&stdout(&run(commands[3]))),
+        std::slice::from_ref(&local_lb)
+    );
 
     // local's shard fails over: zone → region → global → remotecluster.
     run(commands[4]);
@@ -345,7 +348,7 @@ fn federation_works(commands: &[&str]) -> (String, String) {
     });
     run(commands[6]);
     eventually(commands[5], "local's address again", |out| {
-        dig_answer(out) == [local_lb.clone()]
+        dig_answer(out) == std::slice::from_ref(&local_lb)
     });
     (local_lb, remote_lb)
 }
