@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fedmesh");
+mod support;
+
+use support::{BIN, dig_answer};
 
 /// kubectl may unpack a version on first use.
 const KUBECTL_TIMEOUT: Duration = Duration::from_secs(60);
@@ -280,17 +282,6 @@ fn demo_serves_the_seeds_and_its_printed_commands_work() {
         dig_answer(out) == [local_lb.clone(), remote_lb.clone()]
     });
     assert!(again.interrupt_and_wait().success());
-}
-
-/// dig +short's lines: the CNAME chain in order, then the addresses sorted.
-fn dig_answer(out: &str) -> Vec<String> {
-    let (mut chain, mut addresses): (Vec<String>, Vec<String>) = out
-        .lines()
-        .map(str::to_owned)
-        .partition(|l| l.ends_with('.'));
-    addresses.sort();
-    chain.append(&mut addresses);
-    chain
 }
 
 /// Seeds 002/003 through the federation's printed commands: the members,

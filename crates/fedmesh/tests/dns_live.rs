@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use support::federation::{Process, eventually, join, kubectl, member, stop};
-use support::{BIN, command};
+use support::{BIN, command, dig_answer};
 
 /// The Service and its Deployment, applied in the federation (the
 /// Service) and in each member (the Deployment).
@@ -68,14 +68,7 @@ async fn dig(port: u16, name: &str) -> Vec<String> {
         .to_vec(),
     )
     .await;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (mut chain, mut addresses): (Vec<String>, Vec<String>) = text
-        .lines()
-        .map(str::to_owned)
-        .partition(|l| l.ends_with('.'));
-    addresses.sort();
-    chain.append(&mut addresses);
-    chain
+    dig_answer(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// Waits (at most 20 s) until `name` answers `want`.

@@ -261,14 +261,11 @@ impl DemoArgs {
             let mut config = ControllerConfig::new("fedmesh", "fedmesh-demo");
             config.renew_interval = Duration::from_secs(2);
             config.max_backoff = Duration::from_secs(2);
-            let mut stopped = controllers_stopped.clone();
+            let shutdown = stopped(controllers_stopped.clone());
             let label = cluster.label.clone();
             controllers.push((
                 label,
                 tokio::spawn(async move {
-                    let shutdown = async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    };
                     fedmesh_controller::run(client, config, Metrics::new(), shutdown)
                         .await
                         .map_err(anyhow::Error::from)
@@ -281,16 +278,16 @@ impl DemoArgs {
             let config =
                 fedmesh_controller::federation::controller_config("fedmesh", "fedmesh-demo");
             let name = FederationName::new(FEDERATION)?;
-            let mut stopped = controllers_stopped.clone();
+            let shutdown = stopped(controllers_stopped.clone());
             controllers.push((
                 FEDERATION_CONTEXT.to_owned(),
-                tokio::spawn(async move {
-                    let shutdown = async move {
-                        let _ = stopped.wait_for(|s| *s).await;
-                    };
-                    federation_cmd::run_control_plane(client, config, name, Some(dns), shutdown)
-                        .await
-                }),
+                tokio::spawn(federation_cmd::run_control_plane(
+                    client,
+                    config,
+                    name,
+                    Some(dns),
+                    shutdown,
+                )),
             ));
             progress(&format!(
                 "federation controller and DNS running against {FEDERATION_CONTEXT}"
@@ -348,6 +345,11 @@ impl DemoArgs {
         runtime::say("stopped");
         Ok(())
     }
+}
+
+/// Resolves once `stop` turns true: the controllers' shutdown.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// The listening ports of the clusters, the federation API and its DNS.

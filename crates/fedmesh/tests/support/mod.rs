@@ -71,3 +71,15 @@ pub async fn can_i(kubeconfig: &Path, verb: &str, resource: &str) -> String {
     let out = command("kubectl", args).await;
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
+
+/// `dig +short`'s output as lines: the CNAME chain in its order, then the
+/// addresses sorted (the server's order of them is not part of the answer).
+pub fn dig_answer(out: &str) -> Vec<String> {
+    let (mut chain, mut addresses): (Vec<String>, Vec<String>) = out
+        .lines()
+        .map(str::to_owned)
+        .partition(|l| l.ends_with('.'));
+    addresses.sort();
+    chain.append(&mut addresses);
+    chain
+}
