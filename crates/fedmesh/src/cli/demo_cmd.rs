@@ -87,7 +87,8 @@ fn load_balancer_pool(cluster: &str) -> &'static str {
 /// Arguments of `fedmesh demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Keep both clusters' state here (SQLite); a restart resumes it.
+    /// Keep the clusters' and the federation's state here (SQLite); a
+    /// restart resumes it.
     /// Without it, state lives in memory and goes when the demo stops.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -96,8 +97,8 @@ pub(crate) struct DemoArgs {
     /// directory, or in a temporary one).
     #[arg(long, value_name = "FILE")]
     kubeconfig_out: Option<PathBuf>,
-    /// Serve `local` on this port of 127.0.0.1, `remotecluster` on the
-    /// next, the federation API on N+2 and its DNS on N+3 (default: the
+    /// Serve `local` on port N of 127.0.0.1, `remotecluster` on N+1, the
+    /// federation API on N+2 and its DNS on N+3 (default: the
     /// ports of the last run with this data directory, or free ones; 0:
     /// free ones).
     #[arg(long, value_name = "N")]

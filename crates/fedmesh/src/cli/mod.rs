@@ -53,7 +53,8 @@ enum Command {
     Endpoints(identity_cmd::EndpointsArgs),
     /// Federated service DNS: write records to external DNS providers.
     Dns(dns_cmd::DnsArgs),
-    /// Start a two-cluster mesh on this machine, with seed examples, to try fedmesh.
+    /// Start a two-cluster mesh and a federation of the same clusters (with
+    /// its DNS) on this machine, with seed examples, to try fedmesh.
     Demo(demo_cmd::DemoArgs),
     /// Serve an embedded Kubernetes-compatible API server.
     Apiserver(crate::apiserver_cmd::ApiserverArgs),
