@@ -773,7 +773,22 @@ fn shell_quote(path: &Path) -> String {
 mod tests {
     use std::path::Path;
 
-    use super::shell_quote;
+    use super::{Ports, shell_quote};
+
+    fn ports(base: Option<u16>, dns: Option<u16>) -> [u16; 4] {
+        let p = Ports::choose(Path::new("/nonexistent"), base, dns, false);
+        [p.local, p.remote, p.federation, p.dns]
+    }
+
+    #[test]
+    fn ports_follow_the_base_port_and_dns_port_overrides() {
+        assert_eq!(ports(Some(7000), None), [7000, 7001, 7002, 7003]);
+        assert_eq!(ports(Some(7000), Some(5353)), [7000, 7001, 7002, 5353]);
+        // 0 means free ports for all, not port 1, 2 and 3.
+        assert_eq!(ports(Some(0), None), [0; 4]);
+        assert_eq!(ports(None, None), [0; 4]);
+        assert_eq!(ports(None, Some(5353)), [0, 0, 0, 5353]);
+    }
 
     #[test]
     fn paths_are_quoted_only_when_the_shell_needs_it() {
