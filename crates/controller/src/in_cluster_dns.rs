@@ -14,21 +14,10 @@ use fedmesh_core::federation::FEDERATION_LABEL;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
 
-use crate::runtime::watch::{self, Progress, Signal, Update};
-
-/// The three watches, merged (boxed: a Node is far larger than the rest).
-enum Seen {
-    Service(Box<Signal<Service>>),
-    Slice(Box<Signal<EndpointSlice>>),
-    Node(Box<Signal<Node>>),
-}
-
-/// Which watch a progress report is about, for the log.
-const WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];
+use crate::runtime::watch::{self, MEMBER_WATCHES, MemberSeen, Progress, Signal, Update};
 
 /// Watches the member `client` reaches and sends every change of its
 /// in-cluster records to `changes`, until the receiver is dropped.
@@ -38,36 +27,24 @@ const WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];
 /// one only what an event changed. Only Services with the federation label
 /// are watched (the copies the federation control plane writes).
 pub async fn run(client: kube::Client, config: InClusterConfig, changes: mpsc::Sender<DnsChange>) {
-    let services = watch::watch(
-        Api::<Service>::all(client.clone()),
+    let mut seen = std::pin::pin!(watch::member(
+        client,
         watcher::Config::default().labels(FEDERATION_LABEL),
-    )
-    .map(|s| Seen::Service(Box::new(s)));
-    let slices = watch::watch(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .map(|s| Seen::Slice(Box::new(s)));
-    let nodes = watch::watch(Api::<Node>::all(client), watcher::Config::default())
-        .map(|s| Seen::Node(Box::new(s)));
-    let mut seen = std::pin::pin!(futures::stream::select(
-        futures::stream::select(services, slices),
-        nodes
     ));
     let mut index = InClusterIndex::new(config);
     let mut listed = [false; 3];
     let mut started = false;
     while let Some(item) = seen.next().await {
         let (which, outcome) = match item {
-            Seen::Service(signal) => match *signal {
+            MemberSeen::Service(signal) => match *signal {
                 Signal::Update(u) => (0, Ok(apply_services(&mut index, u))),
                 Signal::Progress(p) => (0, Err(p)),
             },
-            Seen::Slice(signal) => match *signal {
+            MemberSeen::Slice(signal) => match *signal {
                 Signal::Update(u) => (1, Ok(apply_slices(&mut index, u))),
                 Signal::Progress(p) => (1, Err(p)),
             },
-            Seen::Node(signal) => match *signal {
+            MemberSeen::Node(signal) => match *signal {
                 Signal::Update(u) => (2, Ok(apply_nodes(&mut index, u))),
                 Signal::Progress(p) => (2, Err(p)),
             },
@@ -104,7 +81,7 @@ pub async fn run(client: kube::Client, config: InClusterConfig, changes: mpsc::S
 }
 
 fn report(which: usize, progress: &Progress) {
-    let watch = WATCHES[which];
+    let watch = MEMBER_WATCHES[which];
     match progress {
         Progress::Listed => tracing::debug!(watch, "listed"),
         Progress::Failed(failure) => tracing::warn!(

@@ -10,8 +10,7 @@ use fedmesh_core::federation::{
 };
 use futures::StreamExt;
 use futures::future::BoxFuture;
-use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{Api, PostParams};
 use kube::runtime::watcher;
 use tokio::sync::mpsc;
@@ -23,7 +22,7 @@ use crate::Metrics;
 use crate::runtime::claim::Claim;
 use crate::runtime::clusters::{Feature, Report, Reports};
 use crate::runtime::errors::Failure;
-use crate::runtime::watch::{self, Progress, Signal, Update};
+use crate::runtime::watch::{self, MemberSeen, Progress, Signal, Update};
 use crate::runtime::writer::{
     ApiTarget, ObjectKey, Target, Writer, WriterConfig, WriterHandle, covers_owned,
 };
@@ -122,12 +121,6 @@ fn service_covers(desired: &Service, live: &Service) -> bool {
     marks(desired) == marks(live) && covers_owned(desired, live, &["spec"])
 }
 
-enum Seen {
-    Service(Box<Signal<Service>>),
-    Slice(Box<Signal<EndpointSlice>>),
-    Node(Box<Signal<Node>>),
-}
-
 /// Watches a member's Services, EndpointSlices and Nodes until the session
 /// ends, reporting to the ClusterSet once all three have listed.
 async fn watch_member(
@@ -137,22 +130,7 @@ async fn watch_member(
     statuses: MemberStatuses,
     reports: Reports,
 ) {
-    let services = watch::watch(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .map(|s| Seen::Service(Box::new(s)));
-    let slices = watch::watch(
-        Api::<EndpointSlice>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .map(|s| Seen::Slice(Box::new(s)));
-    let nodes = watch::watch(Api::<Node>::all(client), watcher::Config::default())
-        .map(|s| Seen::Node(Box::new(s)));
-    let mut seen = std::pin::pin!(futures::stream::select(
-        futures::stream::select(services, slices),
-        nodes
-    ));
+    let mut seen = std::pin::pin!(watch::member(client, watcher::Config::default()));
     let mut listed = [false; 3];
     let mut failing = [false; 3];
     let mut counts = (0usize, 0usize);
@@ -160,7 +138,7 @@ async fn watch_member(
     let mut place = topology.topology();
     while let Some(item) = seen.next().await {
         let (index, progress) = match item {
-            Seen::Service(signal) => match *signal {
+            MemberSeen::Service(signal) => match *signal {
                 Signal::Update(update) => {
                     counts.0 = match &update {
                         Update::Reset(all) => all.len(),
@@ -178,7 +156,7 @@ async fn watch_member(
                 }
                 Signal::Progress(p) => (0, Some(p)),
             },
-            Seen::Slice(signal) => match *signal {
+            MemberSeen::Slice(signal) => match *signal {
                 Signal::Update(update) => {
                     if let Update::Reset(all) = &update {
                         counts.1 = all.iter().map(|s| s.endpoints.len()).sum();
@@ -194,7 +172,7 @@ async fn watch_member(
                 }
                 Signal::Progress(p) => (1, Some(p)),
             },
-            Seen::Node(signal) => match *signal {
+            MemberSeen::Node(signal) => match *signal {
                 Signal::Update(update) => {
                     match &update {
                         Update::Reset(all) => topology.reset(all.iter().filter_map(|n| {

@@ -10,6 +10,8 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Node, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::Api;
 use kube::runtime::watcher;
 use serde::de::DeserializeOwned;
@@ -45,6 +47,40 @@ pub enum Signal<K> {
     Update(Update<K>),
     /// The watch's health changed.
     Progress(Progress),
+}
+
+/// What one of a member cluster's three watches saw (see [`member`]);
+/// boxed, as a Node is far larger than the rest.
+pub enum MemberSeen {
+    /// The Services watch.
+    Service(Box<Signal<Service>>),
+    /// The EndpointSlices watch.
+    Slice(Box<Signal<EndpointSlice>>),
+    /// The Nodes watch.
+    Node(Box<Signal<Node>>),
+}
+
+/// The names of a member's three watches, in [`member`]'s order (0, 1, 2),
+/// for logs and per-watch state.
+pub const MEMBER_WATCHES: [&str; 3] = ["Services", "EndpointSlices", "Nodes"];
+
+/// A member cluster's Services (those `services` selects), EndpointSlices
+/// and Nodes, watched together: what both the federation control plane and
+/// the in-cluster DNS read of a member (shards, their health and zones).
+pub fn member(
+    client: kube::Client,
+    services: watcher::Config,
+) -> impl Stream<Item = MemberSeen> + Send {
+    let services = watch(Api::<Service>::all(client.clone()), services)
+        .map(|s| MemberSeen::Service(Box::new(s)));
+    let slices = watch(
+        Api::<EndpointSlice>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .map(|s| MemberSeen::Slice(Box::new(s)));
+    let nodes = watch(Api::<Node>::all(client), watcher::Config::default())
+        .map(|s| MemberSeen::Node(Box::new(s)));
+    futures::stream::select(futures::stream::select(services, slices), nodes)
 }
 
 /// The first wait before a failed watch starts again; it doubles per
